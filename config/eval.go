@@ -1,0 +1,98 @@
+package config
+
+import (
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+)
+
+// evalContext exposes `env.NAME`, `env("NAME", "default")` and HCL's standard functions.
+func evalContext(env map[string]string) *hcl.EvalContext {
+	vals := make(map[string]cty.Value, len(env))
+	for k, v := range env {
+		vals[k] = cty.StringVal(v)
+	}
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{"env": cty.ObjectVal(vals)},
+		Functions: functions(env),
+	}
+}
+
+func envFunc(env map[string]string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Returns the environment variable NAME, or the default (\"\" when none is given) when it is unset.",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam:    &function.Parameter{Name: "default", Type: cty.String},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if v, ok := env[args[0].AsString()]; ok {
+				return cty.StringVal(v), nil
+			}
+			if len(args) > 1 {
+				return args[1], nil
+			}
+			return cty.StringVal(""), nil
+		},
+	})
+}
+
+func functions(env map[string]string) map[string]function.Function {
+	return map[string]function.Function{
+		"env":        envFunc(env),
+		"abs":        stdlib.AbsoluteFunc,
+		"ceil":       stdlib.CeilFunc,
+		"chomp":      stdlib.ChompFunc,
+		"coalesce":   stdlib.CoalesceFunc,
+		"compact":    stdlib.CompactFunc,
+		"concat":     stdlib.ConcatFunc,
+		"contains":   stdlib.ContainsFunc,
+		"distinct":   stdlib.DistinctFunc,
+		"element":    stdlib.ElementFunc,
+		"flatten":    stdlib.FlattenFunc,
+		"floor":      stdlib.FloorFunc,
+		"format":     stdlib.FormatFunc,
+		"formatlist": stdlib.FormatListFunc,
+		"indent":     stdlib.IndentFunc,
+		"join":       stdlib.JoinFunc,
+		"jsondecode": stdlib.JSONDecodeFunc,
+		"jsonencode": stdlib.JSONEncodeFunc,
+		"keys":       stdlib.KeysFunc,
+		"length":     stdlib.LengthFunc,
+		"lookup":     stdlib.LookupFunc,
+		"lower":      stdlib.LowerFunc,
+		"max":        stdlib.MaxFunc,
+		"merge":      stdlib.MergeFunc,
+		"min":        stdlib.MinFunc,
+		"parseint":   stdlib.ParseIntFunc,
+		"range":      stdlib.RangeFunc,
+		"regex":      stdlib.RegexFunc,
+		"regexall":   stdlib.RegexAllFunc,
+		"replace":    stdlib.ReplaceFunc,
+		"reverse":    stdlib.ReverseListFunc,
+		"sort":       stdlib.SortFunc,
+		"split":      stdlib.SplitFunc,
+		"strrev":     stdlib.ReverseFunc,
+		"substr":     stdlib.SubstrFunc,
+		"title":      stdlib.TitleFunc,
+		"trim":       stdlib.TrimFunc,
+		"trimprefix": stdlib.TrimPrefixFunc,
+		"trimspace":  stdlib.TrimSpaceFunc,
+		"trimsuffix": stdlib.TrimSuffixFunc,
+		"upper":      stdlib.UpperFunc,
+		"values":     stdlib.ValuesFunc,
+		"zipmap":     stdlib.ZipmapFunc,
+	}
+}
+
+// FunctionNames lists the functions available in configuration files, for the reference.
+func FunctionNames() []string {
+	var names []string
+	for n := range functions(nil) {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,319 @@
+package config
+
+import (
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Options are the inputs of Load besides the file.
+type Options struct {
+	// Env is the environment seen by ${env.NAME} and env(): the process environment plus
+	// values set through putenv.
+	Env map[string]string
+	// Kinds is the table of job kinds; "exec" must be in it.
+	Kinds map[string]Kind
+	// Main is the command given after `--`; it becomes the job "main".
+	Main []string
+}
+
+// Load reads, decodes and validates the file at path. The returned diagnostics may hold
+// warnings even when the config is valid; on any error the Config is nil.
+func Load(path string, opts Options) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read configuration",
+			Detail:   err.Error(),
+			Subject:  &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
+	}
+	return Parse(path, src, opts)
+}
+
+// Parse is Load for a file already in memory; path decides the syntax (".json" is HCL JSON)
+// and names the file in diagnostics.
+func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
+	p := hclparse.NewParser()
+	var (
+		f     *hcl.File
+		diags hcl.Diagnostics
+	)
+	if strings.HasSuffix(strings.ToLower(path), ".json") {
+		f, diags = p.ParseJSON(src, path)
+	} else {
+		f, diags = p.ParseHCL(src, path)
+	}
+	if diags.HasErrors() {
+		return nil, sortDiags(diags)
+	}
+	l := &loader{opts: opts, d: &Decoder{ctx: evalContext(opts.Env)}}
+	cfg := l.decode(f.Body)
+	cfg.Path = path
+	l.validate(cfg)
+	all := sortDiags(append(diags, l.d.Diags...))
+	if all.HasErrors() {
+		return nil, all
+	}
+	return cfg, all
+}
+
+func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		if a == nil || b == nil {
+			return b != nil
+		}
+		if a.Start.Line != b.Start.Line {
+			return a.Start.Line < b.Start.Line
+		}
+		return a.Start.Column < b.Start.Column
+	})
+	return diags
+}
+
+type loader struct {
+	opts Options
+	d    *Decoder
+}
+
+var rootSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "stop_timeout"}, {Name: "exit_on_failure"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "consul"}, {Type: "control"}, {Type: "telemetry"}, {Type: "logging"},
+		{Type: "job", LabelNames: []string{"name"}},
+		{Type: "watch", LabelNames: []string{"name"}},
+	},
+}
+
+func (l *loader) decode(body hcl.Body) *Config {
+	d := l.d
+	cfg := &Config{
+		StopTimeout: DefaultStopTimeout,
+		Control:     Control{Socket: DefaultSocket, Mode: 0o600},
+		Logging:     Logging{Level: "info", Format: "text"},
+	}
+	content, diags := body.Content(rootSchema)
+	d.Diags = append(d.Diags, diags...)
+	d.Duration(content.Attributes, "stop_timeout", &cfg.StopTimeout)
+	d.Bool(content.Attributes, "exit_on_failure", &cfg.ExitOnFailure)
+
+	seen := map[string]*hcl.Block{}
+	jobNames := map[string]*hcl.Block{}
+	watchNames := map[string]*hcl.Block{}
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "job":
+			if prev, dup := jobNames[b.Labels[0]]; dup {
+				d.Errorf(b.LabelRanges[0], "job %q is defined twice (first at line %d)", b.Labels[0], prev.DefRange.Start.Line)
+				continue
+			}
+			jobNames[b.Labels[0]] = b
+			if j := l.decodeJob(b); j != nil {
+				cfg.Jobs = append(cfg.Jobs, j)
+			}
+			continue
+		case "watch":
+			if prev, dup := watchNames[b.Labels[0]]; dup {
+				d.Errorf(b.LabelRanges[0], "watch %q is defined twice (first at line %d)", b.Labels[0], prev.DefRange.Start.Line)
+				continue
+			}
+			watchNames[b.Labels[0]] = b
+			cfg.Watches = append(cfg.Watches, l.decodeWatch(b))
+			continue
+		}
+		if prev, dup := seen[b.Type]; dup {
+			d.Errorf(b.DefRange, "only one %q block is allowed (the first is at line %d)", b.Type, prev.DefRange.Start.Line)
+			continue
+		}
+		seen[b.Type] = b
+		switch b.Type {
+		case "consul":
+			cfg.Consul = l.decodeConsul(b)
+		case "control":
+			l.decodeControl(b, &cfg.Control)
+		case "telemetry":
+			cfg.Telemetry = l.decodeTelemetry(b)
+		case "logging":
+			l.decodeLogging(b, &cfg.Logging)
+		}
+	}
+	if len(l.opts.Main) > 0 {
+		if prev, dup := jobNames[MainJob]; dup {
+			d.Errorf(prev.LabelRanges[0], "job %q is reserved for the command given after --; rename this job", MainJob)
+		} else {
+			cfg.Jobs = append(cfg.Jobs, l.mainJob())
+		}
+	}
+	return cfg
+}
+
+func (l *loader) mainJob() *Job {
+	return &Job{
+		Name:        MainJob,
+		Kind:        "exec",
+		Exec:        append([]string(nil), l.opts.Main...),
+		Restarts:    0,
+		Backoff:     Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
+		StopSignal:  syscall.SIGTERM,
+		StopTimeout: DefaultJobStopTimeout,
+		Logging:     JobLogging{Prefix: false, Color: "never"},
+		Main:        true,
+		Range:       hcl.Range{Filename: "command line", Start: hcl.InitialPos, End: hcl.InitialPos},
+	}
+}
+
+func (l *loader) decodeControl(b *hcl.Block, c *Control) {
+	d := l.d
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "socket"}, {Name: "mode"}, {Name: "group"}}})
+	d.Diags = append(d.Diags, diags...)
+	d.String(content.Attributes, "socket", &c.Socket)
+	d.FileMode(content.Attributes, "mode", &c.Mode)
+	d.String(content.Attributes, "group", &c.Group)
+	if a, ok := content.Attributes["socket"]; ok && c.Socket == "" {
+		d.Errorf(a.Expr.Range(), "\"socket\" must be a path")
+	}
+	if a, ok := content.Attributes["mode"]; ok && c.Mode&0o007 != 0 {
+		d.Errorf(a.Expr.Range(), "the control socket must not be reachable by others (mode %04o gives rights to all users); use \"0600\" or \"0660\" with a group", c.Mode)
+	}
+}
+
+func (l *loader) decodeLogging(b *hcl.Block, lg *Logging) {
+	d := l.d
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "level"}, {Name: "format"}}})
+	d.Diags = append(d.Diags, diags...)
+	if d.String(content.Attributes, "level", &lg.Level) {
+		lg.Level = strings.ToLower(lg.Level)
+		d.OneOf(content.Attributes, "level", lg.Level, "debug", "info", "warn", "error")
+	}
+	if d.String(content.Attributes, "format", &lg.Format) {
+		d.OneOf(content.Attributes, "format", lg.Format, "text", "json")
+	}
+}
+
+func (l *loader) decodeConsul(b *hcl.Block) *Consul {
+	d := l.d
+	c := &Consul{}
+	content, diags := b.Body.Content(&hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "address"}, {Name: "scheme"}, {Name: "token"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "tls"}},
+	})
+	d.Diags = append(d.Diags, diags...)
+	d.String(content.Attributes, "address", &c.Address)
+	if d.String(content.Attributes, "scheme", &c.Scheme) {
+		d.OneOf(content.Attributes, "scheme", c.Scheme, "http", "https")
+	}
+	d.String(content.Attributes, "token", &c.Token)
+	for i, tb := range content.Blocks {
+		if i > 0 {
+			d.Errorf(tb.DefRange, "only one \"tls\" block is allowed")
+			continue
+		}
+		t := &ConsulTLS{}
+		tc, diags := tb.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+			{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"}, {Name: "server_name"}, {Name: "insecure_skip_verify"}}})
+		d.Diags = append(d.Diags, diags...)
+		d.String(tc.Attributes, "ca_file", &t.CAFile)
+		d.String(tc.Attributes, "cert_file", &t.CertFile)
+		d.String(tc.Attributes, "key_file", &t.KeyFile)
+		d.String(tc.Attributes, "server_name", &t.ServerName)
+		d.Bool(tc.Attributes, "insecure_skip_verify", &t.InsecureSkipVerify)
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			d.Errorf(tb.DefRange, "\"cert_file\" and \"key_file\" go together; set both or neither")
+		}
+		c.TLS = t
+	}
+	return c
+}
+
+var metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (l *loader) decodeTelemetry(b *hcl.Block) *Telemetry {
+	d := l.d
+	t := &Telemetry{}
+	content, diags := b.Body.Content(&hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "register"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "metric", LabelNames: []string{"name"}}},
+	})
+	d.Diags = append(d.Diags, diags...)
+	d.String(content.Attributes, "listen", &t.Listen)
+	d.Bool(content.Attributes, "register", &t.Register)
+	names := map[string]bool{}
+	for _, mb := range content.Blocks {
+		m := &Metric{Name: mb.Labels[0], Range: mb.DefRange}
+		if !metricName.MatchString(m.Name) || strings.HasPrefix(m.Name, "__") {
+			d.Errorf(mb.LabelRanges[0], "%q is not a valid Prometheus metric name", m.Name)
+		} else if strings.HasPrefix(m.Name, "pilotfish_") {
+			d.Errorf(mb.LabelRanges[0], "metric names starting with \"pilotfish_\" are reserved for built-in metrics")
+		}
+		if names[m.Name] {
+			d.Errorf(mb.LabelRanges[0], "metric %q is declared twice", m.Name)
+		}
+		names[m.Name] = true
+		mc, diags := mb.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+			{Name: "type", Required: true}, {Name: "help"}, {Name: "labels"}, {Name: "buckets"}, {Name: "objectives"}}})
+		d.Diags = append(d.Diags, diags...)
+		if d.String(mc.Attributes, "type", &m.Type) {
+			d.OneOf(mc.Attributes, "type", m.Type, "counter", "gauge", "histogram", "summary")
+		}
+		d.String(mc.Attributes, "help", &m.Help)
+		if m.Help == "" {
+			m.Help = m.Name
+		}
+		if d.Strings(mc.Attributes, "labels", &m.Labels) {
+			for _, ln := range m.Labels {
+				if !labelName.MatchString(ln) || strings.HasPrefix(ln, "__") {
+					d.Errorf(mc.Attributes["labels"].Expr.Range(), "%q is not a valid Prometheus label name", ln)
+				}
+			}
+		}
+		if a, ok := mc.Attributes["buckets"]; ok {
+			if m.Type != "histogram" {
+				d.Errorf(a.NameRange, "\"buckets\" applies only to histograms")
+			}
+			l.floats(a, &m.Buckets)
+			if !sort.Float64sAreSorted(m.Buckets) {
+				d.Errorf(a.Expr.Range(), "\"buckets\" must be in increasing order")
+			}
+		}
+		if a, ok := mc.Attributes["objectives"]; ok {
+			if m.Type != "summary" {
+				d.Errorf(a.NameRange, "\"objectives\" applies only to summaries")
+			}
+			m.Objectives = l.objectives(a)
+		}
+		t.Metrics = append(t.Metrics, m)
+	}
+	return t
+}
+
+func (l *loader) decodeWatch(b *hcl.Block) *Watch {
+	d := l.d
+	w := &Watch{Name: b.Labels[0], Service: b.Labels[0], Range: b.DefRange}
+	l.checkName(b, "watch")
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "tag"}, {Name: "dc"}}})
+	d.Diags = append(d.Diags, diags...)
+	d.String(content.Attributes, "service", &w.Service)
+	d.String(content.Attributes, "tag", &w.Tag)
+	d.String(content.Attributes, "dc", &w.DC)
+	return w
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (l *loader) checkName(b *hcl.Block, what string) {
+	name := b.Labels[0]
+	switch {
+	case !nameRE.MatchString(name):
+		l.d.Errorf(b.LabelRanges[0], "%s name %q must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", what, name)
+	case what == "job" && (name == "global" || strings.HasPrefix(name, "watch.")):
+		l.d.Errorf(b.LabelRanges[0], "job name %q is reserved for event sources; rename the job", name)
+	}
+}

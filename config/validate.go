@@ -1,0 +1,173 @@
+package config
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/pilotfish/pilotfish/events"
+)
+
+// validate runs the checks that need the whole file: trigger sources and codes, cycles, and
+// blocks that depend on other blocks.
+func (l *loader) validate(cfg *Config) {
+	d := l.d
+	emits := map[string][]events.Code{events.Global: events.GlobalCodes}
+	for _, w := range cfg.Watches {
+		emits[w.Source()] = events.WatchCodes
+		if cfg.Consul == nil {
+			d.Errorf(w.Range, "watch %q needs Consul: add a consul {} block (watches follow services registered there)", w.Name)
+		}
+	}
+	for _, j := range cfg.Jobs {
+		emits[j.Name] = Emits(l.opts.Kinds, j)
+	}
+	if cfg.Telemetry != nil && cfg.Telemetry.Register && cfg.Consul == nil {
+		d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs a consul {} block")
+	}
+
+	for _, j := range cfg.Jobs {
+		if j.Service != nil && cfg.Consul == nil {
+			d.Errorf(j.Service.Range, "job %q has a service block but there is no consul {} block; add one, or remove the service block", j.Name)
+		}
+		if j.StopTimeout > cfg.StopTimeout {
+			d.Warnf(j.Range, "job %q has stop_timeout %s, longer than the whole shutdown budget (top-level stop_timeout %s); it will be killed when that runs out", j.Name, j.StopTimeout, cfg.StopTimeout)
+		}
+		for _, t := range j.When.Triggers() {
+			if !t.Code.Valid() {
+				continue // reported while decoding
+			}
+			codes, ok := emits[t.Source]
+			switch {
+			case !ok && strings.HasPrefix(t.Source, events.WatchPrefix):
+				d.Errorf(t.Range, "job %q waits for %q, but there is no watch %q; declare it with watch %q {}", j.Name, t.Source, strings.TrimPrefix(t.Source, events.WatchPrefix), strings.TrimPrefix(t.Source, events.WatchPrefix))
+			case !ok:
+				d.Errorf(t.Range, "job %q waits for %q, which is not a job, a watch (\"watch.NAME\") or \"global\"%s", j.Name, t.Source, suggest(t.Source, emits))
+			case t.Source == j.Name:
+				d.Errorf(t.Range, "job %q cannot be triggered by its own events", j.Name)
+			case !hasCode(codes, t.Code):
+				d.Errorf(t.Range, "job %q waits for %s.%s, which can never happen: %q emits only %s%s", j.Name, t.Source, t.Code, t.Source, joinCodes(codes), whyNot(t))
+			}
+		}
+	}
+	l.checkCycles(cfg)
+}
+
+func whyNot(t Trigger) string {
+	switch t.Code {
+	case events.Healthy, events.Unhealthy:
+		return " (add a health block to it to get healthy/unhealthy)"
+	case events.TimerExpired:
+		return " (it needs a when.timeout)"
+	}
+	return ""
+}
+
+// Jobs0Range is a position to report top-level problems at: the first job, or the file start.
+func (c *Config) Jobs0Range() (r hcl.Range) {
+	if len(c.Jobs) > 0 {
+		return c.Jobs[0].Range
+	}
+	r.Filename = c.Path
+	r.Start.Line, r.Start.Column = 1, 1
+	r.End = r.Start
+	return r
+}
+
+func hasCode(codes []events.Code, c events.Code) bool {
+	for _, x := range codes {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func joinCodes(codes []events.Code) string {
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = string(c)
+	}
+	return strings.Join(s, ", ")
+}
+
+func suggest(name string, known map[string][]events.Code) string {
+	best, bestD := "", 3
+	for k := range known {
+		if d := editDistance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return "; did you mean \"" + best + "\"?"
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// checkCycles reports every trigger cycle between jobs once.
+func (l *loader) checkCycles(cfg *Config) {
+	byName := map[string]*Job{}
+	for _, j := range cfg.Jobs {
+		byName[j.Name] = j
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var visit func(n string)
+	visit = func(n string) {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, t := range byName[n].When.Triggers() {
+			if _, isJob := byName[t.Source]; !isJob || t.Source == n {
+				continue
+			}
+			switch color[t.Source] {
+			case white:
+				visit(t.Source)
+			case grey:
+				i := len(stack) - 1
+				for stack[i] != t.Source {
+					i--
+				}
+				cycle := append(append([]string(nil), stack[i:]...), t.Source)
+				l.d.Errorf(t.Range, "trigger cycle: %s (each waits for the next; none of them can ever start)", strings.Join(cycle, " → "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if color[n] == white {
+			visit(n)
+		}
+	}
+}
