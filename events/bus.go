@@ -164,6 +164,9 @@ func (b *Bus) Subscribe(opts SubscribeOptions) *Subscription {
 		if s.limit > 0 && len(s.queue) > s.limit {
 			s.queue = s.queue[len(s.queue)-s.limit:]
 		}
+		if n := len(s.queue); n > 0 {
+			s.last = s.queue[n-1].Seq
+		}
 	}
 	b.subs = append(b.subs, s)
 	b.mu.Unlock()

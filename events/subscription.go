@@ -16,6 +16,7 @@ type Subscription struct {
 	mu       sync.Mutex
 	queue    []Event
 	head     int
+	last     uint64 // Seq of the last event accepted
 	inFlight bool // the pump holds one event it has not delivered yet
 
 	wake    chan struct{}
@@ -46,6 +47,14 @@ func (s *Subscription) Depth() int {
 	return n
 }
 
+// LastSeq is the sequence number of the last event accepted for this subscriber (0 if
+// none). A subscriber that has handled an event with this number is caught up.
+func (s *Subscription) LastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
 // Close unsubscribes. Events still queued are discarded.
 func (s *Subscription) Close() {
 	s.bus.remove(s)
@@ -73,6 +82,7 @@ func (s *Subscription) offer(ev Event) bool {
 		return false
 	}
 	s.queue = append(s.queue, ev)
+	s.last = ev.Seq
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

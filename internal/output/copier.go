@@ -1,0 +1,110 @@
+package output
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Copier moves one stream of a job to its destinations.
+type Copier struct {
+	// Sink receives the output; nil discards it.
+	Sink io.Writer
+	// Prefix is put before every line ("[app] ", maybe coloured). Raw passes bytes through
+	// untouched instead of by lines.
+	Prefix []byte
+	Raw    bool
+	// File, if set, receives every line without prefix.
+	File io.Writer
+	// OnLine, if set, sees every line (without its newline); it must not keep the slice.
+	OnLine func([]byte)
+}
+
+// Copy reads r until EOF or error.
+func (c *Copier) Copy(r io.Reader) {
+	if c.Raw {
+		c.copyRaw(r)
+		return
+	}
+	br := bufio.NewReaderSize(r, MaxLine)
+	var batch, fileBatch []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			body := bytes.TrimSuffix(line, []byte{'\n'})
+			batch = append(batch, c.Prefix...)
+			batch = append(batch, body...)
+			batch = append(batch, '\n')
+			if c.File != nil {
+				fileBatch = append(fileBatch, body...)
+				fileBatch = append(fileBatch, '\n')
+			}
+			if c.OnLine != nil {
+				c.OnLine(body)
+			}
+		}
+		// Flush when nothing more is buffered, so a quiet job's lines appear at once and a
+		// flood is written in large batches.
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) || br.Buffered() == 0 || len(batch) >= 4*MaxLine {
+			c.flush(batch, fileBatch)
+			batch, fileBatch = batch[:0], fileBatch[:0]
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+func (c *Copier) flush(batch, fileBatch []byte) {
+	if len(batch) == 0 {
+		return
+	}
+	if c.Sink != nil {
+		_, _ = c.Sink.Write(batch)
+	}
+	if c.File != nil {
+		_, _ = c.File.Write(fileBatch)
+	}
+}
+
+// copyRaw passes chunks through as they come; lines are still split out for the file copy
+// and OnLine.
+func (c *Copier) copyRaw(r io.Reader) {
+	buf := make([]byte, 32<<10)
+	var partial []byte
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if c.Sink != nil {
+				_, _ = c.Sink.Write(chunk)
+			}
+			if c.File != nil {
+				_, _ = c.File.Write(chunk)
+			}
+			if c.OnLine != nil {
+				partial = append(partial, chunk...)
+				for {
+					i := bytes.IndexByte(partial, '\n')
+					if i < 0 {
+						break
+					}
+					c.OnLine(partial[:i])
+					partial = partial[i+1:]
+				}
+				if len(partial) > MaxLine {
+					c.OnLine(partial)
+					partial = partial[:0]
+				}
+				partial = append([]byte(nil), partial...)
+			}
+		}
+		if err != nil {
+			if len(partial) > 0 && c.OnLine != nil {
+				c.OnLine(partial)
+			}
+			return
+		}
+	}
+}

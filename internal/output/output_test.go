@@ -1,0 +1,139 @@
+package output
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Several jobs flooding one sink: every line arrives whole, none is lost.
+func TestLinesNeverInterleaveOrDrop(t *testing.T) {
+	var buf bytes.Buffer
+	sink := NewSink(&buf)
+	const jobs, lines = 4, 20000
+	var wg sync.WaitGroup
+	for j := 0; j < jobs; j++ {
+		pr, pw := io.Pipe()
+		c := &Copier{Sink: sink, Prefix: []byte(fmt.Sprintf("[job%d] ", j))}
+		wg.Add(2)
+		go func() { defer wg.Done(); c.Copy(pr) }()
+		go func(j int) {
+			defer wg.Done()
+			w := bufio.NewWriterSize(pw, 777) // odd size: writes cut lines in the middle
+			for i := 0; i < lines; i++ {
+				fmt.Fprintf(w, "line %d of job %d %s\n", i, j, strings.Repeat("x", i%100))
+			}
+			w.Flush()
+			pw.Close()
+		}(j)
+	}
+	wg.Wait()
+	next := make([]int, jobs)
+	sc := bufio.NewScanner(&buf)
+	for sc.Scan() {
+		var j, i, j2 int
+		var x string
+		if _, err := fmt.Sscanf(sc.Text(), "[job%d] line %d of job %d %s", &j, &i, &j2, &x); err != nil && !strings.HasSuffix(sc.Text(), fmt.Sprintf("job %d ", j2)) {
+			if n, _ := fmt.Sscanf(sc.Text(), "[job%d] line %d of job %d", &j, &i, &j2); n != 3 {
+				t.Fatalf("mangled line %q", sc.Text())
+			}
+		}
+		if j != j2 || i != next[j] {
+			t.Fatalf("line %q out of order (want line %d of job %d)", sc.Text(), next[j], j)
+		}
+		next[j]++
+	}
+	for j, n := range next {
+		if n != lines {
+			t.Fatalf("job %d: %d lines of %d", j, n, lines)
+		}
+	}
+}
+
+func TestLongLinesAreSplit(t *testing.T) {
+	var buf bytes.Buffer
+	c := &Copier{Sink: NewSink(&buf), Prefix: []byte("[a] ")}
+	long := strings.Repeat("y", MaxLine*2+10)
+	c.Copy(strings.NewReader(long + "\nshort"))
+	got := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(got) != 4 || len(got[0]) != 4+MaxLine || got[2] != "[a] "+strings.Repeat("y", 10) || got[3] != "[a] short" {
+		t.Fatalf("got %d lines: lens %d", len(got), len(got[0]))
+	}
+}
+
+func TestRawPassThrough(t *testing.T) {
+	var buf bytes.Buffer
+	var lines []string
+	c := &Copier{Sink: NewSink(&buf), Raw: true, OnLine: func(b []byte) { lines = append(lines, string(b)) }}
+	in := "prompt: \x00\x01bin\nnext\npartial"
+	c.Copy(strings.NewReader(in))
+	if buf.String() != in {
+		t.Fatalf("raw output changed: %q", buf.String())
+	}
+	if strings.Join(lines, "|") != "prompt: \x00\x01bin|next|partial" {
+		t.Fatalf("lines %q", lines)
+	}
+}
+
+func TestPrefixColor(t *testing.T) {
+	if p := string(Prefix("a", "auto", 0, false)); p != "[a] " {
+		t.Fatalf("auto off a tty: %q", p)
+	}
+	if p := string(Prefix("a", "red", 0, false)); p != "\x1b[31m[a]\x1b[0m " {
+		t.Fatalf("red: %q", p)
+	}
+	if p := string(Prefix("a", "auto", 1, true)); !strings.HasPrefix(p, "\x1b[32m") {
+		t.Fatalf("auto on a tty: %q", p)
+	}
+}
+
+func TestRotation(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprint("compress=", compress), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "sub", "app.log")
+			r := &RotatingFile{Path: path, Size: 1000, Keep: 2, Compress: compress, OnError: func(err error) { t.Error(err) }}
+			line := strings.Repeat("z", 99) + "\n"
+			total := 0
+			for i := 0; i < 55; i++ {
+				n, err := r.Write([]byte(line))
+				if err != nil {
+					t.Fatal(err)
+				}
+				total += n
+			}
+			r.Close()
+			var kept int
+			for _, name := range []string{path, r.name(1), r.name(2)} {
+				b, err := os.ReadFile(name)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if compress && name != path {
+					zr, err := gzip.NewReader(bytes.NewReader(b))
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ = io.ReadAll(zr)
+				}
+				if len(b) > 1000 || len(b)%100 != 0 {
+					t.Fatalf("%s holds %d bytes", name, len(b))
+				}
+				kept += len(b)
+			}
+			if _, err := os.Stat(r.name(3)); !os.IsNotExist(err) {
+				t.Fatal("more than keep files kept")
+			}
+			if kept != 2500 { // 55 lines: 10 + 10 + 5 in the kept files
+				t.Fatalf("kept %d bytes", kept)
+			}
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package output
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// RotatingFile appends to a file and rotates it by size: path → path.1 → path.2 …, keeping
+// Keep old files, gzip-compressed (path.1.gz) when Compress is set. Compression runs in the
+// background so that a rotation never stalls the job whose output is written.
+type RotatingFile struct {
+	Path     string
+	Size     int64 // rotate when the file would grow past this; 0 never rotates
+	Keep     int
+	Compress bool
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+	gz   sync.WaitGroup
+	// OnError reports write and rotation errors (they never stop the job).
+	OnError func(error)
+}
+
+// Open opens (creating) the file for appending.
+func (r *RotatingFile) Open() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.openLocked()
+}
+
+func (r *RotatingFile) openLocked() error {
+	if err := os.MkdirAll(filepath.Dir(r.Path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(r.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.f, r.size = f, st.Size()
+	return nil
+}
+
+// Write appends p, rotating first when p would take the file past Size. p is written
+// whole, so lines are never cut across two files.
+func (r *RotatingFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		if err := r.openLocked(); err != nil {
+			r.report(err)
+			return 0, err
+		}
+	}
+	if r.Size > 0 && r.size > 0 && r.size+int64(len(p)) > r.Size {
+		if err := r.rotateLocked(); err != nil {
+			r.report(fmt.Errorf("cannot rotate %s: %w", r.Path, err))
+		}
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	if err != nil {
+		r.report(err)
+	}
+	return n, err
+}
+
+func (r *RotatingFile) report(err error) {
+	if r.OnError != nil {
+		r.OnError(err)
+	}
+}
+
+func (r *RotatingFile) name(i int) string {
+	if r.Compress {
+		return fmt.Sprintf("%s.%d.gz", r.Path, i)
+	}
+	return fmt.Sprintf("%s.%d", r.Path, i)
+}
+
+func (r *RotatingFile) rotateLocked() error {
+	r.f.Close()
+	r.f = nil
+	r.gz.Wait() // the previous path.1 must be compressed before it moves on
+	if r.Keep == 0 {
+		if err := os.Remove(r.Path); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return r.openLocked()
+	}
+	os.Remove(r.name(r.Keep))
+	for i := r.Keep - 1; i >= 1; i-- {
+		if err := os.Rename(r.name(i), r.name(i+1)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	if r.Compress {
+		tmp := r.Path + ".1.tmp"
+		if err := os.Rename(r.Path, tmp); err != nil {
+			return err
+		}
+		r.gz.Add(1)
+		go func() {
+			defer r.gz.Done()
+			if err := gzipFile(tmp, r.name(1)); err != nil {
+				r.report(fmt.Errorf("cannot compress %s: %w", tmp, err))
+			}
+		}()
+	} else if err := os.Rename(r.Path, r.name(1)); err != nil {
+		return err
+	}
+	return r.openLocked()
+}
+
+func gzipFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst+".part", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(dst+".part", dst); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
+
+// Close waits for background compression and closes the file.
+func (r *RotatingFile) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gz.Wait()
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
+}

@@ -1,0 +1,106 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"syscall"
+
+	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/output"
+	"github.com/pilotfish/pilotfish/internal/reaper"
+)
+
+// Kind is one job kind: its configuration half and a constructor for its runtime half.
+type Kind interface {
+	config.Kind
+	NewDriver(job *config.Job, rt *Runtime) (Driver, error)
+}
+
+// Driver is the kind-specific part of one job.
+type Driver interface {
+	// Arm is called when the job's trigger fires. A nil channel means "run now". Otherwise
+	// every value received from the channel starts a run, and the job shows waitState
+	// between runs (scheduled, listening).
+	Arm() (activations <-chan Activation, waitState State, err error)
+	// Disarm undoes Arm when the job stops.
+	Disarm()
+	// Start begins one run.
+	Start(req RunRequest) (Run, error)
+	// Concurrent reports whether runs may overlap (each activation its own run, never
+	// restarted), as for inetd's accept mode.
+	Concurrent() bool
+	// Close releases what the driver holds; the job is gone.
+	Close()
+}
+
+// Activation is what an armed driver hands to one run: a connection, a listening socket.
+type Activation struct {
+	Stdin, Stdout *os.File   // replace /dev/null and the stdout pipe when set
+	Files         []*os.File // passed as fd 3, 4, …
+	Env           []string   // added to the run's environment
+	Release       func()     // called once the run has started (or failed to)
+}
+
+// RunRequest is everything a driver needs to start one run.
+type RunRequest struct {
+	Env        []string
+	Activation Activation
+	// OnLine sees every output line (for the log probe); nil when nobody needs it.
+	OnLine func([]byte)
+}
+
+// Run is one execution: a process, or an HTTP call.
+type Run interface {
+	Pid() int // 0 when there is no process
+	Signal(sig syscall.Signal) error
+	Done() <-chan Result
+}
+
+// Result is how a run ended.
+type Result struct {
+	Code   int            // exit code; 128+N when killed by signal N
+	Signal syscall.Signal // the killing signal, or 0
+	Err    error          // set when the run could not start or the call failed
+}
+
+// Success reports a clean end.
+func (r Result) Success() bool { return r.Code == 0 && r.Err == nil }
+
+// Spawner starts processes whose exit status it delivers (the reaper).
+type Spawner interface {
+	Spawn(reaper.Spec) (*reaper.Process, error)
+}
+
+// Runtime is what jobs share: the bus, the reaper, the output sinks.
+type Runtime struct {
+	Bus     *events.Bus
+	Spawner Spawner
+	Stdout  *output.Sink
+	Stderr  *output.Sink
+	Log     *slog.Logger
+	// Environ returns the base environment of every run: pilotfish's own plus putenv values.
+	Environ func() []string
+	// OnChange is called after any job's status changed. It must not block.
+	OnChange func()
+	// PreStop, if set, runs when a job starts stopping, before its processes get the stop
+	// signal (discovery deregisters the job's service there). ctx ends at stop_timeout.
+	PreStop func(ctx context.Context, job string)
+}
+
+// Kinds is the table of job kinds. Adding a kind is one file and one line here.
+func Kinds() map[string]Kind {
+	return map[string]Kind{
+		"exec": execKind{},
+	}
+}
+
+// ConfigKinds is Kinds seen by package config.
+func ConfigKinds() map[string]config.Kind {
+	out := map[string]config.Kind{}
+	for n, k := range Kinds() {
+		out[n] = k
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package jobs
+
+import (
+	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/events"
+)
+
+type triggerKey struct {
+	source string
+	code   events.Code
+}
+
+// trigger holds what a job has seen of the events it waits for. It is owned by the job's
+// loop.
+type trigger struct {
+	when      *config.When
+	keys      map[triggerKey]bool // every (source, code) the job listens to
+	remaining map[triggerKey]bool // after: not seen yet
+	startup   bool                // startup has been seen
+	fired     bool                // a once/after/at-startup trigger has fired
+}
+
+func newTrigger(w *config.When) *trigger {
+	t := &trigger{when: w, keys: map[triggerKey]bool{}, remaining: map[triggerKey]bool{}}
+	for _, tr := range w.Triggers() {
+		k := triggerKey{tr.Source, tr.Code}
+		t.keys[k] = true
+		if len(w.After) > 0 {
+			t.remaining[k] = true
+		}
+	}
+	return t
+}
+
+// wants is the subscription filter. It runs under the bus lock and only reads immutable
+// fields.
+func (t *trigger) wants(ev events.Event) bool {
+	return t.keys[triggerKey{ev.Source, ev.Code}] || (ev.Source == events.Global && ev.Code == events.Startup)
+}
+
+// hookOnly reports whether k is a stopping/stopped trigger, the only kind honoured during
+// shutdown.
+func hookOnly(k triggerKey) bool { return k.code == events.Stopping || k.code == events.Stopped }
+
+// match tells what ev means for the job: fire now, or (for debounced triggers) restart the
+// debounce timer.
+func (t *trigger) match(ev events.Event, shuttingDown bool) (fire, debounce bool) {
+	k := triggerKey{ev.Source, ev.Code}
+	if !t.keys[k] || (shuttingDown && !hookOnly(k)) {
+		return false, false
+	}
+	w := t.when
+	switch {
+	case w.Once != "":
+		if t.fired {
+			return false, false
+		}
+		t.fired = true
+		return true, false
+	case len(w.After) > 0:
+		delete(t.remaining, k)
+		if len(t.remaining) > 0 || t.fired {
+			return false, false
+		}
+		t.fired = true
+		return true, false
+	default: // each, any
+		if w.Debounce > 0 {
+			return false, true
+		}
+		return true, false
+	}
+}
+
+// pending lists the triggers still awaited, for the liveness check.
+func (t *trigger) pending() []config.Trigger {
+	w := t.when
+	switch {
+	case w == nil:
+		if !t.startup {
+			return []config.Trigger{{Source: events.Global, Code: events.Startup}}
+		}
+		return nil
+	case w.Interval > 0:
+		return nil
+	case w.Once != "" || len(w.After) > 0:
+		if t.fired {
+			return nil
+		}
+		if len(w.After) > 0 {
+			var out []config.Trigger
+			for _, tr := range w.After {
+				if t.remaining[triggerKey{tr.Source, tr.Code}] {
+					out = append(out, tr)
+				}
+			}
+			return out
+		}
+	}
+	return w.Triggers()
+}
