@@ -7,8 +7,8 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // commonJobSchema lists the keys every kind accepts.

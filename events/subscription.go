@@ -17,7 +17,7 @@ type Subscription struct {
 	queue    []Event
 	head     int
 	last     uint64 // Seq of the last event accepted
-	inFlight bool // the pump holds one event it has not delivered yet
+	inFlight bool   // the pump holds one event it has not delivered yet
 
 	wake    chan struct{}
 	out     chan Event

@@ -9,8 +9,8 @@ import (
 // execKind runs a command; with restarts it is a service, without it a oneshot.
 type execKind struct{}
 
-func (execKind) Schema() *hcl.BodySchema        { return &hcl.BodySchema{} }
-func (execKind) ExecRule() config.ExecRule      { return config.ExecRequired }
+func (execKind) Schema() *hcl.BodySchema         { return &hcl.BodySchema{} }
+func (execKind) ExecRule() config.ExecRule       { return config.ExecRequired }
 func (execKind) Emits(*config.Job) []events.Code { return processCodes }
 
 var processCodes = []events.Code{events.Started, events.ExitSuccess, events.ExitFailed}

@@ -19,7 +19,7 @@ import (
 
 // Errors returned by the job's API, for the control plane to map to status codes.
 var (
-	ErrConflict = errors.New("conflict")   // the request does not fit the job's state
+	ErrConflict = errors.New("conflict")    // the request does not fit the job's state
 	ErrGone     = errors.New("job is gone") // the job was removed
 )
 

@@ -74,7 +74,7 @@ type procRun struct {
 	done chan Result
 }
 
-func (p *procRun) Pid() int             { return p.pid }
+func (p *procRun) Pid() int            { return p.pid }
 func (p *procRun) Done() <-chan Result { return p.done }
 
 // Signal signals the whole process group, so that children of the job's process get it too.

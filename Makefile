@@ -1,0 +1,43 @@
+# pilotfish — see README.md.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/pilotfish
+CONSUL   := .bin/consul
+
+export CGO_ENABLED := 0
+
+.PHONY: build test unit integration bench lint example fuzz consul clean
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pilotfish
+
+# The whole suite, as CI runs it: unit tests and the integration tests that run the binary
+# as PID 1 against real peers. Needs root (for unshare) on Linux.
+test: build
+	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./...
+
+unit:
+	CGO_ENABLED=1 $(GO) test -race -short ./...
+
+integration: build
+	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./integration_tests/...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./events/ ./jobs/ ./core/
+	bash bench/run
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
+
+# Runs the bundled example in the foreground: several dependent jobs, no Consul needed.
+# Stop it with Ctrl-C.
+example: build
+	cd examples/quickstart && ../../$(BIN) -config pilotfish.hcl
+
+clean:
+	rm -rf bin .bin
