@@ -1,9 +1,13 @@
 package events
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
+
+// ErrClosed is returned by Recv once the subscription has ended.
+var ErrClosed = errors.New("subscription closed")
 
 // RingSize is how many recent events the bus keeps for replay.
 const RingSize = 1024
@@ -146,18 +150,10 @@ type SubscribeOptions struct {
 	Replay *uint64
 }
 
-// Subscribe registers a subscriber. Events arrive on the returned subscription's C until
+// Subscribe registers a subscriber. Its events queue until taken with Next or Recv, until
 // Close is called (or, for a lossy subscription, until it falls too far behind).
 func (b *Bus) Subscribe(opts SubscribeOptions) *Subscription {
-	s := &Subscription{
-		bus:    b,
-		name:   opts.Name,
-		filter: opts.Filter,
-		limit:  opts.Limit,
-		wake:   make(chan struct{}, 1),
-		out:    make(chan Event),
-		done:   make(chan struct{}),
-	}
+	s := newSubscription(b, opts)
 	b.mu.Lock()
 	if opts.Replay != nil {
 		s.queue = b.sinceLocked(*opts.Replay, opts.Filter)
@@ -170,7 +166,9 @@ func (b *Bus) Subscribe(opts SubscribeOptions) *Subscription {
 	}
 	b.subs = append(b.subs, s)
 	b.mu.Unlock()
-	go s.pump()
+	if len(s.queue) > 0 {
+		s.ready <- struct{}{}
+	}
 	return s
 }
 

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"testing"
@@ -15,7 +16,10 @@ func BenchmarkPublish100Subscribers(b *testing.B) {
 	for i := range subs {
 		subs[i] = bus.Subscribe(SubscribeOptions{Name: fmt.Sprint(i)})
 		go func(s *Subscription) {
-			for range s.C() {
+			for {
+				if _, err := s.Recv(context.Background()); err != nil {
+					break
+				}
 			}
 			done <- struct{}{}
 		}(subs[i])
@@ -45,7 +49,10 @@ func BenchmarkPublishWithStuckSubscriber(b *testing.B) {
 	defer stuck.Close()
 	live := bus.Subscribe(SubscribeOptions{Name: "live"})
 	go func() {
-		for range live.C() {
+		for {
+			if _, err := live.Recv(context.Background()); err != nil {
+				return
+			}
 		}
 	}()
 	defer live.Close()

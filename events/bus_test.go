@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -9,16 +10,13 @@ import (
 
 func recv(t *testing.T, s *Subscription) Event {
 	t.Helper()
-	select {
-	case ev, ok := <-s.C():
-		if !ok {
-			t.Fatalf("subscription %s closed", s.Name())
-		}
-		return ev
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no event for %s within 5s", s.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev, err := s.Recv(ctx)
+	if err != nil {
+		t.Fatalf("%s: %v", s.Name(), err)
 	}
-	return Event{}
+	return ev
 }
 
 func TestOrderAndFilter(t *testing.T) {
@@ -91,7 +89,8 @@ func TestLossySubscriberIsDropped(t *testing.T) {
 	if !s.Dropped() {
 		t.Fatal("lossy subscriber that never read was not dropped")
 	}
-	for range s.C() {
+	if _, err := s.Recv(context.Background()); err != ErrClosed {
+		t.Fatalf("dropped subscription: %v", err)
 	}
 	for _, d := range b.Depths() {
 		if d.Subscriber == "sse" {
@@ -139,7 +138,8 @@ func TestCloseStopsDelivery(t *testing.T) {
 	b.Publish(Started, "a", nil)
 	s.Close()
 	b.Publish(Started, "a", nil)
-	for range s.C() {
+	if s.Depth() != 1 {
+		t.Fatalf("depth %d", s.Depth())
 	}
 	if len(b.Depths()) != 0 {
 		t.Fatal("closed subscription still registered")

@@ -9,8 +9,10 @@
 //   - Every subscriber sees the events it accepts in one global order (by Seq).
 //   - A reliable subscriber (the default) never loses an event: its queue grows instead. Only
 //     subscribers created with a Limit (stream clients) are dropped when they fall that far
-//     behind; their channel is then closed and Dropped reports true.
+//     behind; their Done channel is then closed and Dropped reports true.
 //   - A subscriber that never reads costs memory, not time: it delays nobody else.
+//   - Subscribers take events themselves (Ready, Next, Recv); no goroutine per subscriber,
+//     and Depth is exact.
 //
 // The last RingSize events are kept for replay (SubscribeSince, Since).
 package events

@@ -133,6 +133,10 @@ func New(cfg *config.Job, rt *Runtime) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job %q: %w", cfg.Name, err)
 	}
+	return newJob(cfg, rt, drv), nil
+}
+
+func newJob(cfg *config.Job, rt *Runtime, drv Driver) *Job {
 	j := &Job{
 		cfg:      cfg,
 		drv:      drv,
@@ -151,7 +155,7 @@ func New(cfg *config.Job, rt *Runtime) (*Job, error) {
 		health:   HealthUnknown,
 	}
 	j.status = j.snapshot()
-	return j, nil
+	return j
 }
 
 // Name is the job's name.
@@ -354,10 +358,8 @@ func (j *Job) loop() {
 	defer j.teardown()
 	for {
 		select {
-		case ev, ok := <-j.sub.C():
-			if ok {
-				j.onEvent(ev)
-			}
+		case <-j.sub.Ready():
+			j.catchUp()
 		case c := <-j.cmds:
 			j.catchUp()
 			c.reply <- c.fn(j)
@@ -405,8 +407,8 @@ func (j *Job) loop() {
 // catchUp handles the events already queued for the job, so that a command sees every
 // event published before it was sent.
 func (j *Job) catchUp() {
-	for j.sub.Depth() > 0 {
-		ev, ok := <-j.sub.C()
+	for {
+		ev, ok := j.sub.Next()
 		if !ok {
 			return
 		}
