@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/control"
 	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/reaper"
@@ -45,24 +46,30 @@ var forwarded = []os.Signal{syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGWINCH, 
 
 // Daemon is one running pilotfish.
 type Daemon struct {
-	opts   Options
-	cfg    *config.Config
-	log    *slog.Logger
-	bus    *events.Bus
-	reaper *reaper.Reaper
-	env    *environ
-	rt     *jobs.Runtime
+	opts     Options
+	log      *slog.Logger
+	logLevel *slog.LevelVar
+	bus      *events.Bus
+	reaper   *reaper.Reaper
+	env      *environ
+	rt       *jobs.Runtime
+	ctl      *control.Server
 
-	mu   sync.Mutex
-	jobs []*jobs.Job // in configuration order
+	mu          sync.Mutex
+	cfg         *config.Config
+	jobs        []*jobs.Job // in configuration order
+	maintenance bool
 
-	pokes   chan struct{}
-	signals chan os.Signal
+	reloadMu     sync.Mutex
+	reloading    atomic.Bool
+	shuttingDown atomic.Bool
+	reloads      map[string]uint64 // by result, under mu
 
-	shutdownOnce sync.Once
-	shutdownReq  chan string
-	exitCode     int
-	failedExit   bool
+	pokes       chan struct{}
+	signals     chan os.Signal
+	shutdownReq chan string
+	exitCode    int
+	failedExit  bool
 }
 
 // Run is pilotfish's `run` command: it returns the process exit code.
@@ -73,6 +80,17 @@ func Run(opts Options) int {
 	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
+	d, code := New(opts)
+	if d == nil {
+		return code
+	}
+	d.signals = sigs
+	return d.Run()
+}
+
+// New loads the configuration and builds the daemon without starting anything. On a
+// configuration error it prints the diagnostics and returns nil with exit code 2.
+func New(opts Options) (*Daemon, int) {
 	env := newEnviron(opts.Env)
 	cfg, diags := config.Load(opts.ConfigPath, config.Options{Env: env.Map(), Kinds: jobs.ConfigKinds(), Main: opts.Main})
 	for _, line := range config.FormatDiagnostics(diags) {
@@ -80,20 +98,24 @@ func Run(opts Options) int {
 	}
 	if cfg == nil {
 		fmt.Fprintf(opts.Stderr, "error: %s is not valid (%d errors)\n", opts.ConfigPath, countErrors(diags))
-		return ExitConfigError
+		return nil, ExitConfigError
 	}
+	level := &slog.LevelVar{}
+	level.Set(parseLevel(cfg.Logging.Level))
 	d := &Daemon{
 		opts:        opts,
 		cfg:         cfg,
-		log:         newLogger(opts.Stderr, cfg.Logging.Level, cfg.Logging.Format),
+		logLevel:    level,
+		log:         newLogger(opts.Stderr, level, cfg.Logging.Format),
 		bus:         events.NewBus(nil),
 		reaper:      reaper.New(),
 		env:         env,
+		reloads:     map[string]uint64{},
 		pokes:       make(chan struct{}, 1),
-		signals:     sigs,
+		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
 	}
-	return d.run()
+	return d, ExitOK
 }
 
 func countErrors(diags hcl.Diagnostics) int {
@@ -106,17 +128,22 @@ func countErrors(diags hcl.Diagnostics) int {
 	return n
 }
 
-func newLogger(w io.Writer, level, format string) *slog.Logger {
+func parseLevel(s string) slog.Level {
 	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	_ = lvl.UnmarshalText([]byte(s))
+	return lvl
+}
+
+func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func (d *Daemon) run() int {
+// Run starts everything, supervises until shutdown and returns the exit code.
+func (d *Daemon) Run() int {
 	d.reaper.OnOrphan = func(st reaper.Status) { d.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String()) }
 	if err := d.reaper.Start(); err != nil {
 		d.log.Error("cannot reap children", "err", err)
@@ -133,16 +160,36 @@ func (d *Daemon) run() int {
 		Environ:  d.env.List,
 		OnChange: d.poke,
 	}
-	built, err := d.buildJobs(d.cfg)
+	built, err := d.buildJobs(d.cfg, nil)
 	if err != nil {
 		d.log.Error("cannot set up jobs", "err", err)
 		return ExitJobFailed
 	}
+	// The control socket answers before the first job starts (SPEC §1 readiness).
+	ctl, err := control.Listen(d.cfg.Control, d, d.log)
+	if err != nil {
+		d.log.Error("cannot serve the control API", "err", err)
+		for _, j := range built {
+			j.Close()
+		}
+		return ExitJobFailed
+	}
+	d.ctl = ctl
+	ctl.Serve()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		ctl.Close(ctx)
+	}()
+
+	d.mu.Lock()
 	d.jobs = built
-	for _, j := range d.jobs {
+	d.mu.Unlock()
+	for _, j := range built {
 		j.Start()
 	}
-	d.log.Info("pilotfish started", "version", d.opts.Version, "pid", os.Getpid(), "config", d.cfg.Path, "jobs", len(d.jobs))
+	d.log.Info("pilotfish started", "version", d.opts.Version, "pid", os.Getpid(), "config", d.cfg.Path,
+		"jobs", len(built), "socket", ctl.Path())
 	d.bus.Publish(events.Startup, events.Global, nil)
 	d.poke()
 
@@ -151,17 +198,22 @@ func (d *Daemon) run() int {
 	return d.exitCode
 }
 
-// buildJobs creates the jobs of cfg and tells each which jobs are its stopping hooks.
-func (d *Daemon) buildJobs(cfg *config.Config) ([]*jobs.Job, error) {
-	var out []*jobs.Job
+// buildJobs creates the jobs of cfg, reusing the ones in keep, and tells each which jobs
+// are its stopping hooks. Only the new jobs are returned in order with the kept ones.
+func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jobs.Job, error) {
+	var out, fresh []*jobs.Job
 	byName := map[string]*jobs.Job{}
 	for _, jc := range cfg.Jobs {
-		j, err := jobs.New(jc, d.rt)
-		if err != nil {
-			for _, b := range out {
-				b.Close()
+		j, ok := keep[jc.Name]
+		if !ok {
+			var err error
+			if j, err = jobs.New(jc, d.rt); err != nil {
+				for _, b := range fresh {
+					b.Close()
+				}
+				return nil, err
 			}
-			return nil, err
+			fresh = append(fresh, j)
 		}
 		out = append(out, j)
 		byName[jc.Name] = j
@@ -216,9 +268,14 @@ func (d *Daemon) onSignal(sig syscall.Signal) string {
 	case syscall.SIGTERM, syscall.SIGINT:
 		return "received " + config.SignalName(sig)
 	case syscall.SIGHUP:
-		d.log.Warn("SIGHUP asks for a reload; reload is not available in this build yet")
+		go d.reloadOnSignal()
 	case syscall.SIGUSR1:
-		d.log.Warn("SIGUSR1 toggles maintenance; maintenance is not available in this build yet")
+		go func() {
+			d.mu.Lock()
+			on := !d.maintenance
+			d.mu.Unlock()
+			_ = d.SetMaintenance(context.Background(), on)
+		}()
 	default:
 		if m := d.job(config.MainJob); m != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -231,6 +288,15 @@ func (d *Daemon) onSignal(sig syscall.Signal) string {
 		}
 	}
 	return ""
+}
+
+func (d *Daemon) reloadOnSignal() {
+	res, err := d.Reload(context.Background())
+	if err != nil {
+		d.log.Error("reload on SIGHUP refused", "err", err)
+		return
+	}
+	d.log.Info("reloaded on SIGHUP", "changed", res.Changed, "added", res.Added, "removed", res.Removed)
 }
 
 func (d *Daemon) job(name string) *jobs.Job {
@@ -250,84 +316,19 @@ func (d *Daemon) jobList() []*jobs.Job {
 	return append([]*jobs.Job(nil), d.jobs...)
 }
 
-// check decides, after any job changed, whether pilotfish must end: the main job exited, a
-// job failed for good with exit_on_failure, or nothing can ever run again.
-func (d *Daemon) check() string {
-	list := d.jobList()
-	status := make(map[string]jobs.Status, len(list))
-	for _, j := range list {
-		status[j.Name()] = j.Status()
-	}
-	if m, ok := status[config.MainJob]; ok && m.State.Final() && m.ExitCode != nil {
-		return fmt.Sprintf("the main job ended with exit code %d", *m.ExitCode)
-	}
-	if d.cfg.ExitOnFailure {
-		for _, st := range status {
-			if st.State == jobs.Failed {
-				d.failedExit = true
-				return fmt.Sprintf("job %q failed and exit_on_failure is set", st.Name)
-			}
-		}
-	}
-	if !anyLive(list, status) {
-		return "no job is running or can start again"
-	}
-	return ""
-}
-
-// anyLive reports whether some job runs, or could still be started by an event that can
-// still come.
-func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
-	live := map[string]bool{}
-	for _, j := range list {
-		st := status[j.Name()]
-		switch st.State {
-		case jobs.Starting, jobs.Running, jobs.Backoff, jobs.Stopping, jobs.Scheduled, jobs.Listening:
-			live[st.Name] = true
-		case jobs.Waiting:
-			if st.TimerArmed || st.Runs > 0 || j.Behind() {
-				live[st.Name] = true
-			}
-		}
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, j := range list {
-			st := status[j.Name()]
-			if live[st.Name] || st.State != jobs.Waiting {
-				continue
-			}
-			for _, p := range st.Pending {
-				if canCome(p, live) {
-					live[st.Name], changed = true, true
-					break
-				}
-			}
-		}
-	}
-	return len(live) > 0
-}
-
-// canCome reports whether an awaited event may still be published.
-func canCome(t config.Trigger, live map[string]bool) bool {
-	switch {
-	case strings.HasPrefix(t.Source, events.WatchPrefix):
-		return true
-	case t.Source == events.Global:
-		// Reload and maintenance can be asked for at any time; startup and shutdown are
-		// behind us or the end.
-		return t.Code == events.Reload || t.Code == events.EnterMaintenance || t.Code == events.ExitMaintenance
-	}
-	return live[t.Source]
+func (d *Daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
 }
 
 // shutdown stops every job in reverse dependency order within the top-level stop_timeout.
 func (d *Daemon) shutdown(reason string) {
+	d.shuttingDown.Store(true)
 	start := time.Now()
-	d.log.Info("shutting down", "reason", reason, "stop_timeout", d.cfg.StopTimeout)
-	d.bus.Publish(events.Shutdown, events.Global, nil)
-	list := d.jobList()
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.StopTimeout)
+	cfg := d.config()
+	d.log.Info("shutting down", "reason", reason, "stop_timeout", cfg.StopTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
 	defer cancel()
 	// A second SIGINT (Ctrl-C pressed again) ends the wait at once. Repeated SIGTERMs are
 	// ignored: wrappers such as timeout(1) deliver one to the process and one to its group.
@@ -340,8 +341,8 @@ func (d *Daemon) shutdown(reason string) {
 					d.log.Warn("second SIGINT: killing every job now")
 					cancel()
 					return
-				case syscall.SIGTERM:
-					d.log.Debug("already shutting down")
+				case syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1:
+					d.log.Debug("already shutting down", "signal", sig)
 				default:
 					d.onSignal(sig.(syscall.Signal))
 				}
@@ -350,32 +351,17 @@ func (d *Daemon) shutdown(reason string) {
 			}
 		}
 	}()
+	// A reload in progress finishes first (bounded by its own stop budget).
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.bus.Publish(events.Shutdown, events.Global, nil)
+	list := d.jobList()
 	for _, j := range list {
 		_ = j.BeginShutdown(ctx)
 	}
-	byName := map[string]*jobs.Job{}
-	for _, j := range list {
-		byName[j.Name()] = j
-	}
-	for _, layer := range d.cfg.ShutdownOrder() {
-		var wg sync.WaitGroup
-		for _, name := range layer {
-			j := byName[name]
-			if j == nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := j.Stop(ctx); err != nil {
-					d.log.Debug("stop did not finish", "job", name, "err", err)
-				}
-			}()
-		}
-		wg.Wait()
-	}
+	d.stopInOrder(ctx, cfg, list, nil)
 	if ctx.Err() != nil {
-		d.log.Warn("shutdown budget spent; killing what is left", "stop_timeout", d.cfg.StopTimeout)
+		d.log.Warn("shutdown budget spent; killing what is left", "stop_timeout", cfg.StopTimeout)
 		kctx, kcancel := context.WithTimeout(context.Background(), time.Second)
 		for _, j := range list {
 			_ = j.KillAll(kctx)
@@ -390,6 +376,32 @@ func (d *Daemon) shutdown(reason string) {
 	}
 	d.exitCode = d.finalCode()
 	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "exit_code", d.exitCode)
+}
+
+// stopInOrder stops the jobs of list (only those in only, when it is not nil) layer by
+// layer in cfg's shutdown order.
+func (d *Daemon) stopInOrder(ctx context.Context, cfg *config.Config, list []*jobs.Job, only map[string]bool) {
+	byName := map[string]*jobs.Job{}
+	for _, j := range list {
+		byName[j.Name()] = j
+	}
+	for _, layer := range cfg.ShutdownOrder() {
+		var wg sync.WaitGroup
+		for _, name := range layer {
+			j := byName[name]
+			if j == nil || (only != nil && !only[name]) {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := j.Stop(ctx); err != nil {
+					d.log.Debug("stop did not finish", "job", name, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
 }
 
 func (d *Daemon) finalCode() int {

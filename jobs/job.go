@@ -164,9 +164,27 @@ func (j *Job) Name() string { return j.cfg.Name }
 // Config is the job's configuration.
 func (j *Job) Config() *config.Job { return j.cfg }
 
-// SetHooks tells the job which jobs are its stopping hooks: its stop waits for them. Call
+// SetHooks tells the job which jobs are its stopping hooks: its stop waits for them.
+func (j *Job) SetHooks(hooks []*Job) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.hooks = hooks
+}
+
+func (j *Job) hookList() []*Job {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.hooks
+}
+
+// Prime tells a job created by a reload which of its once/after triggers already hold:
+// the events happened before it existed (its source is healthy, running, or done). Call
 // before Start.
-func (j *Job) SetHooks(hooks []*Job) { j.hooks = hooks }
+func (j *Job) Prime(levels []config.Trigger) {
+	for _, t := range levels {
+		j.trig.primed[triggerKey{t.Source, t.Code}] = true
+	}
+}
 
 // Start subscribes the job to the bus and starts its loop. The job then waits for startup
 // (or its trigger).
@@ -362,7 +380,9 @@ func (j *Job) loop() {
 			j.catchUp()
 		case c := <-j.cmds:
 			j.catchUp()
-			c.reply <- c.fn(j)
+			err := c.fn(j)
+			j.publishStatus()
+			c.reply <- err
 		case x := <-j.runDone:
 			j.onExit(x)
 		case r := <-j.healthC:
@@ -457,8 +477,12 @@ func (j *Job) onStartup(ev events.Event) {
 	case w.Interval > 0:
 		j.intervalT.set(w.Interval)
 		j.fire(ev)
-	case w.Timeout > 0:
-		j.timeoutT.set(w.Timeout)
+	default:
+		if j.trig.firePrimed() {
+			j.fire(ev)
+		} else if w.Timeout > 0 {
+			j.timeoutT.set(w.Timeout)
+		}
 	}
 }
 
@@ -750,20 +774,22 @@ func (j *Job) beginStop(restart bool) chan struct{} {
 		} else if !j.state.Final() {
 			j.setState(Stopped)
 		}
+		j.publishStatus()
 		close(done)
 		return done
 	}
 	j.stop = &stopOp{waiters: []chan struct{}{done}, restart: restart}
 	j.setState(Stopping)
 	j.stop.seq = j.publish(events.Stopping, nil).Seq
-	if len(j.hooks) == 0 && j.rt.PreStop == nil {
+	hooks := j.hookList()
+	if len(hooks) == 0 && j.rt.PreStop == nil {
 		j.signalRuns()
 		return done
 	}
 	// Deregistration and pre-stop hooks run off the loop, bounded by stop_timeout.
 	ok := make(chan struct{})
 	j.hooksOK = ok
-	hooks, seq, budget, name, preStop := j.hooks, j.stop.seq, j.cfg.StopTimeout, j.cfg.Name, j.rt.PreStop
+	seq, budget, name, preStop := j.stop.seq, j.cfg.StopTimeout, j.cfg.Name, j.rt.PreStop
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		defer cancel()
@@ -831,6 +857,7 @@ func (j *Job) finishStop() {
 	j.hooksOK = nil
 	j.publish(events.Stopped, nil)
 	j.setState(Stopped)
+	j.publishStatus() // waiters read the status as soon as they wake
 	for _, w := range op.waiters {
 		close(w)
 	}

@@ -16,12 +16,13 @@ type trigger struct {
 	when      *config.When
 	keys      map[triggerKey]bool // every (source, code) the job listens to
 	remaining map[triggerKey]bool // after: not seen yet
+	primed    map[triggerKey]bool // levels that held when the job was created by a reload
 	startup   bool                // startup has been seen
 	fired     bool                // a once/after/at-startup trigger has fired
 }
 
 func newTrigger(w *config.When) *trigger {
-	t := &trigger{when: w, keys: map[triggerKey]bool{}, remaining: map[triggerKey]bool{}}
+	t := &trigger{when: w, keys: map[triggerKey]bool{}, remaining: map[triggerKey]bool{}, primed: map[triggerKey]bool{}}
 	for _, tr := range w.Triggers() {
 		k := triggerKey{tr.Source, tr.Code}
 		t.keys[k] = true
@@ -70,6 +71,23 @@ func (t *trigger) match(ev events.Event, shuttingDown bool) (fire, debounce bool
 		}
 		return true, false
 	}
+}
+
+// firePrimed applies primed levels at startup and reports whether they satisfy a once or
+// after trigger.
+func (t *trigger) firePrimed() bool {
+	w := t.when
+	if len(t.primed) == 0 || t.fired || (w.Once == "" && len(w.After) == 0) {
+		return false
+	}
+	for k := range t.primed {
+		delete(t.remaining, k)
+	}
+	if w.Once != "" && !t.primed[triggerKey{w.Source, w.Once}] || len(w.After) > 0 && len(t.remaining) > 0 {
+		return false
+	}
+	t.fired = true
+	return true
 }
 
 // pending lists the triggers still awaited, for the liveness check.

@@ -3,14 +3,114 @@
 package main
 
 import (
+	"flag"
+	"fmt"
 	"os"
+	"runtime"
+	"strings"
 
+	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/core"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
+const usage = `usage:
+  pilotfish [run] [-config PATH] [-- COMMAND [ARG...]]
+  pilotfish validate [-config PATH]      all diagnostics; exit 0 valid, 1 invalid
+  pilotfish plan [-config PATH]          jobs, triggers, start and shutdown order, warnings
+  pilotfish version
+
+  pilotfish ping | status | events [-f] | reload | maintenance on|off
+  pilotfish putenv KEY=VALUE... | putmetric NAME=VALUE...
+  pilotfish start|stop|restart JOB | signal JOB SIGNAL | stop
+      [-socket PATH] [-json]; exit 0 ok, 1 refused, 2 usage, 3 unreachable
+
+-config defaults to $PILOTFISH_CONFIG, then ` + config.DefaultPath + `.
+-socket defaults to $PILOTFISH_SOCKET, then /var/run/pilotfish.sock.
+`
+
 func main() {
-	os.Exit(core.Main(os.Args[1:], version))
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	verb := "run"
+	if len(args) > 0 && args[0] != "--" && (args[0] == "" || args[0][0] != '-') {
+		verb, args = args[0], args[1:]
+	} else if v, rest, ok := clientFlagsFirst(args); ok {
+		verb, args = v, rest // pilotfish -socket PATH status
+	}
+	switch verb {
+	case "run", "validate", "plan":
+		return configCommand(verb, args)
+	case "version", "-version", "--version":
+		fmt.Printf("pilotfish %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Print(usage)
+		return 0
+	}
+	if cmd, ok := clientCommands[verb]; ok {
+		return runClient(verb, cmd, args)
+	}
+	fmt.Fprintf(os.Stderr, "error: unknown command %q\n%s", verb, usage)
+	return 2
+}
+
+// clientFlagsFirst recognises client flags written before the verb.
+func clientFlagsFirst(args []string) (string, []string, bool) {
+	var flags []string
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimLeft(args[i], "-")
+		switch {
+		case a == "json":
+			flags = append(flags, args[i])
+		case a == "socket" && i+1 < len(args):
+			flags = append(flags, args[i], args[i+1])
+			i++
+		case strings.HasPrefix(a, "socket=") || strings.HasPrefix(a, "json="):
+			flags = append(flags, args[i])
+		default:
+			if _, ok := clientCommands[args[i]]; ok && len(flags) > 0 {
+				return args[i], append(flags, args[i+1:]...), true
+			}
+			return "", nil, false
+		}
+	}
+	return "", nil, false
+}
+
+func configCommand(verb string, args []string) int {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	path := fs.String("config", defaultConfigPath(), "configuration file")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	rest := fs.Args()
+	var main []string
+	if len(rest) > 0 {
+		consumed := len(args) - len(rest)
+		if verb != "run" || consumed == 0 || args[consumed-1] != "--" {
+			fmt.Fprintf(os.Stderr, "error: unexpected arguments %q (a command to run goes after --)\n", rest)
+			return 2
+		}
+		main = rest
+	} else if len(args) > 0 && args[len(args)-1] == "--" {
+		fmt.Fprintln(os.Stderr, "error: -- must be followed by a command")
+		return 2
+	}
+	if verb == "run" {
+		return core.Run(core.Options{ConfigPath: *path, Main: main, Env: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr, Version: version})
+	}
+	return core.Check(verb, *path, os.Stdout, os.Stderr)
+}
+
+func defaultConfigPath() string {
+	if p := os.Getenv("PILOTFISH_CONFIG"); p != "" {
+		return p
+	}
+	return config.DefaultPath
 }

@@ -1,0 +1,68 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/pilotfish/pilotfish/control/client"
+)
+
+// Error classes a Backend wraps its errors in; writeError maps them to status codes.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrInvalid     = errors.New("invalid request")
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// ConfigError is a refused reload: the configuration file has errors.
+type ConfigError struct {
+	Diagnostics []string
+}
+
+func (e *ConfigError) Error() string {
+	return "the configuration has errors; nothing was changed"
+}
+
+// statusOf maps an error to its HTTP status and kind.
+func statusOf(err error) (int, string) {
+	var cfgErr *ConfigError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &cfgErr):
+		return http.StatusBadRequest, client.KindInvalidConfig
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, client.KindTooLarge
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, client.KindNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, client.KindConflict
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest, client.KindBadRequest
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, client.KindUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, client.KindTimeout
+	}
+	return http.StatusInternalServerError, client.KindInternal
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code, kind := statusOf(err)
+	body := client.ErrorBody{Error: client.ErrorDetail{Kind: kind, Message: err.Error()}}
+	var cfgErr *ConfigError
+	if errors.As(err, &cfgErr) {
+		body.Diagnostics = cfgErr.Diagnostics
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,389 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/events"
+)
+
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, client.Ping{Status: "ok", Version: s.b.Version()})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.b.Status())
+}
+
+func (s *Server) job(w http.ResponseWriter, r *http.Request) {
+	j, err := s.b.Job(chi.URLParam(r, "name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) jobVerb(fn func(Backend, context.Context, string) (client.Job, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := decodeEmpty(r); err != nil {
+			writeError(w, err)
+			return
+		}
+		j, err := fn(s.b, r.Context(), chi.URLParam(r, "name"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
+	var body client.Signal
+	if err := decodeStrict(r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	sig, err := ParseSignalBody(body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.SignalJob(r.Context(), chi.URLParam(r, "name"), sig); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// ParseSignalBody validates the body of POST /v1/jobs/{name}/signal.
+func ParseSignalBody(body client.Signal) (syscall.Signal, error) {
+	if body.Signal == "" {
+		return 0, fmt.Errorf("%w: the body must name a signal, such as {\"signal\":\"HUP\"}", ErrInvalid)
+	}
+	sig, err := config.ParseSignal(body.Signal)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return sig, nil
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if err := decodeEmpty(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := s.b.Reload(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) maintenance(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := decodeEmpty(r); err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := s.b.SetMaintenance(r.Context(), on); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	}
+}
+
+func (s *Server) environ(w http.ResponseWriter, r *http.Request) {
+	env, err := DecodeEnviron(r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.PutEnv(env); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// DecodeEnviron reads {"KEY":"VALUE",…}: string values only, keys without '='.
+func DecodeEnviron(body io.Reader) (map[string]string, error) {
+	raw, err := readBody(body)
+	if err != nil {
+		return nil, err
+	}
+	var env map[string]string
+	if err := json.Unmarshal(raw, &env); err != nil || env == nil {
+		return nil, fmt.Errorf("%w: the body must be a JSON object of strings, such as {\"KEY\":\"VALUE\"}%s", ErrInvalid, detail(err))
+	}
+	for k := range env {
+		if k == "" || bytes.ContainsAny([]byte(k), "=\x00") {
+			return nil, fmt.Errorf("%w: %q is not a valid environment variable name", ErrInvalid, k)
+		}
+	}
+	return env, nil
+}
+
+func (s *Server) metric(w http.ResponseWriter, r *http.Request) {
+	updates, err := DecodeMetrics(r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.PutMetrics(updates); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// DecodeMetrics reads either {"NAME":VALUE,…} or {"name":…,"value":…,"labels":{…}}.
+func DecodeMetrics(body io.Reader) ([]client.Metric, error) {
+	raw, err := readBody(body)
+	if err != nil {
+		return nil, err
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil || probe == nil {
+		return nil, fmt.Errorf("%w: the body must be a JSON object such as {\"orders_total\":1}%s", ErrInvalid, detail(err))
+	}
+	var out []client.Metric
+	if _, long := probe["name"]; long {
+		var m client.Metric
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&m); err != nil {
+			return nil, fmt.Errorf("%w: {\"name\":…,\"value\":…,\"labels\":{…}}%s", ErrInvalid, detail(err))
+		}
+		if _, ok := probe["value"]; !ok {
+			return nil, fmt.Errorf("%w: %q has no \"value\"", ErrInvalid, m.Name)
+		}
+		out = append(out, m)
+	} else {
+		names := make([]string, 0, len(probe))
+		for n := range probe {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			m, err := shortMetric(n, probe[n])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no metric to update", ErrInvalid)
+	}
+	for _, m := range out {
+		if m.Name == "" {
+			return nil, fmt.Errorf("%w: a metric needs a name", ErrInvalid)
+		}
+		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+			return nil, fmt.Errorf("%w: the value of %q must be a finite number", ErrInvalid, m.Name)
+		}
+	}
+	return out, nil
+}
+
+// shortMetric reads one NAME: VALUE item: a number, or a string "+N" / "-N" that adds to a
+// gauge.
+func shortMetric(name string, raw json.RawMessage) (client.Metric, error) {
+	m := client.Metric{Name: name}
+	if err := json.Unmarshal(raw, &m.Value); err == nil {
+		return m, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil && (strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-")) {
+		if v, err := strconv.ParseFloat(s, 64); err == nil {
+			m.Value, m.Add = v, true
+			return m, nil
+		}
+	}
+	return m, fmt.Errorf("%w: the value of %q must be a number (or \"+N\" / \"-N\" to add to a gauge)", ErrInvalid, name)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.b.Health()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {
+	if err := decodeEmpty(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	reason := "asked through the control API"
+	if p, ok := PeerOf(r.Context()); ok {
+		reason = fmt.Sprintf("asked through the control API by pid %d (uid %d)", p.Pid, p.Uid)
+	}
+	writeJSON(w, http.StatusAccepted, struct{}{})
+	s.b.Shutdown(reason)
+}
+
+// Event stream settings.
+const (
+	streamLimit     = 4096             // queued events before a stalled reader is dropped
+	streamWrite     = 5 * time.Second  // a reader that does not take one event in time is dropped
+	streamKeepalive = 15 * time.Second // comment lines keep proxies and clients from timing out
+)
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	var since *uint64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: since must be an event sequence number (0 for the whole ring)", ErrInvalid))
+			return
+		}
+		since = &n
+	}
+	follow := true
+	if v := r.URL.Query().Get("follow"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: follow must be true or false", ErrInvalid))
+			return
+		}
+		follow = b
+	}
+	name := "events"
+	if p, ok := PeerOf(r.Context()); ok {
+		name = fmt.Sprintf("events:pid%d", p.Pid)
+	}
+	bus := s.b.Bus()
+	sub := bus.Subscribe(events.SubscribeOptions{Name: name, Limit: streamLimit, Replay: since})
+	defer sub.Close()
+	end := bus.Seq()
+
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if rc.Flush() != nil {
+		return
+	}
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWrite))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	keepalive := time.NewTicker(streamKeepalive)
+	defer keepalive.Stop()
+	for {
+		for {
+			ev, ok := sub.Next()
+			if !ok {
+				break
+			}
+			if !follow && ev.Seq > end {
+				return
+			}
+			if !write(FormatEvent(ev)) {
+				return
+			}
+		}
+		if !follow {
+			return
+		}
+		select {
+		case <-sub.Ready():
+		case <-sub.Done():
+			s.log.Info("event stream reader fell behind; dropped it", "subscriber", name)
+			return
+		case <-keepalive.C:
+			if !write([]byte(": keepalive\n\n")) {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// FormatEvent renders one event as a Server-Sent Events message.
+func FormatEvent(ev events.Event) []byte {
+	b, _ := json.Marshal(client.Event{Seq: ev.Seq, Code: string(ev.Code), Source: ev.Source, Time: ev.Time, Attrs: ev.Attrs})
+	return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", ev.Seq, b)
+}
+
+func readBody(body io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, fmt.Errorf("the body is larger than %d bytes: %w", MaxBody, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot read the body: %v", ErrInvalid, err)
+	}
+	return raw, nil
+}
+
+// decodeStrict reads a JSON object into v, refusing unknown fields and trailing data.
+func decodeStrict(r *http.Request, v any) error {
+	raw, err := readBody(r.Body)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: malformed JSON body%s", ErrInvalid, detail(err))
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: the body holds more than one JSON value", ErrInvalid)
+	}
+	return nil
+}
+
+// decodeEmpty accepts no body or {}.
+func decodeEmpty(r *http.Request) error {
+	raw, err := readBody(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	var v struct{}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing%s", ErrInvalid, detail(err))
+	}
+	return nil
+}
+
+func detail(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
+}

@@ -1,0 +1,161 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/control"
+	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/jobs"
+)
+
+// Reload results counted in pilotfish_reloads_total.
+const (
+	ReloadOK      = "ok"
+	ReloadInvalid = "invalid"
+	ReloadFailed  = "failed"
+)
+
+// Reload re-reads the configuration and applies the difference: unchanged jobs keep
+// running untouched, changed jobs restart, removed jobs stop, added jobs start. An invalid
+// file changes nothing. Build new, diff, swap, stop old (caddy's order): if a new job
+// cannot be built, nothing was stopped yet.
+func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.shuttingDown.Load() {
+		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+	}
+	old := d.config()
+	cfg, diags := config.Load(old.Path, config.Options{Env: d.env.Map(), Kinds: jobs.ConfigKinds(), Main: d.opts.Main})
+	if cfg == nil {
+		d.countReload(ReloadInvalid)
+		return client.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags)}
+	}
+	res := client.Reload{Changed: []string{}, Added: []string{}, Removed: []string{}}
+	current := map[string]*jobs.Job{}
+	for _, j := range d.jobList() {
+		current[j.Name()] = j
+	}
+	keep := map[string]*jobs.Job{}
+	stop := map[string]bool{}
+	for _, jc := range cfg.Jobs {
+		prev := old.Job(jc.Name)
+		switch {
+		case prev == nil:
+			res.Added = append(res.Added, jc.Name)
+		case fingerprint(prev) == fingerprint(jc):
+			keep[jc.Name] = current[jc.Name]
+		default:
+			res.Changed = append(res.Changed, jc.Name)
+			stop[jc.Name] = true
+		}
+	}
+	for _, jc := range old.Jobs {
+		if cfg.Job(jc.Name) == nil {
+			res.Removed = append(res.Removed, jc.Name)
+			stop[jc.Name] = true
+		}
+	}
+
+	d.reloading.Store(true)
+	defer func() {
+		d.reloading.Store(false)
+		d.poke()
+	}()
+	next, err := d.buildJobs(cfg, keep)
+	if err != nil {
+		d.countReload(ReloadFailed)
+		return client.Reload{}, fmt.Errorf("cannot apply the new configuration (nothing was changed): %w", err)
+	}
+	var fresh []*jobs.Job
+	for _, j := range next {
+		if keep[j.Name()] == nil {
+			fresh = append(fresh, j)
+		}
+	}
+
+	// Stop what goes away in the old configuration's reverse dependency order.
+	stopCtx, cancel := context.WithTimeout(context.Background(), old.StopTimeout)
+	d.stopInOrder(stopCtx, old, d.jobList(), stop)
+	cancel()
+	for name := range stop {
+		current[name].Close()
+	}
+
+	levels := d.levels(keep)
+	for _, j := range fresh {
+		j.Prime(levels(j.Config()))
+	}
+	d.mu.Lock()
+	d.cfg, d.jobs = cfg, next
+	d.mu.Unlock()
+	d.applySettings(old, cfg)
+	for _, j := range fresh {
+		j.Start()
+	}
+	d.countReload(ReloadOK)
+	d.log.Info("configuration reloaded", "changed", res.Changed, "added", res.Added, "removed", res.Removed)
+	d.bus.Publish(events.Reload, events.Global, nil)
+	d.bus.Publish(events.Startup, events.Global, nil)
+	return res, nil
+}
+
+// fingerprint identifies a job's definition after interpolation.
+func fingerprint(j *config.Job) string {
+	b, _ := json.Marshal(j)
+	return string(b)
+}
+
+// levels returns, for a job built by a reload, which of its once/after triggers on kept
+// jobs already hold, so that it does not wait for an edge that happened before it existed.
+func (d *Daemon) levels(kept map[string]*jobs.Job) func(*config.Job) []config.Trigger {
+	return func(jc *config.Job) []config.Trigger {
+		if jc.When == nil || jc.When.Repeats() {
+			return nil
+		}
+		var out []config.Trigger
+		for _, t := range jc.When.Triggers() {
+			src, ok := kept[t.Source]
+			if !ok {
+				continue
+			}
+			st := src.Status()
+			holds := false
+			switch t.Code {
+			case events.Healthy:
+				holds = st.Health == jobs.HealthHealthy
+			case events.Started:
+				holds = st.Runs > 0
+			case events.ExitSuccess:
+				holds = st.State == jobs.Completed
+			case events.ExitFailed:
+				holds = st.State == jobs.Failed
+			}
+			if holds {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+}
+
+// applySettings takes over the top-level settings that can change while running.
+func (d *Daemon) applySettings(old, cfg *config.Config) {
+	d.logLevel.Set(parseLevel(cfg.Logging.Level))
+	if old.Logging.Format != cfg.Logging.Format {
+		d.log.Warn("logging.format changes take effect at the next start")
+	}
+	if old.Control != cfg.Control {
+		d.log.Warn("control socket changes take effect at the next start")
+	}
+}
+
+func (d *Daemon) countReload(result string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reloads[result]++
+}
