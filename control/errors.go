@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/pilotfish/pilotfish/control/client"
 )
@@ -51,12 +52,24 @@ func statusOf(err error) (int, string) {
 
 func writeError(w http.ResponseWriter, err error) {
 	code, kind := statusOf(err)
-	body := client.ErrorBody{Error: client.ErrorDetail{Kind: kind, Message: err.Error()}}
+	body := client.ErrorBody{Error: client.ErrorDetail{Kind: kind, Message: message(err)}}
 	var cfgErr *ConfigError
 	if errors.As(err, &cfgErr) {
 		body.Diagnostics = cfgErr.Diagnostics
 	}
 	writeJSON(w, code, body)
+}
+
+// message is the error text without the class prefix ("not found: "), which the kind
+// already says.
+func message(err error) string {
+	msg := err.Error()
+	for _, class := range []error{ErrNotFound, ErrConflict, ErrInvalid, ErrUnavailable} {
+		if rest, ok := strings.CutPrefix(msg, class.Error()+": "); ok {
+			return rest
+		}
+	}
+	return msg
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -24,8 +24,9 @@ import (
 // MaxBody is the largest request body accepted; larger ones get 413.
 const MaxBody = 1 << 20
 
-// Timeouts that keep slow clients from holding the daemon's resources.
-const (
+// Timeouts that keep slow clients from holding the daemon's resources (variables so that
+// tests can shorten them).
+var (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 30 * time.Second
 	idleTimeout       = 60 * time.Second
