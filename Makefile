@@ -39,5 +39,14 @@ fuzz:
 example: build
 	cd examples/quickstart && ../../$(BIN) -config pilotfish.hcl
 
+# A real Consul agent for the integration tests, built from source (integration_tests/consul)
+# and rebuilt only when that module changes. Tests that need it skip when it is missing.
+consul: $(CONSUL)
+
+$(CONSUL): integration_tests/consul/go.mod integration_tests/consul/go.sum integration_tests/consul/main.go
+	@mkdir -p $(dir $@)
+	cd integration_tests/consul && CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "-s -w" -o $(CURDIR)/$@ .
+	@touch $@
+
 clean:
 	rm -rf bin .bin
