@@ -1,0 +1,171 @@
+package integration
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SPEC §6: catchable signals other than TERM/INT/HUP/USR1 go to the main job.
+func TestSignalsForwardedToMainJob(t *testing.T) {
+	t.Parallel()
+	p := start(t, opts{Config: jsonLogs, Main: []string{"/bin/sh", "-c", `
+trap 'echo USR2 >> "$TESTDIR/got"' USR2
+trap 'echo WINCH >> "$TESTDIR/got"' WINCH
+trap 'exit 0' TERM
+echo ready
+while :; do sleep 0.05; done`}})
+	p.WaitStarted()
+	p.WaitStdout(10*time.Second, `^ready$`)
+	got := filepath.Join(p.Dir, "got")
+	p.Signal(syscall.SIGUSR2)
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(readFile(t, got), "USR2") }, "the main job to get SIGUSR2")
+	p.Signal(syscall.SIGWINCH)
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(readFile(t, got), "WINCH") }, "the main job to get SIGWINCH")
+	if !p.Running() {
+		t.Fatalf("pilotfish exited after forwarding signals")
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0 (the main job trapped SIGTERM and exited 0)", code)
+	}
+}
+
+// SPEC §6: SIGHUP means reload; it must never kill pilotfish or its jobs.
+func TestSIGHUPDoesNotKillPilotfish(t *testing.T) {
+	t.Parallel()
+	cfg := jsonLogs + `
+job "steady" {
+  exec = "sleep 1000"
+}
+`
+	p := start(t, opts{Config: cfg})
+	started := p.WaitLog(10*time.Second, is("started", "steady"), "steady started")
+	p.Signal(syscall.SIGHUP)
+	// pilotfish acknowledges the SIGHUP (reload, or a word that reload is not available).
+	p.WaitLog(5*time.Second, func(e logEntry) bool {
+		m := strings.ToLower(e.msg())
+		return strings.Contains(m, "sighup") || strings.Contains(m, "reload")
+	}, "a log line about the SIGHUP")
+	if !p.Running() {
+		t.Fatalf("SIGHUP ended pilotfish")
+	}
+	if n := p.CountLogs(is("exited", "steady")); n != 0 {
+		t.Fatalf("SIGHUP made job steady exit")
+	}
+	if n := p.CountLogs(is("started", "steady")); n != 1 {
+		t.Fatalf("job steady started %d times, want once (pid %s)", n, started.str("pid"))
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// SPEC §1: with a terminal on stdin, the main job gets it as its foreground process group
+// (`docker run -it image -- sh` works).
+func TestMainJobGetsTerminal(t *testing.T) {
+	t.Parallel()
+	requirePID1(t)
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) is not installed: cannot give pilotfish a terminal")
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pilotfish.hcl"), jsonLogs, 0o644)
+	main := `ps -o stat= -p $$ > "$TESTDIR/stat"; read line; echo "read: $line" > "$TESTDIR/read"; exit 7`
+	wrapper := "#!/bin/sh\nexec unshare --pid --fork --mount-proc /bin/sh -c 'mount -t tmpfs -o mode=0755 pilotfish-run /run && exec \"$0\" \"$@\"' " +
+		pilotfishBin + " -config " + filepath.Join(dir, "pilotfish.hcl") + " -- /bin/sh -c '" + main + "'\n"
+	writeFile(t, filepath.Join(dir, "run.sh"), wrapper, 0o755)
+
+	cmd := exec.Command(scriptBin, "-qec", filepath.Join(dir, "run.sh"), "/dev/null")
+	cmd.Env = append(os.Environ(), "TESTDIR="+dir)
+	out := newStream()
+	cmd.Stdout, cmd.Stderr = out, out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			for _, c := range append(descendants(cmd.Process.Pid), cmd.Process.Pid) {
+				_ = syscall.Kill(c, syscall.SIGKILL)
+			}
+			<-done
+		}
+		stdin.Close()
+		if t.Failed() {
+			t.Logf("terminal output:\n%s", tail(out.String(), 4000))
+		}
+	})
+	// Typed at the terminal: the main job reads it.
+	if _, err := io.WriteString(stdin, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("pilotfish under script(1) did not finish in 20s")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 7 {
+		t.Errorf("exit code %d, want 7 (the main job's)", code)
+	}
+	if st := strings.TrimSpace(readFile(t, filepath.Join(dir, "stat"))); !strings.Contains(st, "+") {
+		t.Errorf("the main job's process state %q: not in the terminal's foreground process group", st)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "read"))); got != "read: hello" {
+		t.Errorf("the main job read %q from the terminal, want %q", got, "read: hello")
+	}
+}
+
+// SPEC §6: without a main job, signals that would be forwarded are ignored, and SIGUSR1
+// toggles maintenance: none of them may kill pilotfish (their default action would).
+func TestSignalsWithoutMainJobAreHarmless(t *testing.T) {
+	t.Parallel()
+	cfg := jsonLogs + `
+job "steady" {
+  exec = "sleep 1000"
+}
+`
+	p := start(t, opts{Config: cfg})
+	p.WaitLog(10*time.Second, is("started", "steady"), "steady started")
+	for _, sig := range []syscall.Signal{syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT, syscall.SIGALRM} {
+		p.Signal(sig)
+		name := unixSignalName(sig)
+		// pilotfish says (at debug level) what it did with the signal.
+		p.WaitLog(5*time.Second, func(e logEntry) bool {
+			for _, v := range e {
+				if s, ok := v.(string); ok && s == name {
+					return true
+				}
+			}
+			return false
+		}, "a log line about "+name)
+	}
+	p.Signal(syscall.SIGUSR1)
+	p.WaitLog(5*time.Second, func(e logEntry) bool { return strings.Contains(strings.ToLower(e.String()), "maintenance") }, "maintenance toggled")
+	if !p.Running() || p.CountLogs(is("exited", "steady")) != 0 {
+		t.Fatalf("a signal ended pilotfish or its job")
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+func unixSignalName(sig syscall.Signal) string {
+	return map[syscall.Signal]string{syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH",
+		syscall.SIGQUIT: "SIGQUIT", syscall.SIGALRM: "SIGALRM"}[sig]
+}
