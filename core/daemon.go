@@ -44,6 +44,9 @@ type Options struct {
 var forwarded = []os.Signal{syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM,
 	syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGPWR, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGXCPU, syscall.SIGXFSZ}
 
+// outputIdle is how long an exiting pilotfish waits for job output that has stopped moving.
+const outputIdle = 500 * time.Millisecond
+
 // Daemon is one running pilotfish.
 type Daemon struct {
 	opts     Options
@@ -373,6 +376,10 @@ func (d *Daemon) shutdown(reason string) {
 	}
 	for _, j := range list {
 		j.Close()
+	}
+	// Every line the jobs wrote reaches the terminal before pilotfish exits, even a slow one.
+	if !d.rt.WaitOutput(outputIdle) {
+		d.log.Debug("job output still open after shutdown; a leftover process holds it")
 	}
 	d.exitCode = d.finalCode()
 	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "exit_code", d.exitCode)

@@ -164,11 +164,11 @@ func (b *Bus) Subscribe(opts SubscribeOptions) *Subscription {
 			s.last = s.queue[n-1].Seq
 		}
 	}
+	if len(s.queue) > 0 {
+		s.ready <- struct{}{} // nobody else can have filled the buffer yet
+	}
 	b.subs = append(b.subs, s)
 	b.mu.Unlock()
-	if len(s.queue) > 0 {
-		s.ready <- struct{}{}
-	}
 	return s
 }
 

@@ -28,6 +28,7 @@ type fakeRun struct {
 	done    chan Result
 	signals []syscall.Signal
 	once    sync.Once
+	ended   bool
 	d       *fakeDriver
 	env     []string
 }
@@ -42,7 +43,8 @@ func (d *fakeDriver) Start(req RunRequest) (Run, error) {
 	r := &fakeRun{pid: 1000 + len(d.runs), done: make(chan Result, 1), d: d, env: req.Env}
 	d.runs = append(d.runs, r)
 	if d.auto != nil {
-		r.end(*d.auto)
+		r.ended = true
+		r.once.Do(func() { r.done <- *d.auto })
 	}
 	return r, nil
 }
@@ -61,9 +63,22 @@ func (d *fakeDriver) last() *fakeRun {
 
 func (r *fakeRun) Pid() int             { return r.pid }
 func (r *fakeRun) Done() <-chan Result { return r.done }
-func (r *fakeRun) end(res Result)      { r.once.Do(func() { r.done <- res }) }
+func (r *fakeRun) end(res Result) {
+	r.once.Do(func() {
+		r.d.mu.Lock()
+		r.ended = true
+		r.d.mu.Unlock()
+		r.done <- res
+	})
+}
+
+// Signal records signals sent while the run is alive; afterwards the process is gone.
 func (r *fakeRun) Signal(sig syscall.Signal) error {
 	r.d.mu.Lock()
+	if r.ended {
+		r.d.mu.Unlock()
+		return syscall.ESRCH
+	}
 	r.signals = append(r.signals, sig)
 	die := sig == syscall.SIGKILL || r.d.exitOn[sig]
 	r.d.mu.Unlock()

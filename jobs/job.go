@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -351,9 +352,14 @@ func (j *Job) WaitIdleAfter(ctx context.Context, seq uint64) error {
 }
 
 // Close ends the job's loop, unsubscribes it and releases its driver. Stop it first; what
-// still runs is killed.
+// still runs is killed. A job that never started only releases its driver.
 func (j *Job) Close() {
 	j.closed.Do(func() {
+		if j.sub == nil {
+			j.drv.Close()
+			close(j.loopDone)
+			return
+		}
 		close(j.quit)
 		<-j.loopDone
 	})
@@ -574,9 +580,9 @@ func (j *Job) run(ev events.Event, act Activation) {
 	if err != nil {
 		cancel()
 		j.log.Error("cannot start job", "err", err)
-		code := 127
-		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-			code = 126
+		code := 127 // as a shell reports "not found"
+		if errors.Is(err, fs.ErrPermission) {
+			code = 126 // found but not executable
 		}
 		j.ended(Result{Code: code, Err: err}, ar.started)
 		return
@@ -628,6 +634,10 @@ func (j *Job) onExit(x runExit) {
 	}
 	delete(j.runs, x.id)
 	ar.cancel()
+	if j.stop != nil {
+		// A stop ends the job's whole process group, stragglers included.
+		_ = ar.run.Signal(syscall.SIGKILL)
+	}
 	j.ended(x.res, ar.started)
 	if ar.healthy && j.stop == nil {
 		j.delay = 0
@@ -711,13 +721,13 @@ func (j *Job) canRestart() bool {
 	return j.cfg.Restarts == config.Unlimited || j.restartsUsed < j.cfg.Restarts
 }
 
-// nextDelay doubles the backoff delay up to max, then jitters it by ±20%.
+// nextDelay doubles the backoff delay, jitters it by ±20% and keeps it within max.
 func nextDelay(prev time.Duration, b config.Backoff) time.Duration {
 	d := b.Initial
 	if prev > 0 {
-		d = min(2*prev, b.Max)
+		d = 2 * prev
 	}
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return min(time.Duration(float64(d)*(0.8+0.4*rand.Float64())), b.Max)
 }
 
 func (j *Job) onProbe(r probeResult) {
@@ -804,9 +814,12 @@ func (j *Job) beginStop(restart bool) chan struct{} {
 	return done
 }
 
+// isHook reports whether the job runs because something is stopping (a job's stopping or
+// stopped, or the container's shutdown): when shutdown stops it, it first gets its
+// stop_timeout to finish that work.
 func (j *Job) isHook() bool {
 	for _, t := range j.cfg.When.Triggers() {
-		if t.IsHook() {
+		if t.IsHook() || t.Source == events.Global && t.Code == events.Shutdown {
 			return true
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
@@ -87,6 +89,32 @@ type Runtime struct {
 	// PreStop, if set, runs when a job starts stopping, before its processes get the stop
 	// signal (discovery deregisters the job's service there). ctx ends at stop_timeout.
 	PreStop func(ctx context.Context, job string)
+
+	copiers  sync.WaitGroup // output copiers still reading a pipe
+	activity output.Activity
+}
+
+// WaitOutput waits until every job's output has been written out. It gives up once no
+// output has moved for idle (a process outside pilotfish's control may hold a pipe open
+// without writing), and reports whether all of it was written.
+func (rt *Runtime) WaitOutput(idle time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		rt.copiers.Wait()
+		close(done)
+	}()
+	tick := time.NewTicker(idle / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return true
+		case <-tick.C:
+			if rt.activity.Idle(idle) {
+				return false
+			}
+		}
+	}
 }
 
 // Kinds is the table of job kinds. Adding a kind is one file and one line here.

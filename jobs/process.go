@@ -106,7 +106,9 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 	var copiers sync.WaitGroup
 	for _, c := range cleanup.copies {
 		copiers.Add(1)
+		rt.copiers.Add(1)
 		go func(c pendingCopy) {
+			defer rt.copiers.Done()
 			defer copiers.Done()
 			defer c.r.Close()
 			c.cop.Copy(c.r)
@@ -186,6 +188,7 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	stdout := req.Activation.Stdout
 	outCop, errCop := out.outCop, out.errCop
 	outCop.OnLine, errCop.OnLine = req.OnLine, req.OnLine
+	outCop.Activity, errCop.Activity = &rt.activity, &rt.activity
 	if stdout == nil {
 		r, w, err := os.Pipe()
 		if err != nil {

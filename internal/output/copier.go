@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync/atomic"
+	"time"
 )
 
 // Copier moves one stream of a job to its destinations.
@@ -19,6 +21,35 @@ type Copier struct {
 	File io.Writer
 	// OnLine, if set, sees every line (without its newline); it must not keep the slice.
 	OnLine func([]byte)
+	// Activity, if set, records reads and writes, so that a waiter can tell a slow
+	// destination (still writing) from a pipe nobody writes to any more.
+	Activity *Activity
+}
+
+// Activity tracks output in progress across copiers.
+type Activity struct {
+	writing atomic.Int64 // copiers inside a Write
+	last    atomic.Int64 // unix nanoseconds of the last read or write
+}
+
+func (a *Activity) touch() {
+	if a != nil {
+		a.last.Store(time.Now().UnixNano())
+	}
+}
+
+// Idle reports whether no copier is writing and none has read or written for d.
+func (a *Activity) Idle(d time.Duration) bool {
+	return a.writing.Load() == 0 && time.Since(time.Unix(0, a.last.Load())) >= d
+}
+
+func (c *Copier) write(w io.Writer, p []byte) {
+	if a := c.Activity; a != nil {
+		a.writing.Add(1)
+		defer a.writing.Add(-1)
+		defer a.touch()
+	}
+	_, _ = w.Write(p)
 }
 
 // Copy reads r until EOF or error.
@@ -31,6 +62,7 @@ func (c *Copier) Copy(r io.Reader) {
 	var batch, fileBatch []byte
 	for {
 		line, err := br.ReadSlice('\n')
+		c.Activity.touch()
 		if len(line) > 0 {
 			body := bytes.TrimSuffix(line, []byte{'\n'})
 			batch = append(batch, c.Prefix...)
@@ -61,10 +93,10 @@ func (c *Copier) flush(batch, fileBatch []byte) {
 		return
 	}
 	if c.Sink != nil {
-		_, _ = c.Sink.Write(batch)
+		c.write(c.Sink, batch)
 	}
 	if c.File != nil {
-		_, _ = c.File.Write(fileBatch)
+		c.write(c.File, fileBatch)
 	}
 }
 
@@ -75,13 +107,14 @@ func (c *Copier) copyRaw(r io.Reader) {
 	var partial []byte
 	for {
 		n, err := r.Read(buf)
+		c.Activity.touch()
 		if n > 0 {
 			chunk := buf[:n]
 			if c.Sink != nil {
-				_, _ = c.Sink.Write(chunk)
+				c.write(c.Sink, chunk)
 			}
 			if c.File != nil {
-				_, _ = c.File.Write(chunk)
+				c.write(c.File, chunk)
 			}
 			if c.OnLine != nil {
 				partial = append(partial, chunk...)

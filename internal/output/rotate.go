@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -50,28 +51,61 @@ func (r *RotatingFile) openLocked() error {
 	return nil
 }
 
-// Write appends p, rotating first when p would take the file past Size. p is written
-// whole, so lines are never cut across two files.
+// Write appends p, rotating whenever the next whole line would take the file past Size,
+// so that no file grows beyond Size (unless a single line is longer) and no line is cut
+// across two files.
 func (r *RotatingFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.f == nil {
-		if err := r.openLocked(); err != nil {
+	written := 0
+	for len(p) > 0 {
+		if r.f == nil {
+			if err := r.openLocked(); err != nil {
+				r.report(err)
+				return written, err
+			}
+		}
+		chunk := p
+		if r.Size > 0 {
+			chunk = r.fitting(p)
+			if len(chunk) == 0 {
+				if err := r.rotateLocked(); err != nil {
+					r.report(fmt.Errorf("cannot rotate %s: %w", r.Path, err))
+					chunk = p
+				} else {
+					continue
+				}
+			}
+		}
+		n, err := r.f.Write(chunk)
+		r.size += int64(n)
+		written += n
+		if err != nil {
 			r.report(err)
-			return 0, err
+			return written, err
 		}
+		p = p[len(chunk):]
 	}
-	if r.Size > 0 && r.size > 0 && r.size+int64(len(p)) > r.Size {
-		if err := r.rotateLocked(); err != nil {
-			r.report(fmt.Errorf("cannot rotate %s: %w", r.Path, err))
+	return written, nil
+}
+
+// fitting is the longest prefix of p made of whole lines that still fits in the file; a
+// line longer than Size fits only an empty file.
+func (r *RotatingFile) fitting(p []byte) []byte {
+	room := r.Size - r.size
+	end := 0
+	for end < len(p) {
+		i := bytes.IndexByte(p[end:], '\n')
+		next := len(p)
+		if i >= 0 {
+			next = end + i + 1
 		}
+		if int64(next) > room && (end > 0 || r.size > 0) {
+			break
+		}
+		end = next
 	}
-	n, err := r.f.Write(p)
-	r.size += int64(n)
-	if err != nil {
-		r.report(err)
-	}
-	return n, err
+	return p[:end]
 }
 
 func (r *RotatingFile) report(err error) {
