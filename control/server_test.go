@@ -60,7 +60,9 @@ func (b *backend) StopJob(ctx context.Context, name string) (client.Job, error) 
 	j.State = "stopped"
 	return j, err
 }
-func (b *backend) RestartJob(ctx context.Context, name string) (client.Job, error) { return b.Job(name) }
+func (b *backend) RestartJob(ctx context.Context, name string) (client.Job, error) {
+	return b.Job(name)
+}
 func (b *backend) SignalJob(ctx context.Context, name string, sig syscall.Signal) error {
 	if _, err := b.Job(name); err != nil {
 		return err

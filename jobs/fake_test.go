@@ -61,7 +61,7 @@ func (d *fakeDriver) last() *fakeRun {
 	return d.runs[len(d.runs)-1]
 }
 
-func (r *fakeRun) Pid() int             { return r.pid }
+func (r *fakeRun) Pid() int            { return r.pid }
 func (r *fakeRun) Done() <-chan Result { return r.done }
 func (r *fakeRun) end(res Result) {
 	r.once.Do(func() {
