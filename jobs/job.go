@@ -76,11 +76,12 @@ type Job struct {
 }
 
 type activeRun struct {
-	id      uint64
-	run     Run
-	started time.Time
-	healthy bool
-	cancel  context.CancelFunc
+	id       uint64
+	run      Run
+	started  time.Time
+	healthy  bool      // the run has been healthy at least once
+	lastFail time.Time // the last probe failure that counted
+	cancel   context.CancelFunc
 }
 
 type runExit struct {
@@ -750,6 +751,12 @@ func (j *Job) onProbe(r probeResult) {
 	if time.Since(ar.started) < h.Grace {
 		return
 	}
+	// Before a run's first success the probe runs faster than interval to notice readiness
+	// early; its failures still count at most once per interval, as at the normal pace.
+	if !ar.healthy && !ar.lastFail.IsZero() && time.Since(ar.lastFail) < h.Interval {
+		return
+	}
+	ar.lastFail = time.Now()
 	j.succ = 0
 	j.fails++
 	if j.health != HealthUnhealthy && j.fails >= h.Failures {

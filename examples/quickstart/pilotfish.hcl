@@ -1,0 +1,62 @@
+# A small container's worth of processes, runnable anywhere with a POSIX shell:
+#   make example            (from the repository root; Ctrl-C to stop)
+# In another terminal, from this directory:
+#   ../../bin/pilotfish -socket pilotfish.sock status
+#   curl --unix-socket pilotfish.sock http://x/v1/events?since=0
+
+stop_timeout = "10s"
+
+control {
+  socket = "pilotfish.sock" # in the working directory, so no root is needed
+}
+
+# A stand-in database: ready after a second, then keeps running.
+job "db" {
+  exec     = ["sh", "-c", "echo starting; sleep 1; touch db.ready; echo ready; exec sleep 100000"]
+  restarts = "unlimited"
+  health {
+    exec     = ["test", "-f", "db.ready"]
+    interval = "2s"
+  }
+}
+
+# A one-shot migration that runs once the database is healthy.
+job "migrate" {
+  exec = ["sh", "-c", "echo migrating schema; sleep 0.5; echo done"]
+  when {
+    source  = "db"
+    once    = "healthy"
+    timeout = "30s"
+  }
+}
+
+# The application starts only after both the database is healthy and the migration succeeded.
+job "app" {
+  exec     = "sh -c 'echo app up, triggered by $PILOTFISH_EVENT_SOURCE.$PILOTFISH_EVENT; while :; do echo handling requests; sleep 3; done'"
+  env      = { GREETING = "hello=world" }
+  restarts = 3
+  when {
+    after   = { db = "healthy", migrate = "exitSuccess" }
+    timeout = "1m"
+  }
+  health {
+    log = "app up"
+  }
+}
+
+# A periodic task, like a cron job.
+job "report" {
+  exec = ["sh", "-c", "echo \"$(date +%T) report: db.ready is $(test -f db.ready && echo there || echo missing)\""]
+  when {
+    interval = "10s"
+  }
+}
+
+# A pre-stop hook: runs when app is stopping, before app gets its signal.
+job "drain" {
+  exec = ["sh", "-c", "echo draining app connections; sleep 0.5; echo drained; rm -f db.ready"]
+  when {
+    source = "app"
+    once   = "stopping"
+  }
+}
