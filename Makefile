@@ -13,8 +13,9 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pilotfish
 
 # The whole suite, as CI runs it: unit tests and the integration tests that run the binary
-# as PID 1 against real peers. Needs root (for unshare) on Linux.
-test: build
+# as PID 1 against real peers (a Consul agent built from source, Prometheus, curl, logger…).
+# Needs root (for unshare) on Linux.
+test: build consul
 	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./...
 
 unit:
