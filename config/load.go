@@ -250,8 +250,8 @@ func (l *loader) decodeTelemetry(b *hcl.Block) *Telemetry {
 		m := &Metric{Name: mb.Labels[0], Range: mb.DefRange}
 		if !metricName.MatchString(m.Name) || strings.HasPrefix(m.Name, "__") {
 			d.Errorf(mb.LabelRanges[0], "%q is not a valid Prometheus metric name", m.Name)
-		} else if strings.HasPrefix(m.Name, "pilotfish_") {
-			d.Errorf(mb.LabelRanges[0], "metric names starting with \"pilotfish_\" are reserved for built-in metrics")
+		} else if p := reservedPrefix(m.Name); p != "" {
+			d.Errorf(mb.LabelRanges[0], "metric names starting with %q are reserved for built-in metrics", p)
 		}
 		if names[m.Name] {
 			d.Errorf(mb.LabelRanges[0], "metric %q is declared twice", m.Name)
@@ -292,6 +292,16 @@ func (l *loader) decodeTelemetry(b *hcl.Block) *Telemetry {
 		t.Metrics = append(t.Metrics, m)
 	}
 	return t
+}
+
+// reservedPrefix returns the built-in namespace a metric name would collide with, if any.
+func reservedPrefix(name string) string {
+	for _, p := range []string{"pilotfish_", "go_", "process_", "promhttp_"} {
+		if strings.HasPrefix(name, p) {
+			return p
+		}
+	}
+	return ""
 }
 
 func (l *loader) decodeWatch(b *hcl.Block) *Watch {

@@ -222,12 +222,20 @@ func shortMetric(name string, raw json.RawMessage) (client.Metric, error) {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	h, ok := s.b.Health()
-	code := http.StatusOK
-	if !ok {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, h)
+	HealthHandler(s.b).ServeHTTP(w, r)
+}
+
+// HealthHandler answers /v1/health: 200 when everything is healthy, else 503 with the
+// failing jobs. The telemetry listener serves it over TCP too.
+func HealthHandler(b interface{ Health() (client.Health, bool) }) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := b.Health()
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, h)
+	})
 }
 
 func (s *Server) shutdown(w http.ResponseWriter, r *http.Request) {

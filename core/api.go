@@ -130,14 +130,8 @@ func (d *Daemon) PutEnv(env map[string]string) error {
 	return nil
 }
 
-// PutMetrics updates custom metrics.
-func (d *Daemon) PutMetrics(updates []client.Metric) error {
-	return fmt.Errorf("%w: no custom metric %q is declared; declare it in telemetry { metric %q { … } }",
-		control.ErrNotFound, updates[0].Name, updates[0].Name)
-}
-
 // Metrics serves the Prometheus exposition.
-func (d *Daemon) Metrics() http.Handler { return http.NotFoundHandler() }
+func (d *Daemon) Metrics() http.Handler { return d.tel.Handler() }
 
 // Health is 200 when every job with a health check that should be up is healthy and
 // maintenance is off.

@@ -19,6 +19,7 @@ import (
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/reaper"
 	"github.com/pilotfish/pilotfish/jobs"
+	"github.com/pilotfish/pilotfish/telemetry"
 )
 
 // Exit codes of SPEC §6 besides the main job's own.
@@ -57,6 +58,10 @@ type Daemon struct {
 	env      *environ
 	rt       *jobs.Runtime
 	ctl      *control.Server
+	tel      *telemetry.Telemetry
+
+	telListener *telemetry.Listener
+	telListen   string
 
 	mu          sync.Mutex
 	cfg         *config.Config
@@ -118,6 +123,7 @@ func New(opts Options) (*Daemon, int) {
 		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
 	}
+	d.tel = telemetry.New(metricsSource{d})
 	return d, ExitOK
 }
 
@@ -162,7 +168,17 @@ func (d *Daemon) Run() int {
 		Log:      d.log,
 		Environ:  d.env.List,
 		OnChange: d.poke,
+		OnProbe:  d.tel.ObserveProbe,
 	}
+	if err := d.applyTelemetry(d.cfg); err != nil {
+		d.log.Error("cannot set up telemetry", "err", err)
+		return ExitJobFailed
+	}
+	defer func() {
+		if d.telListener != nil {
+			d.telListener.Close()
+		}
+	}()
 	built, err := d.buildJobs(d.cfg, nil)
 	if err != nil {
 		d.log.Error("cannot set up jobs", "err", err)

@@ -67,6 +67,15 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 		d.poke()
 	}()
 	next, err := d.buildJobs(cfg, keep)
+	if err == nil {
+		if err = d.applyTelemetry(cfg); err != nil {
+			for _, j := range next {
+				if keep[j.Name()] == nil {
+					j.Close()
+				}
+			}
+		}
+	}
 	if err != nil {
 		d.countReload(ReloadFailed)
 		return client.Reload{}, fmt.Errorf("cannot apply the new configuration (nothing was changed): %w", err)
@@ -84,6 +93,9 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	cancel()
 	for name := range stop {
 		current[name].Close()
+		if cfg.Job(name) == nil {
+			d.tel.ForgetJob(name)
+		}
 	}
 
 	levels := d.levels(keep)

@@ -212,6 +212,23 @@ func (j *Job) Behind() bool {
 	return last > j.Status().Seen
 }
 
+// Counter is one kind-specific counter of a job, for telemetry: a metric name, an optional
+// extra label (name and value) and the count.
+type Counter struct {
+	Metric       string
+	Label, Value string
+	N            float64
+}
+
+// Counters returns the job's kind-specific counters (cron runs, inetd connections, syslog
+// messages…); nil for kinds that have none.
+func (j *Job) Counters() []Counter {
+	if c, ok := j.drv.(interface{ Counters() []Counter }); ok {
+		return c.Counters()
+	}
+	return nil
+}
+
 // Changed returns a channel closed at the next status change.
 func (j *Job) Changed() <-chan struct{} {
 	j.mu.Lock()
@@ -732,6 +749,9 @@ func nextDelay(prev time.Duration, b config.Backoff) time.Duration {
 }
 
 func (j *Job) onProbe(r probeResult) {
+	if j.rt.OnProbe != nil && r.duration > 0 {
+		j.rt.OnProbe(j.cfg.Name, r.duration)
+	}
 	ar, ok := j.runs[r.runID]
 	if !ok || j.stop != nil {
 		return

@@ -89,6 +89,8 @@ type Runtime struct {
 	// PreStop, if set, runs when a job starts stopping, before its processes get the stop
 	// signal (discovery deregisters the job's service there). ctx ends at stop_timeout.
 	PreStop func(ctx context.Context, job string)
+	// OnProbe, if set, sees the duration of every health check.
+	OnProbe func(job string, d time.Duration)
 
 	copiers  sync.WaitGroup // output copiers still reading a pipe
 	activity output.Activity

@@ -268,10 +268,14 @@ func cmdPutenv(ctx context.Context, c *client.Client, o *clientOpts, args []stri
 
 func cmdPutmetric(ctx context.Context, c *client.Client, o *clientOpts, args []string) error {
 	for _, a := range args {
-		name, val, ok := strings.Cut(a, "=")
-		if !ok || name == "" {
+		split := strings.LastIndex(a, "}=") + 1 // after NAME{labels}, if any
+		if split == 0 {
+			split = strings.IndexByte(a, '=')
+		}
+		if split <= 0 {
 			return usageError(fmt.Sprintf("%q is not NAME=VALUE", a))
 		}
+		name, val := a[:split], a[split+1:]
 		m, err := parseMetricArg(name, val)
 		if err != nil {
 			return usageError(err.Error())
