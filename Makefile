@@ -25,7 +25,7 @@ integration: build
 	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./integration_tests/...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./events/ ./jobs/ ./core/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./events/ ./core/ ./telemetry/
 	bash bench/run
 
 lint:

@@ -33,7 +33,7 @@ func (l *lockedBuffer) String() string {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	d      *Daemon
 	dir    string
 	cfg    string
@@ -61,7 +61,7 @@ func (h *harness) exited(within time.Duration) (int, bool) {
 
 // start runs a daemon in this process with the given configuration (a control block with
 // a socket in the test's directory is added).
-func start(t *testing.T, hcl string) *harness {
+func start(t testing.TB, hcl string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), out: &lockedBuffer{}, done: make(chan int, 1), before: runtime.NumGoroutine()}
 	h.cfg = filepath.Join(h.dir, "pilotfish.hcl")
