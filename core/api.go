@@ -29,7 +29,7 @@ func jobView(st jobs.Status) client.Job {
 
 // Status lists every job in configuration order.
 func (d *Daemon) Status() client.Status {
-	out := client.Status{Jobs: []client.Job{}, Watches: []client.Watch{}}
+	out := client.Status{Jobs: []client.Job{}, Watches: d.watchViews()}
 	for _, j := range d.jobList() {
 		out.Jobs = append(out.Jobs, jobView(j.Status()))
 	}
@@ -119,6 +119,9 @@ func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
 		code = events.EnterMaintenance
 	}
 	d.log.Info("maintenance", "on", on)
+	if d.disc != nil {
+		d.disc.SetMaintenance(ctx, on)
+	}
 	d.bus.Publish(code, events.Global, nil)
 	return nil
 }

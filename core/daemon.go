@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control"
+	"github.com/pilotfish/pilotfish/discovery"
 	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/reaper"
@@ -59,6 +60,7 @@ type Daemon struct {
 	rt       *jobs.Runtime
 	ctl      *control.Server
 	tel      *telemetry.Telemetry
+	disc     *discovery.Manager // nil without a consul block
 
 	telListener *telemetry.Listener
 	telListen   string
@@ -179,6 +181,11 @@ func (d *Daemon) Run() int {
 			d.telListener.Close()
 		}
 	}()
+	if err := d.startDiscovery(); err != nil {
+		d.log.Error("cannot set up discovery", "err", err)
+		return ExitJobFailed
+	}
+	defer d.stopDiscovery()
 	built, err := d.buildJobs(d.cfg, nil)
 	if err != nil {
 		d.log.Error("cannot set up jobs", "err", err)

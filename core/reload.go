@@ -106,6 +106,7 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	d.cfg, d.jobs = cfg, next
 	d.mu.Unlock()
 	d.applySettings(old, cfg)
+	d.reloadDiscovery(old, cfg)
 	for _, j := range fresh {
 		j.Start()
 	}

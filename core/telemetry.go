@@ -52,7 +52,12 @@ func (s metricsSource) Reloads() map[string]uint64 {
 	return maps.Clone(s.d.reloads)
 }
 
-func (s metricsSource) ConsulErrors() map[string]uint64 { return nil }
+func (s metricsSource) ConsulErrors() map[string]uint64 {
+	if s.d.disc == nil {
+		return nil
+	}
+	return s.d.disc.Errors()
+}
 
 // applyTelemetry installs cfg's custom metrics and moves the TCP listener when its address
 // changed. It runs before the configuration is swapped in, so a failure leaves the old one.

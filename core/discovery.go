@@ -1,0 +1,77 @@
+package core
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/discovery"
+)
+
+// startDiscovery connects to Consul when the configuration has a consul block. Consul does
+// not need to be up: registrations and watches retry until it is.
+func (d *Daemon) startDiscovery() error {
+	if d.cfg.Consul == nil {
+		return nil
+	}
+	backend, err := discovery.NewConsul(d.cfg.Consul)
+	if err != nil {
+		return err
+	}
+	d.disc = discovery.New(discovery.Options{Backend: backend, Bus: d.bus, Log: d.log})
+	if err := d.disc.Apply(context.Background(), d.cfg, d.selfPort(d.cfg)); err != nil {
+		return err
+	}
+	d.disc.Start()
+	d.rt.PreStop = d.disc.PreStop
+	return nil
+}
+
+// selfPort is the telemetry port to register as service "pilotfish", or 0.
+func (d *Daemon) selfPort(cfg *config.Config) int {
+	if cfg.Telemetry == nil || !cfg.Telemetry.Register || d.telListener == nil {
+		return 0
+	}
+	_, port, err := net.SplitHostPort(d.telListener.Addr())
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+func (d *Daemon) stopDiscovery() {
+	if d.disc == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.disc.Close(ctx)
+}
+
+func (d *Daemon) reloadDiscovery(old, cfg *config.Config) {
+	if (old.Consul == nil) != (cfg.Consul == nil) || !reflect.DeepEqual(old.Consul, cfg.Consul) {
+		d.log.Warn("consul block changes take effect at the next start")
+	}
+	if d.disc == nil {
+		return
+	}
+	if err := d.disc.Apply(context.Background(), cfg, d.selfPort(cfg)); err != nil {
+		d.log.Warn("cannot apply services and watches", "err", err)
+	}
+}
+
+func (d *Daemon) watchViews() []client.Watch {
+	out := []client.Watch{}
+	if d.disc == nil {
+		return out
+	}
+	for _, w := range d.disc.Watches() {
+		out = append(out, client.Watch{Name: w.Name, Healthy: w.Healthy, Instances: w.Instances})
+	}
+	return out
+}

@@ -1,0 +1,67 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Registration is one service as the catalog should know it.
+type Registration struct {
+	ID                      string
+	Name                    string
+	Address                 string
+	Port                    int
+	Tags                    []string
+	Meta                    map[string]string
+	EnableTagOverride       bool
+	TTL                     time.Duration
+	DeregisterCriticalAfter time.Duration
+	Status                  string // Passing or Critical: the check's state at registration
+	Output                  string
+}
+
+// CheckID is the ID of a registration's TTL check.
+func (r Registration) CheckID() string { return "service:" + r.ID }
+
+// Check states.
+const (
+	Passing  = "passing"
+	Critical = "critical"
+)
+
+// Instance is one healthy instance of a watched service.
+type Instance struct {
+	ID      string            `json:"id"`
+	Service string            `json:"service"`
+	Node    string            `json:"node"`
+	Address string            `json:"address"`
+	Port    int               `json:"port"`
+	Tags    []string          `json:"tags"`
+	Meta    map[string]string `json:"meta,omitempty"`
+}
+
+// WatchQuery selects the instances a watch follows.
+type WatchQuery struct {
+	Service string
+	Tag     string
+	DC      string
+}
+
+// ErrUnknownCheck means the agent does not know the check: it was restarted and forgot the
+// service, which must be registered again.
+var ErrUnknownCheck = errors.New("the agent does not know this check")
+
+// Backend is a service catalog.
+type Backend interface {
+	Register(ctx context.Context, r Registration) error
+	Deregister(ctx context.Context, id string) error
+	// UpdateTTL sets a TTL check's state; ErrUnknownCheck if the agent forgot it.
+	UpdateTTL(ctx context.Context, checkID, status, output string) error
+	Maintenance(ctx context.Context, id string, on bool, reason string) error
+	// Healthy runs a blocking query for the passing instances of q. It returns when they
+	// changed since index (0: at once) or after a while, with the index to wait on next.
+	Healthy(ctx context.Context, q WatchQuery, index uint64) ([]Instance, uint64, error)
+	// WaitChange blocks until the catalog changes after index, or the agent goes away.
+	WaitChange(ctx context.Context, index uint64) (uint64, error)
+}
