@@ -96,6 +96,12 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 			l.decodeJobLogging(blk, &j.Logging)
 		}
 	}
+	if j.Service != nil && j.Service.TTL == 0 {
+		j.Service.TTL = 3 * DefaultHealthInterval
+		if j.Health != nil {
+			j.Service.TTL = 3 * j.Health.Interval
+		}
+	}
 	if !known {
 		return j
 	}
@@ -301,13 +307,7 @@ func (l *loader) decodeService(b *hcl.Block, j *Job) *Service {
 	d.Duration(attrs, "ttl", &s.TTL)
 	d.Duration(attrs, "deregister_critical_after", &s.DeregisterCriticalAfter)
 	d.Bool(attrs, "enable_tag_override", &s.EnableTagOverride)
-	if s.TTL == 0 {
-		s.TTL = DefaultHealthInterval * 3
-		if j.Health != nil {
-			s.TTL = 3 * j.Health.Interval
-		}
-	}
-	return s
+	return s // a missing ttl is filled once the health block is known (see decodeJob)
 }
 
 var jobLoggingSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{

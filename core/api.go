@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/pilotfish/pilotfish/control"
@@ -98,7 +99,7 @@ func jobError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, jobs.ErrConflict):
-		return fmt.Errorf("%w: %v", control.ErrConflict, err)
+		return fmt.Errorf("%w: %s", control.ErrConflict, strings.TrimPrefix(err.Error(), jobs.ErrConflict.Error()+": "))
 	case errors.Is(err, jobs.ErrGone):
 		return fmt.Errorf("%w: %v", control.ErrNotFound, err)
 	}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -171,6 +172,12 @@ func (d *Daemon) Run() int {
 		Environ:  d.env.List,
 		OnChange: d.poke,
 		OnProbe:  d.tel.ObserveProbe,
+		Lookup: func(name string) string {
+			if j := d.job(name); j != nil {
+				return string(j.Status().State)
+			}
+			return ""
+		},
 	}
 	if err := d.applyTelemetry(d.cfg); err != nil {
 		d.log.Error("cannot set up telemetry", "err", err)
@@ -319,6 +326,12 @@ func (d *Daemon) onSignal(sig syscall.Signal) string {
 func (d *Daemon) reloadOnSignal() {
 	res, err := d.Reload(context.Background())
 	if err != nil {
+		var cfgErr *control.ConfigError
+		if errors.As(err, &cfgErr) {
+			for _, line := range cfgErr.Diagnostics {
+				fmt.Fprintln(d.opts.Stderr, line)
+			}
+		}
 		d.log.Error("reload on SIGHUP refused", "err", err)
 		return
 	}

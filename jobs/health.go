@@ -130,7 +130,9 @@ func (j *Job) execCheck(ctx context.Context, argv []string, env []string) (strin
 	if err != nil {
 		return "", err
 	}
-	env = withDefaults(env, home)
+	if cred != nil {
+		env = userEnv(env, home, j.cfg.Env)
+	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return "", err

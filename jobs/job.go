@@ -571,7 +571,7 @@ func (j *Job) activate(ev events.Event) {
 func (j *Job) onActivation(act Activation) {
 	if j.stop != nil || j.shutdown || (len(j.runs) > 0 && !j.drv.Concurrent()) {
 		if act.Release != nil {
-			act.Release()
+			act.Release(false)
 		}
 		return
 	}
@@ -581,19 +581,20 @@ func (j *Job) onActivation(act Activation) {
 // run starts one run.
 func (j *Job) run(ev events.Event, act Activation) {
 	j.setState(Starting)
+	j.succ, j.fails = 0, 0 // health counts start afresh with every run
 	j.nextRun++
 	id := j.nextRun
 	ctx, cancel := context.WithCancel(context.Background())
 	ar := &activeRun{id: id, started: time.Now(), cancel: cancel}
 	env := j.env(ev, act)
-	req := RunRequest{Env: env, Activation: act}
+	req := RunRequest{Event: ev, Env: env, Activation: act}
 	h := j.cfg.Health
 	if h != nil && h.Probe() == "log" {
 		req.OnLine = j.logMatcher(h.Log, id)
 	}
 	r, err := j.drv.Start(req)
 	if act.Release != nil {
-		act.Release()
+		act.Release(err == nil)
 	}
 	if err != nil {
 		cancel()
@@ -656,10 +657,10 @@ func (j *Job) onExit(x runExit) {
 		// A stop ends the job's whole process group, stragglers included.
 		_ = ar.run.Signal(syscall.SIGKILL)
 	}
-	j.ended(x.res, ar.started)
-	if ar.healthy && j.stop == nil {
-		j.delay = 0
+	if ar.healthy {
+		j.delay = 0 // a run that was healthy resets the backoff
 	}
+	j.ended(x.res, ar.started)
 }
 
 // ended handles the end of a run (or a run that could not start).
@@ -897,13 +898,13 @@ func (j *Job) finishStop() {
 	j.hooksOK = nil
 	j.publish(events.Stopped, nil)
 	j.setState(Stopped)
-	j.publishStatus() // waiters read the status as soon as they wake
-	for _, w := range op.waiters {
-		close(w)
-	}
 	if op.restart && !j.shutdown {
 		j.held = false
 		j.activate(j.lastEvent)
+	}
+	j.publishStatus() // waiters read the status as soon as they wake
+	for _, w := range op.waiters {
+		close(w)
 	}
 }
 

@@ -42,11 +42,16 @@ type Activation struct {
 	Stdin, Stdout *os.File   // replace /dev/null and the stdout pipe when set
 	Files         []*os.File // passed as fd 3, 4, …
 	Env           []string   // added to the run's environment
-	Release       func()     // called once the run has started (or failed to)
+	// Release is called once the run has started (started true) or when the activation
+	// was not used (false): the parent's copies of the files can go.
+	Release func(started bool)
+	// ListenPID asks for LISTEN_PID to be set to the run's own PID (socket activation).
+	ListenPID bool
 }
 
 // RunRequest is everything a driver needs to start one run.
 type RunRequest struct {
+	Event      events.Event // what triggered the run
 	Env        []string
 	Activation Activation
 	// OnLine sees every output line (for the log probe); nil when nobody needs it.
@@ -89,6 +94,13 @@ type Runtime struct {
 	// PreStop, if set, runs when a job starts stopping, before its processes get the stop
 	// signal (discovery deregisters the job's service there). ctx ends at stop_timeout.
 	PreStop func(ctx context.Context, job string)
+	// Lookup returns a job's state (webhooks describe their trigger's source with it).
+	Lookup func(job string) string
+	// Self is pilotfish's own executable; socket activation execs through it to set
+	// LISTEN_PID to the program's PID, as systemd does.
+	Self string
+	// Clock drives schedules; nil means the real clock.
+	Clock Clock
 	// OnProbe, if set, sees the duration of every health check.
 	OnProbe func(job string, d time.Duration)
 
@@ -122,7 +134,9 @@ func (rt *Runtime) WaitOutput(idle time.Duration) bool {
 // Kinds is the table of job kinds. Adding a kind is one file and one line here.
 func Kinds() map[string]Kind {
 	return map[string]Kind{
-		"exec": execKind{},
+		"exec":    execKind{},
+		"cron":    cronKind{},
+		"webhook": webhookKind{},
 	}
 }
 

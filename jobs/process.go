@@ -163,11 +163,14 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	}
 	if cred != nil {
 		sys.Credential = cred
-		if home != nil {
-			env = withDefaults(env, home)
-		}
+		env = userEnv(env, home, job.Env)
 	}
 	spec := reaper.Spec{Path: path, Args: job.Exec, Env: env, Dir: job.Dir, Sys: sys}
+	if req.Activation.ListenPID && rt.Self != "" {
+		// exec through pilotfish, which sets LISTEN_PID to its PID (the program's, after
+		// exec) and then execs the program.
+		spec.Path, spec.Args = rt.Self, append([]string{rt.Self, ListenPIDShim, path}, job.Exec...)
+	}
 
 	if out.direct {
 		spec.Files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
@@ -210,6 +213,10 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	spec.Files = append([]*os.File{stdin, stdout, ew}, req.Activation.Files...)
 	return spec, files, nil
 }
+
+// ListenPIDShim is the hidden command line verb that sets LISTEN_PID and execs a program:
+// pilotfish __listen-pid PATH ARGV0 ARGS...
+const ListenPIDShim = "__listen-pid"
 
 // lookPath finds name the way execvp would, using the job's own PATH.
 func lookPath(name, pathEnv, dir string) (string, error) {
@@ -315,6 +322,19 @@ func envValue(env []string, key string) string {
 		}
 	}
 	return ""
+}
+
+// userEnv sets HOME, USER and LOGNAME of the job's user, as systemd does for User=: they
+// replace inherited values but not the ones the job's own env gives.
+func userEnv(env, vars []string, jobEnv map[string]string) []string {
+	set := map[string]string{}
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, own := jobEnv[k]; !own {
+			set[k] = v
+		}
+	}
+	return mergeEnv(env, set)
 }
 
 // withDefaults adds each KEY=VALUE of defs whose key env does not set.

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -209,8 +211,8 @@ func cmdEvents(ctx context.Context, c *client.Client, o *clientOpts, _ []string)
 			return err
 		}
 		var attrs []string
-		for k, v := range ev.Attrs {
-			attrs = append(attrs, k+"="+strconv.Quote(v))
+		for _, k := range slices.Sorted(maps.Keys(ev.Attrs)) {
+			attrs = append(attrs, k+"="+strconv.Quote(ev.Attrs[k]))
 		}
 		_, err := fmt.Fprintf(o.out, "%6d %s %-20s %-16s %s\n", ev.Seq, ev.Time.Format("15:04:05.000"), ev.Source, ev.Code, strings.Join(attrs, " "))
 		return err

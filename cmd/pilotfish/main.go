@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/core"
+	"github.com/pilotfish/pilotfish/jobs"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -36,19 +39,30 @@ func main() {
 }
 
 func dispatch(args []string) int {
+	if len(args) > 0 && args[0] == jobs.ListenPIDShim {
+		return listenPIDShim(args[1:])
+	}
 	verb := "run"
-	if len(args) > 0 && args[0] != "--" && (args[0] == "" || args[0][0] != '-') {
+	switch {
+	case len(args) == 0:
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		verb = "help"
+	case args[0] == "-version" || args[0] == "--version":
+		verb = "version"
+	case args[0] != "--" && (args[0] == "" || args[0][0] != '-'):
 		verb, args = args[0], args[1:]
-	} else if v, rest, ok := clientFlagsFirst(args); ok {
-		verb, args = v, rest // pilotfish -socket PATH status
+	default:
+		if v, rest, ok := clientFlagsFirst(args); ok {
+			verb, args = v, rest // pilotfish -socket PATH status
+		}
 	}
 	switch verb {
 	case "run", "validate", "plan":
 		return configCommand(verb, args)
-	case "version", "-version", "--version":
+	case "version":
 		fmt.Printf("pilotfish %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
-	case "help", "-h", "-help", "--help":
+	case "help":
 		fmt.Print(usage)
 		return 0
 	}
@@ -113,4 +127,17 @@ func defaultConfigPath() string {
 		return p
 	}
 	return config.DefaultPath
+}
+
+// listenPIDShim sets LISTEN_PID to its own PID and execs the program, which keeps the PID:
+// systemd's socket activation protocol names the program's PID, known only after fork.
+func listenPIDShim(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "error: usage: pilotfish "+jobs.ListenPIDShim+" PATH ARGV0 [ARGS...]")
+		return 2
+	}
+	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	err := syscall.Exec(args[0], args[1:], env)
+	fmt.Fprintf(os.Stderr, "error: cannot run %s: %v\n", args[0], err)
+	return 127
 }
