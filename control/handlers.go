@@ -129,14 +129,20 @@ func DecodeEnviron(body io.Reader) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var env map[string]string
-	if err := json.Unmarshal(raw, &env); err != nil || env == nil {
+	var items map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
 		return nil, fmt.Errorf("%w: the body must be a JSON object of strings, such as {\"KEY\":\"VALUE\"}%s", ErrInvalid, detail(err))
 	}
-	for k := range env {
+	env := make(map[string]string, len(items))
+	for k, v := range items {
 		if k == "" || bytes.ContainsAny([]byte(k), "=\x00") {
 			return nil, fmt.Errorf("%w: %q is not a valid environment variable name", ErrInvalid, k)
 		}
+		var s *string
+		if err := json.Unmarshal(v, &s); err != nil || s == nil {
+			return nil, fmt.Errorf("%w: the value of %q must be a string (the body must be a JSON object of strings)", ErrInvalid, k)
+		}
+		env[k] = *s
 	}
 	return env, nil
 }

@@ -62,6 +62,8 @@ type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
+	// cancel ends every request's context: event streams finish when the daemon exits.
+	cancel context.CancelFunc
 }
 
 // Listen creates the socket (removing a stale one) with the configured mode and group. It
@@ -71,8 +73,10 @@ func Listen(cfg config.Control, b Backend, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{b: b, log: log, path: cfg.Socket, ln: ln, done: make(chan struct{})}
+	base, cancel := context.WithCancel(context.Background())
+	s := &Server{b: b, log: log, path: cfg.Socket, ln: ln, done: make(chan struct{}), cancel: cancel}
 	s.srv = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -148,14 +152,20 @@ func (s *Server) Serve() {
 	}()
 }
 
-// Close stops accepting, lets running requests finish until ctx ends, and removes the
-// socket.
+// Close stops accepting, ends event streams, gives running requests a moment to finish
+// (never longer than ctx), closes every connection and removes the socket.
 func (s *Server) Close(ctx context.Context) {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(ctx, closeGrace)
+	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
-		s.srv.Close()
+		s.srv.Close() // idle and silent connections do not hold the exit up
 	}
 	<-s.done
 }
+
+// closeGrace is how long answers in progress may take to finish when the daemon exits.
+const closeGrace = 100 * time.Millisecond
 
 type peerKey struct{}
 
