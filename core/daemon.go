@@ -172,6 +172,7 @@ func (d *Daemon) Run() int {
 		Environ:  d.env.List,
 		OnChange: d.poke,
 		OnProbe:  d.tel.ObserveProbe,
+		Self:     selfExecutable(),
 		Lookup: func(name string) string {
 			if j := d.job(name); j != nil {
 				return string(j.Status().State)
@@ -269,6 +270,16 @@ func stoppingHooks(cfg *config.Config, name string, byName map[string]*jobs.Job)
 		}
 	}
 	return hooks
+}
+
+// selfExecutable is pilotfish's own binary, which socket-activated programs are exec'ed
+// through; "" if it cannot be found (LISTEN_PID is then not set).
+func selfExecutable() string {
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return p
 }
 
 func (d *Daemon) poke() {

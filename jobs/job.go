@@ -62,6 +62,7 @@ type Job struct {
 	health       Health
 	succ, fails  int
 	exitCode     *int
+	statusLine   string // shown in /v1/status: a kind's STATUS= or why the job cannot run
 	lastEvent    events.Event
 	seen         uint64
 	activations  <-chan Activation
@@ -188,10 +189,18 @@ func (j *Job) Prime(levels []config.Trigger) {
 	}
 }
 
-// Start subscribes the job to the bus and starts its loop. The job then waits for startup
-// (or its trigger).
+// Start subscribes the job to the bus, lets its driver open what must exist before
+// startup is published (listening sockets), and starts its loop. The job then waits for
+// startup (or its trigger). A driver that cannot prepare leaves the job failed.
 func (j *Job) Start() {
 	j.sub = j.rt.Bus.Subscribe(events.SubscribeOptions{Name: "job:" + j.cfg.Name, Filter: j.trig.wants})
+	if p, ok := j.drv.(interface{ Prepare() error }); ok {
+		if err := p.Prepare(); err != nil {
+			j.log.Error("cannot prepare job; it will not run", "err", err)
+			j.state, j.statusLine, j.held = Failed, err.Error(), true
+			j.publishStatus()
+		}
+	}
 	go j.loop()
 }
 
@@ -930,6 +939,7 @@ func (j *Job) snapshot() Status {
 		Health:    j.health,
 		ExitCode:  j.exitCode,
 		Since:     j.since,
+		Status:    j.statusLine,
 		Seen:      j.seen,
 		Runs:      len(j.runs),
 		HasHealth: j.cfg.Health != nil,

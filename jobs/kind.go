@@ -137,6 +137,7 @@ func Kinds() map[string]Kind {
 		"exec":    execKind{},
 		"cron":    cronKind{},
 		"webhook": webhookKind{},
+		"inetd":   inetdKind{},
 	}
 }
 
