@@ -62,6 +62,7 @@ type Daemon struct {
 	ctl      *control.Server
 	tel      *telemetry.Telemetry
 	disc     *discovery.Manager // nil without a consul block
+	outer    *outerNotify       // nil without NOTIFY_SOCKET
 
 	telListener *telemetry.Listener
 	telListen   string
@@ -102,7 +103,7 @@ func Run(opts Options) int {
 // New loads the configuration and builds the daemon without starting anything. On a
 // configuration error it prints the diagnostics and returns nil with exit code 2.
 func New(opts Options) (*Daemon, int) {
-	env := newEnviron(opts.Env)
+	env := newEnviron(withoutNotifySocket(opts.Env))
 	cfg, diags := config.Load(opts.ConfigPath, config.Options{Env: env.Map(), Kinds: jobs.ConfigKinds(), Main: opts.Main})
 	for _, line := range config.FormatDiagnostics(diags) {
 		fmt.Fprintln(opts.Stderr, line)
@@ -122,6 +123,7 @@ func New(opts Options) (*Daemon, int) {
 		reaper:      reaper.New(),
 		env:         env,
 		reloads:     map[string]uint64{},
+		outer:       newOuterNotify(opts.Env),
 		pokes:       make(chan struct{}, 1),
 		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
@@ -164,15 +166,16 @@ func (d *Daemon) Run() int {
 	defer d.reaper.Stop()
 
 	d.rt = &jobs.Runtime{
-		Bus:      d.bus,
-		Spawner:  d.reaper,
-		Stdout:   output.NewSink(d.opts.Stdout),
-		Stderr:   output.NewSink(d.opts.Stderr),
-		Log:      d.log,
-		Environ:  d.env.List,
-		OnChange: d.poke,
-		OnProbe:  d.tel.ObserveProbe,
-		Self:     selfExecutable(),
+		Bus:        d.bus,
+		Spawner:    d.reaper,
+		Stdout:     output.NewSink(d.opts.Stdout),
+		Stderr:     output.NewSink(d.opts.Stderr),
+		Log:        d.log,
+		Environ:    d.env.List,
+		OnChange:   d.poke,
+		OnProbe:    d.tel.ObserveProbe,
+		Self:       selfExecutable(),
+		RuntimeDir: runtimeDir(),
 		Lookup: func(name string) string {
 			if j := d.job(name); j != nil {
 				return string(j.Status().State)
@@ -228,6 +231,7 @@ func (d *Daemon) Run() int {
 	d.poke()
 
 	reason := d.supervise()
+	d.outer.stopping()
 	d.shutdown(reason)
 	return d.exitCode
 }

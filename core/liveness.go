@@ -16,6 +16,7 @@ func (d *Daemon) check() string {
 		return "" // jobs come and go during a reload; it pokes again when done
 	}
 	list := d.jobList()
+	d.outer.update(list)
 	status := make(map[string]jobs.Status, len(list))
 	for _, j := range list {
 		status[j.Name()] = j.Status()

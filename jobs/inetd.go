@@ -391,9 +391,9 @@ func (d *inetdDriver) activateLoop(acts chan<- Activation, wake *os.File, stop <
 		d.active++
 		d.mu.Unlock()
 		act := Activation{
-			Files:     []*os.File{file},
-			Env:       []string{"LISTEN_FDS=1", "LISTEN_FDNAMES=" + d.job.Name},
-			ListenPID: true,
+			Files:   []*os.File{file},
+			Env:     []string{"LISTEN_FDS=1", "LISTEN_FDNAMES=" + d.job.Name},
+			PidVars: []string{"LISTEN_PID"},
 			Release: func(started bool) {
 				if !started {
 					d.release()

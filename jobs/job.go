@@ -29,16 +29,18 @@ var apiEvent = events.Event{Code: "start", Source: "api"}
 
 // Job is one configured job at run time. See the package doc for its concurrency rule.
 type Job struct {
-	cfg   *config.Job
-	drv   Driver
-	rt    *Runtime
-	log   *slog.Logger
-	hooks []*Job
+	cfg       *config.Job
+	hasHealth bool // a health block, or a kind that reports readiness
+	drv       Driver
+	rt        *Runtime
+	log       *slog.Logger
+	hooks     []*Job
 
 	sub      *events.Subscription
 	cmds     chan command
 	runDone  chan runExit
 	healthC  chan probeResult
+	reports  chan runReport
 	hooksOK  chan struct{}
 	quit     chan struct{}
 	loopDone chan struct{}
@@ -148,6 +150,7 @@ func newJob(cfg *config.Job, rt *Runtime, drv Driver) *Job {
 		cmds:     make(chan command),
 		runDone:  make(chan runExit),
 		healthC:  make(chan probeResult),
+		reports:  make(chan runReport),
 		quit:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		changed:  make(chan struct{}),
@@ -157,6 +160,7 @@ func newJob(cfg *config.Job, rt *Runtime, drv Driver) *Job {
 		runs:     map[uint64]*activeRun{},
 		health:   HealthUnknown,
 	}
+	j.hasHealth = slices.Contains(config.Emits(ConfigKinds(), cfg), events.Healthy)
 	j.status = j.snapshot()
 	return j
 }
@@ -420,6 +424,8 @@ func (j *Job) loop() {
 			j.onExit(x)
 		case r := <-j.healthC:
 			j.onProbe(r)
+		case r := <-j.reports:
+			j.onReport(r)
 		case act, ok := <-j.activations:
 			if ok {
 				j.onActivation(act)
@@ -596,7 +602,13 @@ func (j *Job) run(ev events.Event, act Activation) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ar := &activeRun{id: id, started: time.Now(), cancel: cancel}
 	env := j.env(ev, act)
-	req := RunRequest{Event: ev, Env: env, Activation: act}
+	req := RunRequest{Event: ev, Env: env, Activation: act, Report: func(r Report) {
+		select {
+		case j.reports <- runReport{id, r}:
+		case <-ctx.Done(): // the run is over
+		case <-j.loopDone:
+		}
+	}}
 	h := j.cfg.Health
 	if h != nil && h.Probe() == "log" {
 		req.OnLine = j.logMatcher(h.Log, id)
@@ -695,7 +707,7 @@ func (j *Job) ended(res Result, started time.Time) {
 		j.log.Log(context.Background(), lvl, "exited", "status", how)
 		j.publish(events.ExitFailed, attrs)
 	}
-	if len(j.runs) == 0 && j.health != HealthUnknown && j.cfg.Health != nil {
+	if len(j.runs) == 0 && j.health != HealthUnknown && j.hasHealth {
 		if j.health == HealthHealthy && j.stop == nil {
 			j.publish(events.Unhealthy, map[string]string{events.AttrMessage: "process exited"})
 		}
@@ -793,6 +805,39 @@ func (j *Job) onProbe(r probeResult) {
 		j.health = HealthUnhealthy
 		j.log.Warn("unhealthy", "check", r.msg)
 		j.publish(events.Unhealthy, map[string]string{events.AttrMessage: r.msg})
+	}
+}
+
+// runReport is a Report of one run.
+type runReport struct {
+	id uint64
+	r  Report
+}
+
+// onReport takes what a kind learned about a run (sd_notify's READY=1, STATUS=, a missed
+// watchdog…).
+func (j *Job) onReport(x runReport) {
+	ar, ok := j.runs[x.id]
+	if !ok {
+		return
+	}
+	r := x.r
+	if r.Status != nil {
+		j.statusLine = *r.Status
+	}
+	switch {
+	case r.Ready && j.health != HealthHealthy && j.stop == nil:
+		j.health, ar.healthy, j.delay = HealthHealthy, true, 0
+		j.log.Info("ready", "message", r.Message)
+		j.publish(events.Healthy, map[string]string{events.AttrMessage: r.Message})
+	case r.Unready && j.health != HealthUnhealthy && j.stop == nil:
+		j.health = HealthUnhealthy
+		j.log.Warn("not ready", "message", r.Message)
+		j.publish(events.Unhealthy, map[string]string{events.AttrMessage: r.Message})
+	}
+	if r.Kill != 0 && j.stop == nil {
+		j.log.Warn("stopping the run", "signal", config.SignalName(r.Kill), "why", r.Message)
+		_ = ar.run.Signal(r.Kill)
 	}
 }
 
@@ -942,7 +987,7 @@ func (j *Job) snapshot() Status {
 		Status:    j.statusLine,
 		Seen:      j.seen,
 		Runs:      len(j.runs),
-		HasHealth: j.cfg.Health != nil,
+		HasHealth: j.hasHealth,
 	}
 	if len(j.runs) == 1 {
 		for _, ar := range j.runs {

@@ -45,8 +45,9 @@ type Activation struct {
 	// Release is called once the run has started (started true) or when the activation
 	// was not used (false): the parent's copies of the files can go.
 	Release func(started bool)
-	// ListenPID asks for LISTEN_PID to be set to the run's own PID (socket activation).
-	ListenPID bool
+	// PidVars names environment variables to set to the run's own PID, known only after
+	// fork (LISTEN_PID for socket activation, WATCHDOG_PID for sd_notify's watchdog).
+	PidVars []string
 }
 
 // RunRequest is everything a driver needs to start one run.
@@ -56,6 +57,17 @@ type RunRequest struct {
 	Activation Activation
 	// OnLine sees every output line (for the log probe); nil when nobody needs it.
 	OnLine func([]byte)
+	// Report tells the job what the kind learned about this run; it may block briefly.
+	Report func(Report)
+}
+
+// Report is what a kind tells the job about a run.
+type Report struct {
+	Ready   bool           // the run is ready: healthy
+	Unready bool           // the run is not ready any more: unhealthy
+	Status  *string        // the status line shown in /v1/status
+	Message string         // why, for logs and the event's message
+	Kill    syscall.Signal // stop the run with this signal (a missed watchdog)
 }
 
 // Run is one execution: a process, or an HTTP call.
@@ -96,9 +108,11 @@ type Runtime struct {
 	PreStop func(ctx context.Context, job string)
 	// Lookup returns a job's state (webhooks describe their trigger's source with it).
 	Lookup func(job string) string
-	// Self is pilotfish's own executable; socket activation execs through it to set
-	// LISTEN_PID to the program's PID, as systemd does.
+	// Self is pilotfish's own executable; runs that need their PID in their environment
+	// (LISTEN_PID, WATCHDOG_PID) are exec'ed through it, as systemd sets them.
 	Self string
+	// RuntimeDir holds per-job sockets (sd_notify); "" means /run/pilotfish.
+	RuntimeDir string
 	// Clock drives schedules; nil means the real clock.
 	Clock Clock
 	// OnProbe, if set, sees the duration of every health check.
@@ -138,6 +152,7 @@ func Kinds() map[string]Kind {
 		"cron":    cronKind{},
 		"webhook": webhookKind{},
 		"inetd":   inetdKind{},
+		"notify":  notifyKind{},
 	}
 }
 

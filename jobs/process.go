@@ -166,10 +166,10 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 		env = userEnv(env, home, job.Env)
 	}
 	spec := reaper.Spec{Path: path, Args: job.Exec, Env: env, Dir: job.Dir, Sys: sys}
-	if req.Activation.ListenPID && rt.Self != "" {
-		// exec through pilotfish, which sets LISTEN_PID to its PID (the program's, after
+	if vars := req.Activation.PidVars; len(vars) > 0 && rt.Self != "" {
+		// exec through pilotfish, which sets the variables to its PID (the program's, after
 		// exec) and then execs the program.
-		spec.Path, spec.Args = rt.Self, append([]string{rt.Self, ListenPIDShim, path}, job.Exec...)
+		spec.Path, spec.Args = rt.Self, append([]string{rt.Self, PidShim, strings.Join(vars, ","), path}, job.Exec...)
 	}
 
 	if out.direct {
@@ -214,9 +214,9 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	return spec, files, nil
 }
 
-// ListenPIDShim is the hidden command line verb that sets LISTEN_PID and execs a program:
-// pilotfish __listen-pid PATH ARGV0 ARGS...
-const ListenPIDShim = "__listen-pid"
+// PidShim is the hidden command line verb that sets environment variables to its own PID
+// and execs a program, which keeps that PID: pilotfish __setpid VAR,VAR PATH ARGV0 ARGS...
+const PidShim = "__setpid"
 
 // lookPath finds name the way execvp would, using the job's own PATH.
 func lookPath(name, pathEnv, dir string) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,8 +40,8 @@ func main() {
 }
 
 func dispatch(args []string) int {
-	if len(args) > 0 && args[0] == jobs.ListenPIDShim {
-		return listenPIDShim(args[1:])
+	if len(args) > 0 && args[0] == jobs.PidShim {
+		return pidShim(args[1:])
 	}
 	verb := "run"
 	switch {
@@ -129,15 +130,24 @@ func defaultConfigPath() string {
 	return config.DefaultPath
 }
 
-// listenPIDShim sets LISTEN_PID to its own PID and execs the program, which keeps the PID:
-// systemd's socket activation protocol names the program's PID, known only after fork.
-func listenPIDShim(args []string) int {
-	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "error: usage: pilotfish "+jobs.ListenPIDShim+" PATH ARGV0 [ARGS...]")
+// pidShim sets the named variables to its own PID and execs the program, which keeps the
+// PID: LISTEN_PID and WATCHDOG_PID must name the program's PID, known only after fork.
+func pidShim(args []string) int {
+	if len(args) < 3 {
+		fmt.Fprintln(os.Stderr, "error: usage: pilotfish "+jobs.PidShim+" VAR[,VAR] PATH ARGV0 [ARGS...]")
 		return 2
 	}
-	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
-	err := syscall.Exec(args[0], args[1:], env)
-	fmt.Fprintf(os.Stderr, "error: cannot run %s: %v\n", args[0], err)
+	vars := strings.Split(args[0], ",")
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(vars, k) {
+			env = append(env, kv)
+		}
+	}
+	for _, v := range vars {
+		env = append(env, v+"="+strconv.Itoa(os.Getpid()))
+	}
+	err := syscall.Exec(args[1], args[2:], env)
+	fmt.Fprintf(os.Stderr, "error: cannot run %s: %v\n", args[1], err)
 	return 127
 }

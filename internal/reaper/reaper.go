@@ -105,6 +105,21 @@ func (r *Reaper) Stop() {
 // Orphans is the number of processes reaped that pilotfish did not start itself.
 func (r *Reaper) Orphans() uint64 { return r.orphans.Load() }
 
+// Adopt asks for the exit status of a process pilotfish did not start but will reap: a
+// daemon that its job's process left behind (orphans are reparented to pilotfish). The
+// channel gets one Status; it is closed without one if the process is already gone.
+func (r *Reaper) Adopt(pid int) <-chan Status {
+	ch := make(chan Status, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.waiters[pid]; ok || syscall.Kill(pid, 0) == syscall.ESRCH {
+		close(ch) // someone waits already, or it is gone
+		return ch
+	}
+	r.waiters[pid] = ch
+	return ch
+}
+
 // Spawn starts a process and registers it, under the same lock the reaper holds while it
 // reaps, so its exit status always reaches Process.Done.
 func (r *Reaper) Spawn(s Spec) (*Process, error) {
