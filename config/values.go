@@ -163,6 +163,24 @@ func (d *Decoder) Strings(attrs hcl.Attributes, name string, dst *[]string) bool
 	return true
 }
 
+// StringList reads a list of strings, or a single string as a list of one.
+func (d *Decoder) StringList(attrs hcl.Attributes, name string, dst *[]string) bool {
+	a, ok := attrs[name]
+	if !ok {
+		return false
+	}
+	v, diags := a.Expr.Value(d.ctx)
+	d.Diags = append(d.Diags, diags...)
+	if diags.HasErrors() {
+		return false
+	}
+	if v.Type() == cty.String && !v.IsNull() && v.IsKnown() {
+		*dst = []string{v.AsString()}
+		return true
+	}
+	return d.Strings(attrs, name, dst)
+}
+
 // Command reads a command: a list is taken as is, a string is split into words like a shell
 // would (quotes respected) without running a shell.
 func (d *Decoder) Command(attrs hcl.Attributes, name string, dst *[]string) bool {

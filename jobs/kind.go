@@ -153,6 +153,7 @@ func Kinds() map[string]Kind {
 		"webhook": webhookKind{},
 		"inetd":   inetdKind{},
 		"notify":  notifyKind{},
+		"syslog":  syslogKind{},
 	}
 }
 

@@ -1,0 +1,282 @@
+package jobs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pilotfish/pilotfish/internal/syslogmsg"
+)
+
+// syslogListener is one socket messages arrive on.
+type syslogListener interface {
+	// Serve reads messages until stop closes, handing each to handle with a parser of its
+	// own.
+	Serve(handle func(*syslogmsg.Parser, []byte), stop <-chan struct{})
+	Close()
+}
+
+func openSyslogListener(network, addr string) (syslogListener, error) {
+	switch network {
+	case "unixgram":
+		if st, err := os.Lstat(addr); err == nil && st.Mode().Type() == os.ModeSocket {
+			os.Remove(addr) // a stale /dev/log from an earlier run
+		}
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+		if err != nil {
+			return nil, err
+		}
+		// Every local program must be able to log, as with any /dev/log; the socket file
+		// is writable, its directory is left as it is.
+		if err := os.Chmod(addr, 0o666); err != nil {
+			c.Close()
+			return nil, err
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		return &datagramListener{conn: c, unlink: addr}, nil
+	case "udp":
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		_ = c.(*net.UDPConn).SetReadBuffer(4 << 20)
+		return &datagramListener{conn: c}, nil
+	default:
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &streamListener{ln: ln, conns: map[net.Conn]bool{}}, nil
+	}
+}
+
+// datagramListener takes one message per datagram (unixgram, udp).
+type datagramListener struct {
+	conn   net.PacketConn
+	unlink string
+}
+
+func (l *datagramListener) Serve(handle func(*syslogmsg.Parser, []byte), stop <-chan struct{}) {
+	p := syslogmsg.NewParser(nil)
+	buf := make([]byte, maxSyslogMessage)
+	for {
+		n, _, err := l.conn.ReadFrom(buf)
+		if err != nil {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		handle(p, buf[:n])
+	}
+}
+
+func (l *datagramListener) Close() {
+	l.conn.Close()
+	if l.unlink != "" {
+		os.Remove(l.unlink)
+	}
+}
+
+// streamListener reads TCP connections framed by octet counting ("LEN MSG", RFC 6587) or
+// by newlines; the first byte of each connection tells which.
+type streamListener struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func (l *streamListener) Serve(handle func(*syslogmsg.Parser, []byte), stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			select {
+			case <-stop:
+				l.closeConns()
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				l.closeConns()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		l.mu.Lock()
+		l.conns[c] = true
+		l.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				l.mu.Lock()
+				delete(l.conns, c)
+				l.mu.Unlock()
+				c.Close()
+			}()
+			readFrames(c, syslogmsg.NewParser(nil), handle)
+		}()
+	}
+}
+
+func (l *streamListener) closeConns() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.Close()
+	}
+}
+
+func (l *streamListener) Close() { l.ln.Close() }
+
+func readFrames(r io.Reader, p *syslogmsg.Parser, handle func(*syslogmsg.Parser, []byte)) {
+	br := bufio.NewReaderSize(r, maxSyslogMessage)
+	for {
+		first, err := br.Peek(1)
+		if err != nil {
+			return
+		}
+		if first[0] >= '1' && first[0] <= '9' {
+			lenStr, err := br.ReadString(' ')
+			if err != nil {
+				return
+			}
+			n, err := strconv.Atoi(lenStr[:len(lenStr)-1])
+			if err != nil || n <= 0 || n > maxSyslogMessage {
+				return // not a frame: the stream cannot be trusted any more
+			}
+			frame := make([]byte, n)
+			if _, err := io.ReadFull(br, frame); err != nil {
+				return
+			}
+			handle(p, frame)
+			continue
+		}
+		line, err := br.ReadSlice('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			handle(p, line)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// forwarder sends messages on as RFC 5424, over UDP (a datagram each) or TCP (octet
+// counted frames), reconnecting with backoff. While it cannot send, its output's queue
+// fills and further messages are dropped and counted; nothing blocks a client.
+type forwarder struct {
+	network, addr string
+	log           *slog.Logger
+
+	mu     sync.Mutex
+	conn   net.Conn
+	closed bool
+	wake   chan struct{}
+}
+
+func newForwarder(network, addr string, log *slog.Logger) *forwarder {
+	return &forwarder{network: network, addr: addr, log: log, wake: make(chan struct{})}
+}
+
+// append frames one message: "LEN MSG".
+func (f *forwarder) append(buf []byte, m *syslogmsg.Message, host string) []byte {
+	msg := syslogmsg.Append5424(nil, m, host)
+	buf = strconv.AppendInt(buf, int64(len(msg)), 10)
+	buf = append(buf, ' ')
+	return append(buf, msg...)
+}
+
+// Write sends a batch of frames, retrying until it went out or the forwarder is closed.
+func (f *forwarder) Write(batch []byte) (int, error) {
+	delay := 100 * time.Millisecond
+	for {
+		conn, err := f.connect()
+		if err == nil {
+			if err = f.send(conn, batch); err == nil {
+				return len(batch), nil
+			}
+			f.drop(conn)
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return 0, err
+		}
+		f.log.Warn("cannot forward syslog messages; retrying", "to", f.network+"://"+f.addr, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-f.wake:
+			return 0, net.ErrClosed
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+func (f *forwarder) send(conn net.Conn, batch []byte) error {
+	if f.network == "tcp" {
+		_, err := conn.Write(batch)
+		return err
+	}
+	for len(batch) > 0 { // one datagram per frame
+		sp := bytes.IndexByte(batch, ' ')
+		n, _ := strconv.Atoi(string(batch[:sp]))
+		if _, err := conn.Write(batch[sp+1 : sp+1+n]); err != nil {
+			return err
+		}
+		batch = batch[sp+1+n:]
+	}
+	return nil
+}
+
+func (f *forwarder) connect() (net.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, net.ErrClosed
+	}
+	if f.conn != nil {
+		return f.conn, nil
+	}
+	c, err := net.DialTimeout(f.network, f.addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	f.conn = c
+	return c, nil
+}
+
+func (f *forwarder) drop(c net.Conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn == c {
+		f.conn.Close()
+		f.conn = nil
+	}
+}
+
+func (f *forwarder) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
+	}
+	f.closed = true
+	close(f.wake)
+	if f.conn != nil {
+		f.conn.Close()
+	}
+}
