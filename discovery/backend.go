@@ -17,8 +17,8 @@ type Registration struct {
 	EnableTagOverride       bool
 	TTL                     time.Duration
 	DeregisterCriticalAfter time.Duration
-	Status                  string // Passing or Critical: the check's state at registration
-	Output                  string
+	Status                  string // Passing or Critical: the state the check must show
+	Output                  string // the check's output (the probe's message)
 }
 
 // CheckID is the ID of a registration's TTL check.
@@ -64,4 +64,7 @@ type Backend interface {
 	Healthy(ctx context.Context, q WatchQuery, index uint64) ([]Instance, uint64, error)
 	// WaitChange blocks until the catalog changes after index, or the agent goes away.
 	WaitChange(ctx context.Context, index uint64) (uint64, error)
+	// AgentID identifies the agent process: it changes when an agent that keeps no state
+	// (dev mode, lost data dir) restarts and forgets the services registered with it.
+	AgentID(ctx context.Context) (string, error)
 }

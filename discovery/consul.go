@@ -68,13 +68,7 @@ func (c *Consul) Register(ctx context.Context, r Registration) error {
 	if r.DeregisterCriticalAfter > 0 {
 		reg.Check.DeregisterCriticalServiceAfter = r.DeregisterCriticalAfter.String()
 	}
-	if err := c.c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
-		return err
-	}
-	if r.Output != "" {
-		return c.UpdateTTL(ctx, r.CheckID(), r.Status, r.Output)
-	}
-	return nil
+	return c.c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
 }
 
 func (c *Consul) Deregister(ctx context.Context, id string) error {
@@ -132,6 +126,16 @@ func (c *Consul) WaitChange(ctx context.Context, index uint64) (uint64, error) {
 		return 0, err
 	}
 	return meta.LastIndex, nil
+}
+
+func (c *Consul) AgentID(ctx context.Context) (string, error) {
+	var self struct {
+		Config struct{ NodeID string }
+	}
+	if _, err := c.c.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return "", err
+	}
+	return self.Config.NodeID, nil
 }
 
 func isNotFound(err error) bool {

@@ -47,6 +47,7 @@ type Manager struct {
 	watchers map[string]*watcher // by watch name; owned by the loop
 
 	mu        sync.Mutex
+	agentID   string // the agent last seen; see agentRestarted
 	errs      map[string]uint64
 	svcFor    map[string]bool // jobs with a service, read by the bus filter
 	watchList []*watcher      // for Watches, which must not wait for the loop
@@ -433,7 +434,12 @@ func (m *Manager) syncOne(ctx context.Context, s *service) bool {
 		return true
 	}
 	if !s.registered {
-		if err := m.b.Register(ctx, s.reg); err != nil {
+		// A registration cannot carry the check's output, so the service comes in critical
+		// and gets its real state and output in the next call: it is never seen passing
+		// without them, nor passing before maintenance is on.
+		reg := s.reg
+		reg.Status, reg.Output = Critical, "registering"
+		if err := m.b.Register(ctx, reg); err != nil {
 			m.failed("register", s, err)
 			return false
 		}
@@ -443,6 +449,10 @@ func (m *Manager) syncOne(ctx context.Context, s *service) bool {
 			if err := m.b.Maintenance(ctx, s.reg.ID, true, "pilotfish maintenance"); err != nil {
 				m.failed("maintenance", s, err)
 			}
+		}
+		if err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output); err != nil {
+			m.failed("ttl", s, err)
+			return false
 		}
 	} else {
 		err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output)
@@ -464,6 +474,33 @@ func (m *Manager) failed(op string, s *service, err error) {
 	m.log.Warn("catalog call failed; will retry", "op", op, "service", s.reg.ID, "err", err)
 }
 
+// agentRestarted asks the agent who it is. A different identity, or no answer, means the
+// agent may have restarted: registrations must be made again and blocking-query indexes
+// start over (a restarted agent's indexes are lower, and a query with an index from before
+// would wait its full time). Consul answers pending blocking queries normally when it
+// shuts down, so this check, not the error, is what notices a quick restart.
+func (m *Manager) agentRestarted(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	id, err := m.b.AgentID(cctx)
+	if err != nil {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := m.agentID != "" && m.agentID != id
+	m.agentID = id
+	return changed
+}
+
+// resyncSoon asks the loop to register everything again.
+func (m *Manager) resyncSoon() {
+	select {
+	case m.resync <- struct{}{}:
+	default:
+	}
+}
+
 // monitor follows the catalog with blocking queries to notice an agent that went away and
 // came back (maybe having forgotten every local service), and asks the loop to resync.
 func (m *Manager) monitor() {
@@ -472,6 +509,7 @@ func (m *Manager) monitor() {
 		<-m.quit
 		cancel()
 	}()
+	m.agentRestarted(ctx) // learn who the agent is
 	var index uint64
 	delay := retryInitial
 	down := false
@@ -485,7 +523,7 @@ func (m *Manager) monitor() {
 				m.countError("agent")
 				m.log.Warn("catalog agent unreachable; retrying", "err", err)
 			}
-			down = true
+			down, index = true, 0
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -495,11 +533,12 @@ func (m *Manager) monitor() {
 			continue
 		}
 		delay = retryInitial
-		if down || next < index { // back after an outage, or its index went backwards
+		restarted := m.agentRestarted(ctx)
+		if down || restarted || next < index {
 			down = false
-			select {
-			case m.resync <- struct{}{}:
-			default:
+			m.resyncSoon()
+			if restarted {
+				next = 0
 			}
 		}
 		index = next

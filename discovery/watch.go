@@ -98,7 +98,7 @@ func (w *watcher) run(ctx context.Context) {
 			if !failing {
 				w.m.log.Warn("watch query failed; retrying", "watch", w.cfg.Name, "err", err)
 			}
-			failing = true
+			failing, index = true, 0 // the agent may come back with lower indexes
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -111,8 +111,14 @@ func (w *watcher) run(ctx context.Context) {
 			w.m.log.Info("watch query works again", "watch", w.cfg.Name)
 		}
 		failing, delay = false, retryInitial
-		if next < index { // the catalog was reset: its indexes start over
-			next = 0
+		if next < index || w.m.agentRestarted(ctx) {
+			// The agent restarted: this answer may come from the old one, and the new one's
+			// indexes start over. Ask again from scratch.
+			w.m.resyncSoon()
+			if index != 0 {
+				index = 0
+				continue
+			}
 		}
 		index = next
 		w.update(list)
