@@ -30,7 +30,7 @@ type agentEnv struct {
 	api   *api.Client
 }
 
-func startAgent(t *testing.T) *agentEnv {
+func startTestAgent(t *testing.T) *agentEnv {
 	t.Helper()
 	a := consulagent.Start(t)
 	be, err := NewConsul(&config.Consul{Address: a.Addr()})
@@ -47,14 +47,14 @@ func startAgent(t *testing.T) *agentEnv {
 	return &agentEnv{agent: a, be: be, api: c}
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func consulCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// eventually polls cond every 10 ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+// consulEventually polls cond every 10 ms until it holds or d passes.
+func consulEventually(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	t0 := time.Now()
 	for !cond() {
@@ -125,8 +125,8 @@ func (e *agentEnv) deregisterOther(t *testing.T, id string) {
 
 func TestConsulRegisterTTLMaintenanceDeregister(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	ctx := ctxT(t, 30*time.Second)
+	e := startTestAgent(t)
+	ctx := consulCtx(t, 30*time.Second)
 
 	reg := Registration{ID: "web-h1", Name: "web", Address: "127.0.0.1", Port: 8080, Tags: []string{"v1", "blue"},
 		Meta: map[string]string{"version": "1.2"}, EnableTagOverride: true, TTL: 15 * time.Second,
@@ -145,9 +145,17 @@ func TestConsulRegisterTTLMaintenanceDeregister(t *testing.T) {
 		s.Meta["version"] != "1.2" || !s.EnableTagOverride {
 		t.Errorf("registered service = %+v", s)
 	}
+	// Register sets the check's state; its output comes with UpdateTTL (the manager always
+	// follows a registration with one).
 	c := e.check(t, "service:web-h1")
-	if c == nil || c.Status != api.HealthPassing || c.Output != "GET /health: 200 OK" || c.ServiceID != "web-h1" {
-		t.Fatalf("TTL check after Register = %+v, want passing with the probe's output", c)
+	if c == nil || c.Status != api.HealthPassing || c.Type != "ttl" || c.ServiceID != "web-h1" {
+		t.Fatalf("TTL check after Register = %+v, want a passing TTL check of web-h1", c)
+	}
+	if err := e.be.UpdateTTL(ctx, reg.CheckID(), Passing, reg.Output); err != nil {
+		t.Fatalf("UpdateTTL: %v", err)
+	}
+	if c := e.check(t, "service:web-h1"); c.Status != api.HealthPassing || c.Output != "GET /health: 200 OK" {
+		t.Fatalf("after UpdateTTL passing: %s %q, want the probe's output", c.Status, c.Output)
 	}
 	if got := e.passing(t, "web"); len(got) != 1 || got[0] != "web-h1" {
 		t.Errorf("passing instances = %v", got)
@@ -204,13 +212,14 @@ func TestConsulRegisterTTLMaintenanceDeregister(t *testing.T) {
 		t.Error("Maintenance of an unknown service succeeded")
 	}
 
-	// Registering again replaces the check, with the state given.
-	reg.Status, reg.Output = Critical, "starting over"
+	// Registering again (Consul keeps an existing check's state) leaves one service and one
+	// check.
+	reg.Status = Critical
 	if err := e.be.Register(ctx, reg); err != nil {
 		t.Fatalf("Register again: %v", err)
 	}
-	if c := e.check(t, "service:web-h1"); c.Status != api.HealthCritical || c.Output != "starting over" {
-		t.Errorf("after registering again critical: %s %q", c.Status, c.Output)
+	if svcs, _ := e.api.Agent().Services(); len(svcs) != 1 {
+		t.Errorf("services after registering again = %v", svcs)
 	}
 
 	if err := e.be.Deregister(ctx, "web-h1"); err != nil {
@@ -226,8 +235,8 @@ func TestConsulRegisterTTLMaintenanceDeregister(t *testing.T) {
 
 func TestConsulRegisterWithoutOutputAndNoDeregisterAfter(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	ctx := ctxT(t, 30*time.Second)
+	e := startTestAgent(t)
+	ctx := consulCtx(t, 30*time.Second)
 	reg := Registration{ID: "bare-h1", Name: "bare", TTL: 2 * time.Second, Status: Critical}
 	if err := e.be.Register(ctx, reg); err != nil {
 		t.Fatal(err)
@@ -240,8 +249,8 @@ func TestConsulRegisterWithoutOutputAndNoDeregisterAfter(t *testing.T) {
 
 func TestConsulHealthyBlockingQuery(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	ctx := ctxT(t, 60*time.Second)
+	e := startTestAgent(t)
+	ctx := consulCtx(t, 60*time.Second)
 	q := WatchQuery{Service: "db"}
 
 	list, idx, err := e.be.Healthy(ctx, q, 0)
@@ -260,8 +269,17 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		l, i, err := e.be.Healthy(ctx, q, idx)
-		ch <- answer{l, i, err, time.Now()}
+		// A blocking query may also return when something else moved the index (the agent
+		// syncing its node right after start); block again until the set is not empty.
+		i := idx
+		for {
+			l, next, err := e.be.Healthy(ctx, q, i)
+			if err != nil || len(l) > 0 {
+				ch <- answer{l, next, err, time.Now()}
+				return
+			}
+			i = next
+		}
 	}()
 	select {
 	case a := <-ch:
@@ -294,7 +312,7 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 
 	// Tag filter, tags never null, the service's own address wins.
 	e.registerOther(t, "db-2", "db", nil, "192.0.2.9")
-	eventually(t, 10*time.Second, "db-2 passing", func() bool { return len(e.passing(t, "db")) == 2 })
+	consulEventually(t, 10*time.Second, "db-2 passing", func() bool { return len(e.passing(t, "db")) == 2 })
 	all, _, err := e.be.Healthy(ctx, q, 0)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("all db: %+v, %v", all, err)
@@ -353,8 +371,8 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 
 func TestConsulWaitChangeSeesRestart(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	ctx := ctxT(t, 90*time.Second)
+	e := startTestAgent(t)
+	ctx := consulCtx(t, 90*time.Second)
 	idx, err := e.be.WaitChange(ctx, 0)
 	if err != nil || idx == 0 {
 		t.Fatalf("WaitChange(0) = %d, %v", idx, err)
@@ -409,36 +427,36 @@ type mgrEnv struct {
 	*agentEnv
 	bus  *events.Bus
 	m    *Manager
-	log  *syncBuf
+	log  *testLogBuf
 	once sync.Once
 }
 
 // close closes the manager once (Close must not be called twice).
 func (me *mgrEnv) close(ctx context.Context) { me.once.Do(func() { me.m.Close(ctx) }) }
 
-type syncBuf struct {
+type testLogBuf struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (s *syncBuf) Write(p []byte) (int, error) {
+func (s *testLogBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuf) String() string {
+func (s *testLogBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func newManager(t *testing.T, e *agentEnv, be Backend, cfg *config.Config, selfPort int) *mgrEnv {
+func newTestManager(t *testing.T, e *agentEnv, be Backend, cfg *config.Config, selfPort int) *mgrEnv {
 	t.Helper()
-	lb := &syncBuf{}
+	lb := &testLogBuf{}
 	bus := events.NewBus(nil)
 	m := New(Options{Backend: be, Bus: bus, Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), Hostname: "h1"})
-	if err := m.Apply(ctxT(t, 10*time.Second), cfg, selfPort); err != nil {
+	if err := m.Apply(consulCtx(t, 10*time.Second), cfg, selfPort); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
@@ -452,7 +470,7 @@ func newManager(t *testing.T, e *agentEnv, be Backend, cfg *config.Config, selfP
 	return me
 }
 
-func webConfig(withHealth bool, ttl time.Duration) *config.Config {
+func webTestConfig(withHealth bool, ttl time.Duration) *config.Config {
 	j := &config.Job{Name: "web", Service: &config.Service{Name: "web", Port: 8080, Tags: []string{"v1"},
 		Interfaces: []string{"static:127.0.0.1"}, TTL: ttl}}
 	if withHealth {
@@ -461,12 +479,12 @@ func webConfig(withHealth bool, ttl time.Duration) *config.Config {
 	return &config.Config{Jobs: []*config.Job{j}}
 }
 
-func msg(s string) map[string]string { return map[string]string{events.AttrMessage: s} }
+func probeMsg(s string) map[string]string { return map[string]string{events.AttrMessage: s} }
 
 func TestManagerFollowsJobHealth(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	me := newManager(t, e, e.be, webConfig(true, 15*time.Second), 0)
+	e := startTestAgent(t)
+	me := newTestManager(t, e, e.be, webTestConfig(true, 15*time.Second), 0)
 	if id := me.m.ServiceID("web"); id != "web-h1" {
 		t.Fatalf("ServiceID = %q, want NAME-HOSTNAME web-h1", id)
 	}
@@ -474,8 +492,8 @@ func TestManagerFollowsJobHealth(t *testing.T) {
 	// Started but not yet healthy: not registered. The healthy event comes next; once the
 	// service is there, the started event has been handled long ago (one loop, in order).
 	me.bus.Publish(events.Started, "web", nil)
-	me.bus.Publish(events.Healthy, "web", msg("probe ok"))
-	eventually(t, 5*time.Second, "web-h1 passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me.bus.Publish(events.Healthy, "web", probeMsg("probe ok"))
+	consulEventually(t, 5*time.Second, "web-h1 passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 	if c := e.check(t, "service:web-h1"); c.Output != "probe ok" {
 		t.Errorf("check output = %q, want the probe's message", c.Output)
 	}
@@ -485,8 +503,8 @@ func TestManagerFollowsJobHealth(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	me.bus.Publish(events.Unhealthy, "web", msg("connection refused"))
-	d := eventually(t, 5*time.Second, "web-h1 critical", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
+	me.bus.Publish(events.Unhealthy, "web", probeMsg("connection refused"))
+	d := consulEventually(t, 5*time.Second, "web-h1 critical", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
 	t.Logf("unhealthy → critical in %s", time.Since(t0).Round(time.Millisecond))
 	if d > time.Second {
 		t.Errorf("unhealthy took %s to reach the agent", d)
@@ -494,29 +512,29 @@ func TestManagerFollowsJobHealth(t *testing.T) {
 	if c := e.check(t, "service:web-h1"); c.Output != "connection refused" {
 		t.Errorf("critical output = %q", c.Output)
 	}
-	me.bus.Publish(events.Healthy, "web", msg("ok again"))
-	eventually(t, 5*time.Second, "web-h1 passing again", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me.bus.Publish(events.Healthy, "web", probeMsg("ok again"))
+	consulEventually(t, 5*time.Second, "web-h1 passing again", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 
 	me.bus.Publish(events.ExitFailed, "web", map[string]string{events.AttrExitCode: "3"})
-	eventually(t, 5*time.Second, "critical after the process exited", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
+	consulEventually(t, 5*time.Second, "critical after the process exited", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
 	if c := e.check(t, "service:web-h1"); !strings.Contains(c.Output, "exited") {
 		t.Errorf("output after exit = %q", c.Output)
 	}
 
 	// PreStop returns only once the agent has forgotten the service.
-	me.bus.Publish(events.Healthy, "web", msg("ok"))
-	eventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
-	me.m.PreStop(ctxT(t, 5*time.Second), "web")
+	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
+	consulEventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me.m.PreStop(consulCtx(t, 5*time.Second), "web")
 	if e.service(t, "web-h1") != nil {
 		t.Fatal("web-h1 is still registered when PreStop returns")
 	}
 	// Stopped keeps it away; the next healthy run registers it again.
 	me.bus.Publish(events.Stopped, "web", nil)
 	me.bus.Publish(events.Started, "web", nil)
-	me.bus.Publish(events.Healthy, "web", msg("back"))
-	eventually(t, 5*time.Second, "registered again", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me.bus.Publish(events.Healthy, "web", probeMsg("back"))
+	consulEventually(t, 5*time.Second, "registered again", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 
-	me.close(ctxT(t, 5*time.Second))
+	me.close(consulCtx(t, 5*time.Second))
 	if e.service(t, "web-h1") != nil {
 		t.Error("Close left web-h1 registered")
 	}
@@ -527,24 +545,24 @@ func TestManagerFollowsJobHealth(t *testing.T) {
 
 func TestManagerJobWithoutHealthRegistersOnStart(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	me := newManager(t, e, e.be, webConfig(false, 15*time.Second), 0)
+	e := startTestAgent(t)
+	me := newTestManager(t, e, e.be, webTestConfig(false, 15*time.Second), 0)
 	if e.service(t, "web-h1") != nil {
 		t.Fatal("registered before the job started")
 	}
 	me.bus.Publish(events.Started, "web", nil)
-	eventually(t, 5*time.Second, "registered on start", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	consulEventually(t, 5*time.Second, "registered on start", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 	me.bus.Publish(events.ExitSuccess, "web", map[string]string{events.AttrExitCode: "0"})
-	eventually(t, 5*time.Second, "critical on exit", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
+	consulEventually(t, 5*time.Second, "critical on exit", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
 }
 
 func TestManagerHeartbeatKeepsShortTTLPassing(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
+	e := startTestAgent(t)
 	const ttl = time.Second
-	me := newManager(t, e, e.be, webConfig(true, ttl), 0)
-	me.bus.Publish(events.Healthy, "web", msg("ok"))
-	eventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me := newTestManager(t, e, e.be, webTestConfig(true, ttl), 0)
+	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
+	consulEventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 	// Nothing new happens for 3 TTLs: the heartbeat must keep the check from lapsing.
 	end := time.Now().Add(3 * ttl)
 	for time.Now().Before(end) {
@@ -557,15 +575,15 @@ func TestManagerHeartbeatKeepsShortTTLPassing(t *testing.T) {
 
 func TestManagerMaintenance(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	cfg := webConfig(true, 15*time.Second)
+	e := startTestAgent(t)
+	cfg := webTestConfig(true, 15*time.Second)
 	cfg.Jobs = append(cfg.Jobs, &config.Job{Name: "late", Health: &config.Health{Interval: time.Second},
 		Service: &config.Service{Name: "late", Interfaces: []string{"static:127.0.0.1"}, TTL: 15 * time.Second}})
-	me := newManager(t, e, e.be, cfg, 0)
-	me.bus.Publish(events.Healthy, "web", msg("ok"))
-	eventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me := newTestManager(t, e, e.be, cfg, 0)
+	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
+	consulEventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 
-	me.m.SetMaintenance(ctxT(t, 5*time.Second), true)
+	me.m.SetMaintenance(consulCtx(t, 5*time.Second), true)
 	if !e.checkIs(t, "_service_maintenance:web-h1", api.HealthCritical) {
 		t.Fatal("no critical maintenance check when SetMaintenance(true) returns")
 	}
@@ -574,20 +592,24 @@ func TestManagerMaintenance(t *testing.T) {
 	}
 	// Health goes on being fed during maintenance; a service registered during maintenance
 	// enters it at once.
-	me.bus.Publish(events.Unhealthy, "web", msg("down"))
-	eventually(t, 5*time.Second, "critical during maintenance", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
-	me.bus.Publish(events.Healthy, "late", msg("ok"))
-	eventually(t, 5*time.Second, "late registered", func() bool { return e.service(t, "late-h1") != nil })
-	if !e.checkIs(t, "_service_maintenance:late-h1", api.HealthCritical) {
-		t.Error("a service registered during maintenance is not in maintenance")
-	}
+	me.bus.Publish(events.Unhealthy, "web", probeMsg("down"))
+	consulEventually(t, 5*time.Second, "critical during maintenance", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
+	me.bus.Publish(events.Healthy, "late", probeMsg("ok"))
+	// It must enter maintenance, and never be seen passing on the way.
+	consulEventually(t, 5*time.Second, "late registered in maintenance", func() bool {
+		if got := e.passing(t, "late"); len(got) != 0 {
+			t.Fatalf("late passing during maintenance: %v", got)
+		}
+		return e.checkIs(t, "_service_maintenance:late-h1", api.HealthCritical)
+	})
+	consulEventually(t, 5*time.Second, "late's check passing", func() bool { return e.checkIs(t, "service:late-h1", api.HealthPassing) })
 	if got := e.passing(t, "late"); len(got) != 0 {
 		t.Errorf("late passing during maintenance: %v", got)
 	}
-	me.bus.Publish(events.Healthy, "web", msg("up again"))
-	eventually(t, 5*time.Second, "passing check under maintenance", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me.bus.Publish(events.Healthy, "web", probeMsg("up again"))
+	consulEventually(t, 5*time.Second, "passing check under maintenance", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 
-	me.m.SetMaintenance(ctxT(t, 5*time.Second), false)
+	me.m.SetMaintenance(consulCtx(t, 5*time.Second), false)
 	for _, id := range []string{"web-h1", "late-h1"} {
 		if e.check(t, "_service_maintenance:"+id) != nil {
 			t.Errorf("%s: maintenance check left after SetMaintenance(false)", id)
@@ -601,30 +623,30 @@ func TestManagerMaintenance(t *testing.T) {
 	}
 }
 
-// reRegisterBound is how soon after an agent came back its services must be registered
+// reRegisterWithin is how soon after an agent came back its services must be registered
 // again: the retry backoff is capped at 5 s, plus a margin for a loaded machine.
-const reRegisterBound = 8 * time.Second
+const reRegisterWithin = 8 * time.Second
 
 // The TTL is long (a minute) so that the TTL heartbeat (every TTL/2) cannot be what
 // registers the service again: the agent monitor must notice the restart by itself.
 func TestManagerReRegistersAfterAgentRestart(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	me := newManager(t, e, e.be, webConfig(true, time.Minute), 0)
-	me.bus.Publish(events.Healthy, "web", msg("ok"))
-	eventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	e := startTestAgent(t)
+	me := newTestManager(t, e, e.be, webTestConfig(true, time.Minute), 0)
+	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
+	consulEventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 	// Make the old agent's index grow well past where a fresh agent starts.
 	for i := range 30 {
 		e.registerOther(t, fmt.Sprintf("filler-%d", i), "filler", nil, "")
 	}
 
 	e.agent.Restart(t)
-	d := eventually(t, 30*time.Second, "web-h1 registered again", func() bool {
+	d := consulEventually(t, 30*time.Second, "web-h1 registered again", func() bool {
 		return e.checkIs(t, "service:web-h1", api.HealthPassing)
 	})
 	t.Logf("registered again %s after the restarted agent was ready", d.Round(time.Millisecond))
-	if d > reRegisterBound {
-		t.Errorf("registered again only %s after the agent came back, want within %s", d.Round(time.Millisecond), reRegisterBound)
+	if d > reRegisterWithin {
+		t.Errorf("registered again only %s after the agent came back, want within %s", d.Round(time.Millisecond), reRegisterWithin)
 	}
 	if c := e.check(t, "service:web-h1"); c.Output != "ok" {
 		t.Errorf("output after re-registration = %q, want the last probe message", c.Output)
@@ -646,12 +668,12 @@ func TestManagerAgentAbsentRetriesWithBackoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := webConfig(false, 15*time.Second)
+	cfg := webTestConfig(false, 15*time.Second)
 	cfg.Watches = []*config.Watch{{Name: "db", Service: "db"}}
-	me := newManager(t, nil, be, cfg, 0)
+	me := newTestManager(t, nil, be, cfg, 0)
 	t0 := time.Now()
 	me.bus.Publish(events.Started, "web", nil)
-	eventually(t, 10*time.Second, "3 register errors", func() bool { return me.m.Errors()["register"] >= 3 })
+	consulEventually(t, 10*time.Second, "3 register errors", func() bool { return me.m.Errors()["register"] >= 3 })
 	d := time.Since(t0)
 	// Backoff 100 ms, then 200 ms: the third attempt cannot come before 300 ms.
 	if d < 250*time.Millisecond {
@@ -681,9 +703,9 @@ func TestManagerAgentAbsentRetriesWithBackoff(t *testing.T) {
 
 func TestManagerWatchPublishes(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
+	e := startTestAgent(t)
 	e.registerOther(t, "db-0", "db", []string{"replica"}, "")
-	eventually(t, 10*time.Second, "db-0 passing", func() bool { return len(e.passing(t, "db")) == 1 })
+	consulEventually(t, 10*time.Second, "db-0 passing", func() bool { return len(e.passing(t, "db")) == 1 })
 	cfg := &config.Config{Watches: []*config.Watch{{Name: "db", Service: "db"}, {Name: "primary", Service: "db", Tag: "primary"}}}
 
 	bus := events.NewBus(nil)
@@ -691,7 +713,7 @@ func TestManagerWatchPublishes(t *testing.T) {
 		return strings.HasPrefix(ev.Source, events.WatchPrefix)
 	}})
 	m := New(Options{Backend: e.be, Bus: bus, Log: slog.New(slog.DiscardHandler), Hostname: "h1"})
-	if err := m.Apply(ctxT(t, 5*time.Second), cfg, 0); err != nil {
+	if err := m.Apply(consulCtx(t, 5*time.Second), cfg, 0); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
@@ -699,7 +721,7 @@ func TestManagerWatchPublishes(t *testing.T) {
 
 	next := func(what string) events.Event {
 		t.Helper()
-		ev, err := sub.Recv(ctxT(t, 10*time.Second))
+		ev, err := sub.Recv(consulCtx(t, 10*time.Second))
 		if err != nil {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}
@@ -760,15 +782,15 @@ func TestManagerWatchPublishes(t *testing.T) {
 	if fmt.Sprint(seen["watch.primary"]) != "[changed unhealthy]" {
 		t.Errorf("primary after deregistering = %v", seen["watch.primary"])
 	}
-	if c := countCode(seen["watch.db"], "unhealthy"); c != 1 {
+	if c := countEventCode(seen["watch.db"], "unhealthy"); c != 1 {
 		t.Errorf("watch.db unhealthy %d times: %v", c, seen["watch.db"])
 	}
-	if c := countCode(seen["watch.db"], "healthy"); c != 0 {
+	if c := countEventCode(seen["watch.db"], "healthy"); c != 0 {
 		t.Errorf("watch.db healthy while going down: %v", seen["watch.db"])
 	}
 }
 
-func countCode(list []string, code string) int {
+func countEventCode(list []string, code string) int {
 	n := 0
 	for _, c := range list {
 		if c == code {
@@ -780,9 +802,9 @@ func countCode(list []string, code string) int {
 
 func TestManagerSelfRegistration(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
-	newManager(t, e, e.be, &config.Config{}, 9090)
-	eventually(t, 5*time.Second, "pilotfish-h1 passing", func() bool { return e.checkIs(t, "service:pilotfish-h1", api.HealthPassing) })
+	e := startTestAgent(t)
+	newTestManager(t, e, e.be, &config.Config{}, 9090)
+	consulEventually(t, 5*time.Second, "pilotfish-h1 passing", func() bool { return e.checkIs(t, "service:pilotfish-h1", api.HealthPassing) })
 	s := e.service(t, "pilotfish-h1")
 	if s.Service != SelfService || s.Port != 9090 {
 		t.Errorf("self service = %+v", s)
@@ -794,7 +816,7 @@ func TestManagerSelfRegistration(t *testing.T) {
 // registration publishes changed+healthy, each within seconds.
 func TestManagerWatchResumesAfterAgentRestart(t *testing.T) {
 	t.Parallel()
-	e := startAgent(t)
+	e := startTestAgent(t)
 	e.registerOther(t, "db-0", "db", nil, "")
 	for i := range 30 { // the old agent's indexes grow well past a fresh agent's
 		e.registerOther(t, fmt.Sprintf("filler-%d", i), "filler", nil, "")
@@ -802,7 +824,7 @@ func TestManagerWatchResumesAfterAgentRestart(t *testing.T) {
 	bus := events.NewBus(nil)
 	sub := bus.Subscribe(events.SubscribeOptions{Name: "test", Filter: func(ev events.Event) bool { return ev.Source == "watch.db" }})
 	m := New(Options{Backend: e.be, Bus: bus, Log: slog.New(slog.DiscardHandler), Hostname: "h1"})
-	if err := m.Apply(ctxT(t, 5*time.Second), &config.Config{Watches: []*config.Watch{{Name: "db", Service: "db"}}}, 0); err != nil {
+	if err := m.Apply(consulCtx(t, 5*time.Second), &config.Config{Watches: []*config.Watch{{Name: "db", Service: "db"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
@@ -810,7 +832,7 @@ func TestManagerWatchResumesAfterAgentRestart(t *testing.T) {
 	want := func(code events.Code, d time.Duration) time.Duration {
 		t.Helper()
 		t0 := time.Now()
-		ctx := ctxT(t, d)
+		ctx := consulCtx(t, d)
 		for {
 			ev, err := sub.Recv(ctx)
 			if err != nil {
@@ -826,8 +848,8 @@ func TestManagerWatchResumesAfterAgentRestart(t *testing.T) {
 	e.agent.Restart(t)
 	d := want(events.Unhealthy, 30*time.Second)
 	t.Logf("watch saw the restarted agent's empty set %s after it was ready", d.Round(time.Millisecond))
-	if d > reRegisterBound {
-		t.Errorf("the watch resumed only %s after the agent came back, want within %s", d.Round(time.Millisecond), reRegisterBound)
+	if d > reRegisterWithin {
+		t.Errorf("the watch resumed only %s after the agent came back, want within %s", d.Round(time.Millisecond), reRegisterWithin)
 	}
 	e.registerOther(t, "db-1", "db", nil, "")
 	d = want(events.Healthy, 30*time.Second)

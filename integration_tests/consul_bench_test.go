@@ -22,8 +22,8 @@ import (
 	"github.com/pilotfish/pilotfish/integration_tests/consulagent"
 )
 
-// watchBench is pilotfish following service "db" with a job that stamps each `changed`.
-type watchBench struct {
+// csWatchBench is pilotfish following service "db" with a job that stamps each `changed`.
+type csWatchBench struct {
 	tb     testing.TB
 	c      *consulHTTP
 	r      *consulRun
@@ -32,10 +32,10 @@ type watchBench struct {
 	up     bool
 }
 
-// sample is one change: to the job's stamp, and to the `changed` event on the bus.
-type sample struct{ job, event time.Duration }
+// csSample is one change: to the job's stamp, and to the `changed` event on the bus.
+type csSample struct{ job, event time.Duration }
 
-func newWatchBench(tb testing.TB) *watchBench {
+func newCSWatchBench(tb testing.TB) *csWatchBench {
 	tb.Helper()
 	a := consulagent.Start(tb)
 	c := consulClient(tb, a)
@@ -51,14 +51,14 @@ job "react" {
   }
 }
 `})
-	w := &watchBench{tb: tb, c: c, r: r, stamps: filepath.Join(r.Dir, "stamps")}
+	w := &csWatchBench{tb: tb, c: c, r: r, stamps: filepath.Join(r.Dir, "stamps")}
 	w.waitStamps(1) // the first answer
 	return w
 }
 
 // waitStamps waits (polling every millisecond) until the file holds n stamps and returns
 // the n-th.
-func (w *watchBench) waitStamps(n int) time.Time {
+func (w *csWatchBench) waitStamps(n int) time.Time {
 	w.tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -75,7 +75,7 @@ func (w *watchBench) waitStamps(n int) time.Time {
 
 // change registers or deregisters db-1 and returns how long until the job ran and until
 // the changed event was published.
-func (w *watchBench) change() sample {
+func (w *csWatchBench) change() csSample {
 	w.tb.Helper()
 	after := w.r.ev.last()
 	want := w.n + 1
@@ -88,19 +88,19 @@ func (w *watchBench) change() sample {
 	w.up = !w.up
 	stamp := w.waitStamps(want)
 	ev := w.r.ev.wait(5*time.Second, after, "watch.db", "changed")
-	return sample{job: stamp.Sub(t0), event: ev.Time.Sub(t0)}
+	return csSample{job: stamp.Sub(t0), event: ev.Time.Sub(t0)}
 }
 
-func percentile(ds []time.Duration, p float64) time.Duration {
+func csPercentile(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	i := int(p*float64(len(s))+0.5) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func csMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func summarize(samples []sample) (jobs, evs []time.Duration) {
+func csSummarize(samples []csSample) (jobs, evs []time.Duration) {
 	for _, s := range samples {
 		jobs = append(jobs, s.job)
 		evs = append(evs, s.event)
@@ -109,36 +109,36 @@ func summarize(samples []sample) (jobs, evs []time.Duration) {
 }
 
 func BenchmarkWatchLatency(b *testing.B) {
-	w := newWatchBench(b)
-	var samples []sample
+	w := newCSWatchBench(b)
+	var samples []csSample
 	for b.Loop() {
 		samples = append(samples, w.change())
 	}
-	jobs, evs := summarize(samples)
-	b.ReportMetric(ms(percentile(jobs, 0.50)), "p50-ms")
-	b.ReportMetric(ms(percentile(jobs, 0.99)), "p99-ms")
-	b.ReportMetric(ms(percentile(evs, 0.50)), "event-p50-ms")
-	b.ReportMetric(ms(percentile(evs, 0.99)), "event-p99-ms")
+	jobs, evs := csSummarize(samples)
+	b.ReportMetric(csMS(csPercentile(jobs, 0.50)), "p50-ms")
+	b.ReportMetric(csMS(csPercentile(jobs, 0.99)), "p99-ms")
+	b.ReportMetric(csMS(csPercentile(evs, 0.50)), "event-p50-ms")
+	b.ReportMetric(csMS(csPercentile(evs, 0.99)), "event-p99-ms")
 }
 
 func TestConsulWatchLatency(t *testing.T) {
 	t.Parallel()
-	w := newWatchBench(t)
-	var samples []sample
+	w := newCSWatchBench(t)
+	var samples []csSample
 	for range 20 {
 		samples = append(samples, w.change())
 	}
-	jobs, evs := summarize(samples)
+	jobs, evs := csSummarize(samples)
 	var list []string
 	for _, d := range jobs {
-		list = append(list, strconv.FormatFloat(ms(d), 'f', 1, 64))
+		list = append(list, strconv.FormatFloat(csMS(d), 'f', 1, 64))
 	}
 	t.Logf("Consul change → job started: p50 %.1f ms, p99 %.1f ms, max %.1f ms; → changed event: p50 %.1f ms, p99 %.1f ms (%d changes: %s ms)",
-		ms(percentile(jobs, 0.5)), ms(percentile(jobs, 0.99)), ms(slices.Max(jobs)),
-		ms(percentile(evs, 0.5)), ms(percentile(evs, 0.99)), len(jobs), strings.Join(list, " "))
+		csMS(csPercentile(jobs, 0.5)), csMS(csPercentile(jobs, 0.99)), csMS(slices.Max(jobs)),
+		csMS(csPercentile(evs, 0.5)), csMS(csPercentile(evs, 0.99)), len(jobs), strings.Join(list, " "))
 	// The goal is under 100 ms; the bound leaves room for a loaded CI machine (-race, many
 	// agents in parallel) while still failing on anything like polling.
-	if p50 := percentile(jobs, 0.5); p50 > 250*time.Millisecond {
+	if p50 := csPercentile(jobs, 0.5); p50 > 250*time.Millisecond {
 		t.Errorf("median watch latency %s, want well under a second (goal 100 ms)", p50)
 	}
 }

@@ -199,7 +199,7 @@ func startConsulRun(t testing.TB, o opts) *consulRun {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	if !o.Plain && (os.Geteuid() != 0 || !haveUnshare()) {
+	if !o.Plain && (os.Geteuid() != 0 || !csHaveUnshare()) {
 		o.Plain = true
 	}
 	sock := filepath.Join(o.Dir, "pf.sock")
@@ -218,11 +218,11 @@ func startConsulRun(t testing.TB, o opts) *consulRun {
 	if !ok || p.exited() {
 		t.Fatalf("pilotfish did not answer /v1/ping within 10s (exited: %v)", p.exited())
 	}
-	r.ev = followEvents(t, r.cl)
+	r.ev = csFollowEvents(t, r.cl)
 	return r
 }
 
-func haveUnshare() bool {
+func csHaveUnshare() bool {
 	_, err := exec.LookPath("unshare")
 	return err == nil
 }
@@ -281,7 +281,7 @@ type csEvents struct {
 	ended   bool
 }
 
-func followEvents(t testing.TB, cl *client.Client) *csEvents {
+func csFollowEvents(t testing.TB, cl *client.Client) *csEvents {
 	l := &csEvents{t: t, changed: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -372,8 +372,8 @@ func csEventList(evs []client.Event) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// codesOf lists the codes of the events from source, in order.
-func codesOf(evs []client.Event, source string) []string {
+// csCodesOf lists the codes of the events from source, in order.
+func csCodesOf(evs []client.Event, source string) []string {
 	var out []string
 	for _, e := range evs {
 		if e.Source == source {
@@ -383,8 +383,8 @@ func codesOf(evs []client.Event, source string) []string {
 	return out
 }
 
-// watchInstance is one element of PILOTFISH_WATCH_INSTANCES.
-type watchInstance struct {
+// csWatchInstance is one element of PILOTFISH_WATCH_INSTANCES.
+type csWatchInstance struct {
 	ID      string            `json:"id"`
 	Service string            `json:"service"`
 	Node    string            `json:"node"`
@@ -394,16 +394,16 @@ type watchInstance struct {
 	Meta    map[string]string `json:"meta"`
 }
 
-func parseInstances(t testing.TB, s string) []watchInstance {
+func csParseInstances(t testing.TB, s string) []csWatchInstance {
 	t.Helper()
-	var out []watchInstance
+	var out []csWatchInstance
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
 		t.Fatalf("PILOTFISH_WATCH_INSTANCES is not a JSON array of instances: %v: %q", err, s)
 	}
 	return out
 }
 
-func instanceIDs(list []watchInstance) string {
+func csInstanceIDs(list []csWatchInstance) string {
 	var ids []string
 	for _, i := range list {
 		ids = append(ids, i.ID)
@@ -411,7 +411,7 @@ func instanceIDs(list []watchInstance) string {
 	return strings.Join(ids, ",")
 }
 
-func hostname(t testing.TB) string {
+func csHostname(t testing.TB) string {
 	t.Helper()
 	h, err := os.Hostname()
 	if err != nil {
@@ -420,9 +420,9 @@ func hostname(t testing.TB) string {
 	return h
 }
 
-// firstInet is what interfaces = ["inet"] should pick: the first IPv4 address of an
+// csFirstInet is what interfaces = ["inet"] should pick: the first IPv4 address of an
 // interface that is up, not loopback or link-local; "" if there is none.
-func firstInet() string {
+func csFirstInet() string {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return ""
@@ -464,7 +464,7 @@ func TestConsulRegistration(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + `
 job "web" {
   exec = ["sleep", "1000"]
@@ -566,7 +566,7 @@ job "dflt" {
 		t.Errorf("plain-public check has no output: %+v", ch)
 	}
 	df := c.services()["dflt-"+host]
-	if want := firstInet(); df.Service != "dflt" || df.Address != want {
+	if want := csFirstInet(); df.Service != "dflt" || df.Address != want {
 		t.Errorf("dflt registration = %+v, want name dflt and address %q (interfaces default inet)", df, want)
 	}
 }
@@ -579,7 +579,7 @@ func TestConsulCriticalWithinOneInterval(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	dir := t.TempDir()
 	okFile := filepath.Join(dir, "ok")
 	writeFile(t, okFile, "", 0o644)
@@ -649,7 +649,7 @@ func TestConsulProcessExitIsCritical(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + `
 job "web" {
   exec     = ["sleep", "1000"]
@@ -694,9 +694,9 @@ job "web" {
 // ---------------------------------------------------------------------------------------
 // 3. Stopping: deregistered before the process gets its signal.
 
-// stopTrapJob is a job whose TERM handler asks Consul (catalog and agent) whether its own
+// csStopTrapJob is a job whose TERM handler asks Consul (catalog and agent) whether its own
 // service is still there, and records the answers.
-func stopTrapJob(addr string) string {
+func csStopTrapJob(addr string) string {
 	return `
 job "web" {
   exec = ` + sh(`trap 'curl -sS --max-time 3 "$CONSUL/v1/catalog/service/web" > "$TESTDIR/catalog-at-term.json"; curl -sS --max-time 3 "$CONSUL/v1/agent/services" > "$TESTDIR/agent-at-term.json"; echo done > "$TESTDIR/term-done"; exit 0' TERM; while :; do sleep 0.05; done`) + `
@@ -720,7 +720,7 @@ job "other" {
 `
 }
 
-func checkGoneAtTerm(t *testing.T, dir, host string) {
+func csCheckGoneAtTerm(t *testing.T, dir, host string) {
 	t.Helper()
 	waitFor(t, 10*time.Second, func() bool { return exists(filepath.Join(dir, "term-done")) }, "the TERM handler")
 	cat := readFile(t, filepath.Join(dir, "catalog-at-term.json"))
@@ -742,15 +742,15 @@ func checkGoneAtTerm(t *testing.T, dir, host string) {
 }
 
 func TestConsulDeregisteredBeforeSignal(t *testing.T) {
-	requireCurlBin(t)
+	csRequireCurl(t)
 	t.Parallel()
-	host := hostname(t)
+	host := csHostname(t)
 
 	t.Run("pilotfish stop JOB", func(t *testing.T) {
 		t.Parallel()
 		a := consulagent.Start(t)
 		c := consulClient(t, a)
-		r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + stopTrapJob(a.Addr())})
+		r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + csStopTrapJob(a.Addr())})
 		waitConsul(t, 10*time.Second, "web passing", func() bool { return c.checkStatus("service:web-"+host) == "passing" })
 		waitConsul(t, 10*time.Second, "other passing", func() bool { return c.checkStatus("service:other-"+host) == "passing" })
 		after := r.ev.last()
@@ -758,7 +758,7 @@ func TestConsulDeregisteredBeforeSignal(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("pilotfish stop web: exit %d: %s %s", res.code, res.stdout, res.stderr)
 		}
-		checkGoneAtTerm(t, r.Dir, host)
+		csCheckGoneAtTerm(t, r.Dir, host)
 		if _, ok := c.services()["web-"+host]; ok {
 			t.Error("web is registered after it stopped")
 		}
@@ -781,20 +781,20 @@ func TestConsulDeregisteredBeforeSignal(t *testing.T) {
 		t.Parallel()
 		a := consulagent.Start(t)
 		c := consulClient(t, a)
-		r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + stopTrapJob(a.Addr())})
+		r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + csStopTrapJob(a.Addr())})
 		waitConsul(t, 10*time.Second, "web passing", func() bool { return c.checkStatus("service:web-"+host) == "passing" })
 		r.Signal(syscall.SIGTERM)
 		if code := r.Wait(20 * time.Second); code != 0 {
 			t.Errorf("exit code %d after SIGTERM, want 0", code)
 		}
-		checkGoneAtTerm(t, r.Dir, host)
+		csCheckGoneAtTerm(t, r.Dir, host)
 		if svcs := c.services(); len(svcs) != 0 {
 			t.Errorf("services left after pilotfish exited: %v", svcs)
 		}
 	})
 }
 
-func requireCurlBin(t *testing.T) {
+func csRequireCurl(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl(1) is not installed")
@@ -808,7 +808,7 @@ func TestConsulMaintenance(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "healthy"), "", 0o644)
 	r := startConsulRun(t, opts{Dir: dir, Config: consulBlock(a.Addr()) + `
@@ -887,13 +887,14 @@ job "late" {
 	}
 	waitConsul(t, 5*time.Second, "web critical under maintenance", func() bool { return c.checkStatus("service:"+web) == "critical" })
 	writeFile(t, filepath.Join(dir, "late-ready"), "", 0o644)
-	waitConsul(t, 10*time.Second, "late registered", func() bool { _, ok := c.services()[late]; return ok })
-	if !inMaintenance(late) {
-		t.Errorf("late, registered during maintenance, is not in maintenance (checks %v)", c.checks())
-	}
-	if ids := c.passingIDs("late"); len(ids) != 0 {
-		t.Errorf("late passing during maintenance: %v", ids)
-	}
+	// late becomes healthy and is registered: it must enter maintenance, and never be seen
+	// passing on the way.
+	waitConsul(t, 10*time.Second, "late registered, in maintenance, its own check passing", func() bool {
+		if ids := c.passingIDs("late"); len(ids) != 0 {
+			t.Fatalf("late, registered during maintenance, is passing: %v (checks %v)", ids, c.checks())
+		}
+		return inMaintenance(late) && c.checkStatus("service:"+late) == "passing"
+	})
 
 	// API off: every service back at once, as its health allows.
 	after = r.ev.last()
@@ -1006,7 +1007,7 @@ job "dependent" {
 	if dbH.Seq < dbCh.Seq || prU.Seq < prCh.Seq {
 		t.Errorf("changed must come before healthy/unhealthy: %s", csEventList(r.ev.since(0)))
 	}
-	inst := parseInstances(t, dbCh.Attrs["instances"])
+	inst := csParseInstances(t, dbCh.Attrs["instances"])
 	if len(inst) != 1 {
 		t.Fatalf("first answer instances = %+v", inst)
 	}
@@ -1019,7 +1020,7 @@ job "dependent" {
 	waitFor(t, 10*time.Second, func() bool { return len(fileLines(t, filepath.Join(r.Dir, "react.log"))) >= 1 }, "react to run")
 	first := fileLines(t, filepath.Join(r.Dir, "react.log"))[0]
 	parts := strings.SplitN(first, "|", 3)
-	if len(parts) != 3 || parts[0] != "watch.db" || parts[1] != "changed" || instanceIDs(parseInstances(t, parts[2])) != "db-0" {
+	if len(parts) != 3 || parts[0] != "watch.db" || parts[1] != "changed" || csInstanceIDs(csParseInstances(t, parts[2])) != "db-0" {
 		t.Errorf("react.log first line = %q, want watch.db|changed|[db-0]", first)
 	}
 	wantWatches := func(what string, want ...client.Watch) {
@@ -1043,15 +1044,15 @@ job "dependent" {
 	ch := r.ev.wait(10*time.Second, after, "watch.db", "changed")
 	r.ev.wait(10*time.Second, after, "watch.primary", "changed")
 	prH := r.ev.wait(10*time.Second, after, "watch.primary", "healthy")
-	if got := instanceIDs(parseInstances(t, ch.Attrs["instances"])); got != "db-0,db-1" {
+	if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-0,db-1" {
 		t.Errorf("watch.db instances after db-1 = %s", got)
 	}
-	if p := parseInstances(t, prH.Attrs["instances"]); len(p) != 1 || p[0].ID != "db-1" || p[0].Address != "192.0.2.50" || p[0].Port != 5433 {
+	if p := csParseInstances(t, prH.Attrs["instances"]); len(p) != 1 || p[0].ID != "db-1" || p[0].Address != "192.0.2.50" || p[0].Port != 5433 {
 		t.Errorf("watch.primary instances = %+v", p)
 	}
 	waitFor(t, 10*time.Second, func() bool { return len(fileLines(t, filepath.Join(r.Dir, "primary.log"))) >= 1 }, "primary-up to run")
 	pl := fileLines(t, filepath.Join(r.Dir, "primary.log"))[0]
-	if !strings.HasPrefix(pl, "watch.primary|healthy|") || instanceIDs(parseInstances(t, strings.SplitN(pl, "|", 3)[2])) != "db-1" {
+	if !strings.HasPrefix(pl, "watch.primary|healthy|") || csInstanceIDs(csParseInstances(t, strings.SplitN(pl, "|", 3)[2])) != "db-1" {
 		t.Errorf("primary.log = %q", pl)
 	}
 	wantWatches("after db-1", client.Watch{Name: "db", Healthy: true, Instances: 2}, client.Watch{Name: "dcdb", Healthy: true, Instances: 2},
@@ -1062,7 +1063,7 @@ job "dependent" {
 	c.put("/v1/agent/check/fail/db1-ttl?note=disk+full", nil)
 	r.ev.wait(10*time.Second, after, "watch.primary", "unhealthy")
 	ch = r.ev.wait(10*time.Second, after, "watch.db", "changed")
-	if got := instanceIDs(parseInstances(t, ch.Attrs["instances"])); got != "db-0" {
+	if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-0" {
 		t.Errorf("watch.db after db-1 failed = %s", got)
 	}
 
@@ -1083,10 +1084,10 @@ job "dependent" {
 
 	// Edges only: over the whole run, watch.db was healthy once and unhealthy once.
 	all := r.ev.since(0)
-	if got := strings.Join(codesOf(all, "watch.db"), ","); got != "changed,healthy,changed,changed,changed,unhealthy" {
+	if got := strings.Join(csCodesOf(all, "watch.db"), ","); got != "changed,healthy,changed,changed,changed,unhealthy" {
 		t.Errorf("watch.db events = %s", got)
 	}
-	if got := strings.Join(codesOf(all, "watch.primary"), ","); got != "changed,unhealthy,changed,healthy,changed,unhealthy" {
+	if got := strings.Join(csCodesOf(all, "watch.primary"), ","); got != "changed,unhealthy,changed,healthy,changed,unhealthy" {
 		t.Errorf("watch.primary events = %s", got)
 	}
 }
@@ -1094,9 +1095,9 @@ job "dependent" {
 // ---------------------------------------------------------------------------------------
 // 6. The agent restarts with a fresh state.
 
-// reRegisterBound is how soon after an agent came back everything must be registered again
+// csReRegisterBound is how soon after an agent came back everything must be registered again
 // and watches answer again: the retry backoff is capped at 5 s, plus a margin.
-const reRegisterBound = 8 * time.Second
+const csReRegisterBound = 8 * time.Second
 
 // Services come back, no job restarts, and watches resume. The TTL is set to 30 s so the
 // TTL heartbeat (every TTL/2) is not what brings them back.
@@ -1104,7 +1105,7 @@ func TestConsulAgentRestart(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	c.registerOther(map[string]any{"ID": "db-0", "Name": "db", "Port": 5432})
 	r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + `
 watch "db" {}
@@ -1155,8 +1156,8 @@ job "react" {
 		t.Errorf("services not registered again within 20s of the agent's restart (checks: %v)", c.checks())
 	} else {
 		t.Logf("registered again %s after the restarted agent was ready", dReg.Round(time.Millisecond))
-		if dReg > reRegisterBound {
-			t.Errorf("registered again only after %s, want within %s", dReg.Round(time.Millisecond), reRegisterBound)
+		if dReg > csReRegisterBound {
+			t.Errorf("registered again only after %s, want within %s", dReg.Round(time.Millisecond), csReRegisterBound)
 		}
 	}
 	// db-0 vanished with the old agent: the watch must say so.
@@ -1166,8 +1167,8 @@ job "react" {
 		t.Errorf("the watch published nothing within %s of the agent's restart (events %s)", dWatch.Round(time.Millisecond), csEventList(r.ev.since(after)))
 	} else {
 		t.Logf("watch published unhealthy %s after the restarted agent was ready", dWatch.Round(time.Millisecond))
-		if dWatch > reRegisterBound {
-			t.Errorf("the watch resumed only after %s, want within %s", dWatch.Round(time.Millisecond), reRegisterBound)
+		if dWatch > csReRegisterBound {
+			t.Errorf("the watch resumed only after %s, want within %s", dWatch.Round(time.Millisecond), csReRegisterBound)
 		}
 		after2 := r.ev.last()
 		t1 := time.Now()
@@ -1175,7 +1176,7 @@ job "react" {
 		ch := r.ev.wait(5*time.Second, after2, "watch.db", "changed")
 		r.ev.wait(5*time.Second, after2, "watch.db", "healthy")
 		t.Logf("registration on the restarted agent → changed in %s", time.Since(t1).Round(time.Millisecond))
-		if got := instanceIDs(parseInstances(t, ch.Attrs["instances"])); got != "db-1" {
+		if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-1" {
 			t.Errorf("instances = %s, want db-1", got)
 		}
 	}
@@ -1200,7 +1201,7 @@ func TestConsulAbsentAtStart(t *testing.T) {
 	a := consulagent.Start(t)
 	a.Stop() // its ports are now free; Restart brings an agent back on the same ones
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + `
 watch "db" {}
 job "web" {
@@ -1249,8 +1250,8 @@ job "react" {
 	t0 := time.Now()
 	d := waitConsul(t, 20*time.Second, "web registered once the agent is up", func() bool { return c.checkStatus("service:web-"+host) == "passing" })
 	t.Logf("registered %s after the agent was ready (it took %s to start)", d.Round(time.Millisecond), t0.Sub(launched).Round(time.Millisecond))
-	if d > reRegisterBound {
-		t.Errorf("registered only %s after the agent came up, want within %s", d, reRegisterBound)
+	if d > csReRegisterBound {
+		t.Errorf("registered only %s after the agent came up, want within %s", d, csReRegisterBound)
 	}
 	r.ev.wait(20*time.Second-time.Since(t0), 0, "watch.db", "unhealthy")
 	r.ev.wait(time.Second, 0, "watch.db", "changed")
@@ -1270,7 +1271,7 @@ func TestConsulTelemetryRegister(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	port := freePort(t)
 	r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + fmt.Sprintf(`
 telemetry {
@@ -1322,7 +1323,7 @@ func TestConsulHTTPAddrEnv(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cases := []struct {
 		name, block string
@@ -1425,7 +1426,7 @@ func TestConsulReload(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
+	host := csHostname(t)
 	c.registerOther(map[string]any{"ID": "db-0", "Name": "db", "Port": 5432})
 	jobs := func(port int, tag string, withGone bool) string {
 		s := fmt.Sprintf(`
@@ -1489,11 +1490,11 @@ job "gone" {
 	// Barrier: a real change. The first watch.db event after the reload must be it.
 	c.registerOther(map[string]any{"ID": "db-1", "Name": "db", "Port": 5433})
 	ch := r.ev.wait(10*time.Second, after, "watch.db", "changed")
-	if got := instanceIDs(parseInstances(t, ch.Attrs["instances"])); got != "db-0,db-1" {
+	if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-0,db-1" {
 		t.Errorf("the first watch.db event after the reload is %s with %s, not the new instance: the unchanged watch published its state again (events %s)",
 			ch.Code, got, csEventList(r.ev.since(after)))
 	}
-	if codes := codesOf(r.ev.since(after), "watch.db"); len(codes) != 1 {
+	if codes := csCodesOf(r.ev.since(after), "watch.db"); len(codes) != 1 {
 		t.Errorf("watch.db events since the reload = %v, want only the changed of db-1", codes)
 	}
 }
@@ -1503,31 +1504,43 @@ job "gone" {
 // nothing in the catalog changes by itself): what pilotfish could not tell the agent during
 // the outage must reach it once the network is back.
 
-// tcpProxy forwards a loopback port to the agent; pause refuses connections and cuts the
-// open ones, resume listens again on the same port.
-type tcpProxy struct {
+// csTCPProxy forwards a loopback port to the agent. pause refuses new connections and cuts
+// the open ones; pauseNew refuses new connections and cuts only the idle ones (no request
+// waiting for its answer), so that pending blocking queries go on undisturbed, as they do
+// when the network fails without resetting connections; resume listens again on the same
+// port.
+type csTCPProxy struct {
 	t      testing.TB
 	addr   string
 	target string
 	mu     sync.Mutex
 	ln     net.Listener
-	conns  map[net.Conn]bool
+	conns  map[*csProxyConn]bool
 }
 
-func newTCPProxy(t testing.TB, target string) *tcpProxy {
+// csProxyConn is one forwarded connection; busy while a request has no answer yet.
+type csProxyConn struct {
+	in, out net.Conn
+	mu      sync.Mutex
+	busy    bool
+}
+
+func (c *csProxyConn) close() { c.in.Close(); c.out.Close() }
+
+func newCSTCPProxy(t testing.TB, target string) *csTCPProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{t: t, addr: ln.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	p := &csTCPProxy{t: t, addr: ln.Addr().String(), target: target, conns: map[*csProxyConn]bool{}}
 	p.ln = ln
 	go p.serve(ln)
 	t.Cleanup(p.pause)
 	return p
 }
 
-func (p *tcpProxy) serve(ln net.Listener) {
+func (p *csTCPProxy) serve(ln net.Listener) {
 	for {
 		in, err := ln.Accept()
 		if err != nil {
@@ -1538,21 +1551,44 @@ func (p *tcpProxy) serve(ln net.Listener) {
 			in.Close()
 			continue
 		}
+		c := &csProxyConn{in: in, out: out}
 		p.mu.Lock()
 		if p.ln != ln { // paused meanwhile
 			p.mu.Unlock()
-			in.Close()
-			out.Close()
+			c.close()
 			return
 		}
-		p.conns[in], p.conns[out] = true, true
+		p.conns[c] = true
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); out.Close(); in.Close() }()
-		go func() { _, _ = io.Copy(in, out); out.Close(); in.Close() }()
+		pipe := func(dst, src net.Conn, request bool) {
+			defer func() {
+				c.close()
+				p.mu.Lock()
+				delete(p.conns, c)
+				p.mu.Unlock()
+			}()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 {
+					c.mu.Lock()
+					c.busy = request
+					c.mu.Unlock()
+					if _, werr := dst.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+		go pipe(out, in, true)
+		go pipe(in, out, false)
 	}
 }
 
-func (p *tcpProxy) pause() {
+func (p *csTCPProxy) stop(all bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
@@ -1560,12 +1596,39 @@ func (p *tcpProxy) pause() {
 		p.ln = nil
 	}
 	for c := range p.conns {
-		c.Close()
+		c.mu.Lock()
+		busy := c.busy
+		c.mu.Unlock()
+		if all || !busy {
+			c.close()
+			delete(p.conns, c)
+		}
 	}
-	p.conns = map[net.Conn]bool{}
 }
 
-func (p *tcpProxy) resume() {
+// waitBusy waits until a request is pending on some connection (pilotfish's blocking query
+// on the catalog), so that cutting the connections is something pilotfish can notice.
+func (p *csTCPProxy) waitBusy() {
+	p.t.Helper()
+	waitFor(p.t, 10*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for c := range p.conns {
+			c.mu.Lock()
+			busy := c.busy
+			c.mu.Unlock()
+			if busy {
+				return true
+			}
+		}
+		return false
+	}, "a pending request through the proxy")
+}
+
+func (p *csTCPProxy) pause()    { p.stop(true) }
+func (p *csTCPProxy) pauseNew() { p.stop(false) }
+
+func (p *csTCPProxy) resume() {
 	p.t.Helper()
 	var ln net.Listener
 	var err error
@@ -1582,8 +1645,8 @@ func TestConsulNetworkOutage(t *testing.T) {
 	t.Parallel()
 	a := consulagent.Start(t)
 	c := consulClient(t, a)
-	host := hostname(t)
-	px := newTCPProxy(t, a.Addr())
+	host := csHostname(t)
+	px := newCSTCPProxy(t, a.Addr())
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "healthy"), "", 0o644)
 	r := startConsulRun(t, opts{Dir: dir, Config: consulBlock(px.addr) + `
@@ -1621,47 +1684,66 @@ job "web" {
 		waitConsul(t, 10*time.Second, "web passing again", func() bool { return c.checkStatus("service:"+web) == "passing" })
 	})
 
-	t.Run("maintenance switched during the outage", func(t *testing.T) {
-		px.pause()
+	// Maintenance switched while new connections to the agent fail, but the pending
+	// blocking queries survive (no connection reset, as in many network failures): nothing
+	// but the failed maintenance call itself knows that Consul was not told. (When the
+	// outage also cuts pilotfish's blocking query on the catalog, the agent monitor resyncs
+	// everything afterwards and hides the problem.)
+	t.Run("maintenance switched while new connections fail", func(t *testing.T) {
+		// Start from maintenance off in Consul too, whatever happened before.
+		for _, on := range []bool{true, false} {
+			if err := r.cl.Maintenance(r.ctx(15*time.Second), on); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitConsul(t, 10*time.Second, "web passing, not in maintenance", func() bool {
+			_, inMaint := c.check("_service_maintenance:" + web)
+			return !inMaint && c.checkStatus("service:"+web) == "passing"
+		})
+		before := r.consulErrors()["maintenance"]
+		px.pauseNew()
 		if err := r.cl.Maintenance(r.ctx(15*time.Second), true); err != nil {
-			t.Fatalf("maintenance on during the outage: %v", err)
+			t.Fatalf("maintenance on: %v", err)
+		}
+		if r.consulErrors()["maintenance"] <= before {
+			t.Fatalf("the maintenance call did not fail (the outage did not reach it); errors %v", r.consulErrors())
 		}
 		px.resume()
 		t0 := time.Now()
-		on := poll(15*time.Second, func() bool { return c.checkStatus("_service_maintenance:"+web) == "critical" })
-		if !on {
-			t.Errorf("maintenance was switched on during a network outage; 15s after the network came back Consul still has web %s and no maintenance check (checks %v)",
+		if !poll(12*time.Second, func() bool { return c.checkStatus("_service_maintenance:"+web) == "critical" }) {
+			t.Errorf("maintenance was switched on while Consul could not be reached; 12s after it could again, web is still %s without a maintenance check: the failed call was never retried (checks %v)",
 				c.checkStatus("service:"+web), c.checks())
 		} else {
-			t.Logf("maintenance reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))
+			t.Logf("maintenance on reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))
 		}
-		// Make sure it is on (through a working network) before testing the way back.
-		if err := r.cl.Maintenance(r.ctx(15*time.Second), false); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.cl.Maintenance(r.ctx(15*time.Second), true); err != nil {
-			t.Fatal(err)
+
+		// Now the way back (SPEC §8.5): on, through a working network; off while new
+		// connections fail.
+		for _, on := range []bool{false, true} {
+			if err := r.cl.Maintenance(r.ctx(15*time.Second), on); err != nil {
+				t.Fatal(err)
+			}
 		}
 		waitConsul(t, 5*time.Second, "maintenance on", func() bool { return c.checkStatus("_service_maintenance:"+web) == "critical" })
-
-		px.pause()
+		before = r.consulErrors()["maintenance"]
+		px.pauseNew()
 		if err := r.cl.Maintenance(r.ctx(15*time.Second), false); err != nil {
-			t.Fatalf("maintenance off during the outage: %v", err)
+			t.Fatalf("maintenance off: %v", err)
+		}
+		if r.consulErrors()["maintenance"] <= before {
+			t.Fatalf("the maintenance call did not fail (the outage did not reach it); errors %v", r.consulErrors())
 		}
 		px.resume()
 		t0 = time.Now()
-		back := poll(15*time.Second, func() bool {
+		back := poll(12*time.Second, func() bool {
 			_, inMaint := c.check("_service_maintenance:" + web)
 			return !inMaint && len(c.passingIDs("web")) == 1
 		})
 		if !back {
-			t.Errorf("maintenance was switched off during a network outage; 15s after the network came back web is still out of service (checks %v) — SPEC §8.5",
+			t.Errorf("maintenance was switched off while Consul could not be reached; 12s after it could again, web is still out of service (checks %v) — SPEC §8.5",
 				c.checks())
 		} else {
 			t.Logf("maintenance off reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))
-		}
-		if e := r.consulErrors(); e["maintenance"] < 1 {
-			t.Errorf("errors = %v, want op=maintenance counted", e)
 		}
 	})
 }
