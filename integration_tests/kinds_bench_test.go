@@ -43,15 +43,9 @@ func startBench(b *testing.B, cfg string) *instance {
 	return p
 }
 
-// activatedBin is a socket-activated server in Go (stdlib only), built once: it checks the
-// LISTEN_* variables, answers "x\n" to each connection on fd 3, and with the argument
-// "once" exits after the first.
-var activatedBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
+// activatedSrc is a socket-activated server in Go (stdlib only): it checks the LISTEN_*
+// variables, answers "x\n" to each connection on fd 3, and with the argument "once" exits
+// after the first.
 const activatedSrc = `package main
 
 import (
@@ -86,33 +80,22 @@ func main() {
 }
 `
 
+// buildActivated builds activatedSrc into the benchmark's temporary directory.
 func buildActivated(b *testing.B) string {
 	b.Helper()
-	activatedBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "pilotfish-bench-")
-		if err != nil {
-			activatedBin.err = err
-			return
-		}
-		src := filepath.Join(dir, "main.go")
-		if err := os.WriteFile(src, []byte(activatedSrc), 0o644); err != nil {
-			activatedBin.err = err
-			return
-		}
-		out := filepath.Join(dir, "activated")
-		cmd := exec.Command("go", "build", "-o", out, src)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
-		cmd.Dir = dir
-		if o, err := cmd.CombinedOutput(); err != nil {
-			activatedBin.err = fmt.Errorf("go build: %v\n%s", err, o)
-			return
-		}
-		activatedBin.path = out
-	})
-	if activatedBin.err != nil {
-		b.Fatal(activatedBin.err)
+	dir := b.TempDir()
+	src := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(src, []byte(activatedSrc), 0o644); err != nil {
+		b.Fatal(err)
 	}
-	return activatedBin.path
+	out := filepath.Join(dir, "activated")
+	cmd := exec.Command("go", "build", "-o", out, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	cmd.Dir = dir
+	if o, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, o)
+	}
+	return out
 }
 
 // firstByte connects, and returns the time from the start of the dial to the first byte
