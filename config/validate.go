@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -22,8 +23,30 @@ func (l *loader) validate(cfg *Config) {
 	for _, j := range cfg.Jobs {
 		emits[j.Name] = Emits(l.opts.Kinds, j)
 	}
-	if cfg.Telemetry != nil && cfg.Telemetry.Register && cfg.Consul == nil {
-		d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs a consul {} block")
+	if t := cfg.Telemetry; t != nil && t.Register {
+		switch {
+		case cfg.Consul == nil:
+			d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs a consul {} block")
+		case t.Listen == "":
+			d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs listen: the address of /metrics to register")
+		}
+	}
+	services := map[string]*Job{}
+	if t := cfg.Telemetry; t != nil && t.Register {
+		services["pilotfish"] = nil
+	}
+	for _, j := range cfg.Jobs {
+		if j.Service == nil {
+			continue
+		}
+		if prev, dup := services[j.Service.Name]; dup {
+			other := "telemetry { register = true }"
+			if prev != nil {
+				other = fmt.Sprintf("job %q", prev.Name)
+			}
+			d.Errorf(j.Service.Range, "service %q of job %q is also registered by %s; each service needs its own name", j.Service.Name, j.Name, other)
+		}
+		services[j.Service.Name] = j
 	}
 
 	for _, j := range cfg.Jobs {

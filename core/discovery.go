@@ -2,9 +2,7 @@ package core
 
 import (
 	"context"
-	"net"
 	"reflect"
-	"strconv"
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
@@ -23,7 +21,7 @@ func (d *Daemon) startDiscovery() error {
 		return err
 	}
 	d.disc = discovery.New(discovery.Options{Backend: backend, Bus: d.bus, Log: d.log})
-	if err := d.disc.Apply(context.Background(), d.cfg, d.selfPort(d.cfg)); err != nil {
+	if err := d.disc.Apply(context.Background(), d.cfg, d.selfAddr(d.cfg)); err != nil {
 		return err
 	}
 	d.disc.Start()
@@ -31,17 +29,12 @@ func (d *Daemon) startDiscovery() error {
 	return nil
 }
 
-// selfPort is the telemetry port to register as service "pilotfish", or 0.
-func (d *Daemon) selfPort(cfg *config.Config) int {
+// selfAddr is the telemetry listener's host:port to register as service "pilotfish", or "".
+func (d *Daemon) selfAddr(cfg *config.Config) string {
 	if cfg.Telemetry == nil || !cfg.Telemetry.Register || d.telListener == nil {
-		return 0
+		return ""
 	}
-	_, port, err := net.SplitHostPort(d.telListener.Addr())
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(port)
-	return n
+	return d.telListener.Addr()
 }
 
 func (d *Daemon) stopDiscovery() {
@@ -60,7 +53,7 @@ func (d *Daemon) reloadDiscovery(old, cfg *config.Config) {
 	if d.disc == nil {
 		return
 	}
-	if err := d.disc.Apply(context.Background(), cfg, d.selfPort(cfg)); err != nil {
+	if err := d.disc.Apply(context.Background(), cfg, d.selfAddr(cfg)); err != nil {
 		d.log.Warn("cannot apply services and watches", "err", err)
 	}
 }

@@ -456,7 +456,11 @@ func newTestManager(t *testing.T, e *agentEnv, be Backend, cfg *config.Config, s
 	lb := &testLogBuf{}
 	bus := events.NewBus(nil)
 	m := New(Options{Backend: be, Bus: bus, Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), Hostname: "h1"})
-	if err := m.Apply(consulCtx(t, 10*time.Second), cfg, selfPort); err != nil {
+	self := ""
+	if selfPort != 0 {
+		self = fmt.Sprintf("127.0.0.1:%d", selfPort)
+	}
+	if err := m.Apply(consulCtx(t, 10*time.Second), cfg, self); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
@@ -713,7 +717,7 @@ func TestManagerWatchPublishes(t *testing.T) {
 		return strings.HasPrefix(ev.Source, events.WatchPrefix)
 	}})
 	m := New(Options{Backend: e.be, Bus: bus, Log: slog.New(slog.DiscardHandler), Hostname: "h1"})
-	if err := m.Apply(consulCtx(t, 5*time.Second), cfg, 0); err != nil {
+	if err := m.Apply(consulCtx(t, 5*time.Second), cfg, ""); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
@@ -824,7 +828,7 @@ func TestManagerWatchResumesAfterAgentRestart(t *testing.T) {
 	bus := events.NewBus(nil)
 	sub := bus.Subscribe(events.SubscribeOptions{Name: "test", Filter: func(ev events.Event) bool { return ev.Source == "watch.db" }})
 	m := New(Options{Backend: e.be, Bus: bus, Log: slog.New(slog.DiscardHandler), Hostname: "h1"})
-	if err := m.Apply(consulCtx(t, 5*time.Second), &config.Config{Watches: []*config.Watch{{Name: "db", Service: "db"}}}, 0); err != nil {
+	if err := m.Apply(consulCtx(t, 5*time.Second), &config.Config{Watches: []*config.Watch{{Name: "db", Service: "db"}}}, ""); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -67,6 +69,7 @@ type service struct {
 	health     bool // the job has a health check: register once healthy
 	want       bool // should be registered
 	registered bool // the agent has it, as far as we know
+	inMaint    bool // the agent has it in maintenance, as far as we know
 	dirty      bool // the agent must be told something
 	lastBeat   time.Time
 }
@@ -128,8 +131,9 @@ func (m *Manager) do(ctx context.Context, fn func()) error {
 func (m *Manager) ServiceID(name string) string { return name + "-" + m.hostname }
 
 // Apply takes the services and watches of a configuration (at start and on reload).
-// selfPort, when not 0, registers pilotfish's metrics endpoint as service "pilotfish".
-func (m *Manager) Apply(ctx context.Context, cfg *config.Config, selfPort int) error {
+// self, when not "", is the host:port of pilotfish's metrics endpoint to register as
+// service "pilotfish".
+func (m *Manager) Apply(ctx context.Context, cfg *config.Config, self string) error {
 	want := map[string]*config.Job{}
 	for _, j := range cfg.Jobs {
 		if j.Service != nil {
@@ -169,7 +173,7 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config, selfPort int) e
 				m.svcs[name] = &service{job: name, reg: m.registration(j), health: j.Health != nil}
 			}
 		}
-		m.applySelf(selfPort)
+		m.applySelf(self)
 		m.applyWatches(cfg.Watches)
 		m.sync()
 	}
@@ -193,14 +197,24 @@ func (m *Manager) registration(j *config.Job) Registration {
 	}
 }
 
-func (m *Manager) applySelf(port int) {
+func (m *Manager) applySelf(hostport string) {
+	host, portStr, _ := net.SplitHostPort(hostport)
+	port, _ := strconv.Atoi(portStr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host, _ = ResolveAddress([]string{"inet", "inet6", "static:127.0.0.1"}) // listening everywhere
+	}
 	self := m.svcs[""]
 	switch {
 	case port == 0 && self != nil:
 		self.want, self.dirty = false, true
-	case port != 0 && (self == nil || self.reg.Port != port):
-		addr, _ := ResolveAddress([]string{"inet", "inet6", "static:127.0.0.1"})
-		m.svcs[""] = &service{reg: Registration{ID: m.ServiceID(SelfService), Name: SelfService, Address: addr,
+	case port != 0 && (self == nil || self.reg.Port != port || self.reg.Address != host):
+		if self != nil && self.registered {
+			self.want, self.dirty = false, true
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			m.syncOne(ctx, self)
+			cancel()
+		}
+		m.svcs[""] = &service{reg: Registration{ID: m.ServiceID(SelfService), Name: SelfService, Address: host,
 			Port: port, Tags: []string{"metrics"}, TTL: 10 * time.Second, Status: Passing, Output: "pilotfish is running"},
 			want: true, dirty: true}
 	}
@@ -220,23 +234,14 @@ func (m *Manager) PreStop(ctx context.Context, job string) {
 	})
 }
 
-// SetMaintenance puts every registered service into maintenance, or takes it out.
+// SetMaintenance puts every registered service into maintenance, or takes it out. A
+// service the agent cannot be told about now is retried like any registration.
 func (m *Manager) SetMaintenance(ctx context.Context, on bool) {
 	_ = m.do(ctx, func() {
 		m.maintenance = on
-		for _, s := range m.sortedServices() {
-			if !s.registered {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			err := m.b.Maintenance(cctx, s.reg.ID, on, "pilotfish maintenance")
-			cancel()
-			if err != nil {
-				m.failed("maintenance", s, err)
-				continue
-			}
-			if !on {
-				s.dirty = true // push the current health again
+		for _, s := range m.svcs {
+			if s.registered {
+				s.dirty = true
 			}
 		}
 		m.sync()
@@ -421,7 +426,7 @@ func (m *Manager) svcForJob(job string) (bool, bool) {
 }
 
 // syncOne makes the agent match one service; it reports success.
-func (m *Manager) syncOne(ctx context.Context, s *service) bool {
+func (m *Manager) syncOne(ctx context.Context, s *service, retried ...bool) bool {
 	if !s.want {
 		if s.registered {
 			if err := m.b.Deregister(ctx, s.reg.ID); err != nil {
@@ -443,27 +448,24 @@ func (m *Manager) syncOne(ctx context.Context, s *service) bool {
 			m.failed("register", s, err)
 			return false
 		}
-		s.registered = true
+		s.registered, s.inMaint = true, false
 		m.log.Info("registered", "service", s.reg.ID, "address", s.reg.Address, "port", s.reg.Port, "status", s.reg.Status)
-		if m.maintenance {
-			if err := m.b.Maintenance(ctx, s.reg.ID, true, "pilotfish maintenance"); err != nil {
-				m.failed("maintenance", s, err)
-			}
-		}
-		if err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output); err != nil {
-			m.failed("ttl", s, err)
+	}
+	if s.inMaint != m.maintenance {
+		if err := m.b.Maintenance(ctx, s.reg.ID, m.maintenance, "pilotfish maintenance"); err != nil {
+			m.failed("maintenance", s, err)
 			return false
 		}
-	} else {
-		err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output)
-		if errors.Is(err, ErrUnknownCheck) {
-			s.registered = false // the agent forgot it: register again
-			return m.syncOne(ctx, s)
-		}
-		if err != nil {
-			m.failed("ttl", s, err)
-			return false
-		}
+		s.inMaint = m.maintenance
+	}
+	err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output)
+	if errors.Is(err, ErrUnknownCheck) && len(retried) == 0 {
+		s.registered = false // the agent forgot it: register again
+		return m.syncOne(ctx, s, true)
+	}
+	if err != nil {
+		m.failed("ttl", s, err)
+		return false
 	}
 	s.dirty, s.lastBeat = false, time.Now()
 	return true

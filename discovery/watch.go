@@ -39,7 +39,7 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 		want[w.Name] = w
 	}
 	for name, w := range m.watchers {
-		if c, ok := want[name]; !ok || *c != *w.cfg {
+		if c, ok := want[name]; !ok || c.Service != w.cfg.Service || c.Tag != w.cfg.Tag || c.DC != w.cfg.DC {
 			w.stop()
 			delete(m.watchers, name)
 		}
