@@ -310,9 +310,9 @@ job "broken" {
 	}
 }
 
-// A socket-activated job with `restarts`: a restart is a start of the same program, which
-// needs the listening socket again (fd 3, LISTEN_FDS, LISTEN_PID) — as systemd passes the
-// sockets to every start of the service, restarts included.
+// A socket-activated job that failed: the socket is re-armed (SPEC §2.1) and the next
+// connection starts the program again, with the listening socket again (fd 3, LISTEN_FDS,
+// LISTEN_PID). `restarts` does not start it outside an activation.
 func TestInetdActivateRestartGetsTheSocket(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -344,7 +344,11 @@ job "keep" {
 		t.Fatalf("first connection got %q", first)
 	}
 	k.waitCode(10*time.Second, "once", "exitFailed", 1)
-	// The second start: the restart after backoff (or a new activation).
+	// The second start: the next activation.
+	_, second := kindsDialLine(t, "tcp", addr, 10*time.Second)
+	if !strings.HasPrefix(second, "pid=") || second == first {
+		t.Fatalf("second connection got %q (first %q)", second, first)
+	}
 	k.waitCode(10*time.Second, "once", "started", 2)
 	re := regexp.MustCompile(`^\[once\] env LISTEN_FDS=(\S+) LISTEN_PID=(\S+) pid=(\d+)$`)
 	ok := k.Stderr.waitUntil(10*time.Second, func(string) bool { return countLines(k.Stderr.String(), re) >= 2 })

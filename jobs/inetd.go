@@ -61,9 +61,7 @@ func (inetdKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) {
 		}
 	}
 	if spec.Mode == ModeAccept {
-		if j.Overlap == "" {
-			j.Overlap = config.OverlapAllow
-		}
+		decodeOverlap(d, j, config.OverlapAllow)
 		if j.Health != nil {
 			d.Errorf(j.Range, "job %q: an inetd job in accept mode runs a process per connection; health checks apply to mode = \"activate\"", j.Name)
 		}
@@ -87,7 +85,7 @@ func parseListen(s string, schemes ...string) (network, address string, err erro
 		return "", "", fmt.Errorf("%q: the scheme must be one of %s", s, strings.Join(schemes, ", "))
 	}
 	if strings.HasPrefix(u.Scheme, "unix") {
-		if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
+		if u.Host != "" || u.Path == "" || !strings.HasPrefix(u.Path, "/") {
 			return "", "", fmt.Errorf("%q: a unix socket needs an absolute path, such as unix:///run/app.sock", s)
 		}
 		return u.Scheme, u.Path, nil
@@ -123,8 +121,8 @@ type inetdDriver struct {
 	file     *os.File // a dup of the socket, for socket activation
 	stop     chan struct{}
 	done     chan struct{}
-	wake     *os.File      // activate: closing it ends the wait for a connection
-	runEnded chan struct{} // activate: the program exited
+	wake     *os.File    // activate: closing it ends the wait for a connection
+	runEnded chan Result // activate: the program exited
 	active   int
 	accepted float64
 	refused  float64
@@ -202,7 +200,7 @@ func (d *inetdDriver) Arm() (<-chan Activation, State, error) {
 	}
 	acts := make(chan Activation)
 	d.stop, d.done = make(chan struct{}), make(chan struct{})
-	d.runEnded = make(chan struct{}, 1)
+	d.runEnded = make(chan Result, 1)
 	switch {
 	case d.spec.Mode == ModeActivate:
 		r, w, err := os.Pipe()
@@ -382,6 +380,7 @@ func (d *inetdDriver) activateLoop(acts chan<- Activation, wake *os.File, stop <
 	d.mu.Lock()
 	file, ended := d.file, d.runEnded
 	d.mu.Unlock()
+	var delay time.Duration
 	for {
 		if !waitReadable(file, wake) {
 			return
@@ -397,15 +396,30 @@ func (d *inetdDriver) activateLoop(acts chan<- Activation, wake *os.File, stop <
 			Release: func(started bool) {
 				if !started {
 					d.release()
-					ended <- struct{}{}
+					ended <- Result{Code: 127}
 				}
 			},
 		}
 		if !d.deliver(acts, act, stop) {
 			return
 		}
+		t0 := time.Now()
+		var res Result
 		select {
-		case <-ended:
+		case res = <-ended:
+		case <-stop:
+			return
+		}
+		// A program that fails soon after it started (without taking the connection that
+		// woke it, maybe) would be started again at once: back off as a restart would.
+		if res.Success() || time.Since(t0) >= d.job.Backoff.Max {
+			delay = 0
+			continue
+		}
+		delay = nextDelay(delay, d.job.Backoff)
+		d.rt.Log.Warn("socket-activated program failed; waiting before the next activation", "job", d.job.Name, "in", delay.Round(time.Millisecond))
+		select {
+		case <-time.After(delay):
 		case <-stop:
 			return
 		}
@@ -435,11 +449,11 @@ func (d *inetdDriver) Start(req RunRequest) (Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	return watchRun(r, func(Result) {
+	return watchRun(r, func(res Result) {
 		d.release()
 		if d.spec.Mode == ModeActivate {
 			select {
-			case d.runEnded <- struct{}{}:
+			case d.runEnded <- res:
 			default:
 			}
 		}

@@ -570,6 +570,7 @@ func (j *Job) activate(ev events.Event) {
 			j.ended(Result{Code: 1, Err: err}, time.Time{})
 			return
 		}
+		j.statusLine = "" // whatever kept the job from running is over
 		if acts != nil {
 			j.activations, j.waitState = acts, waitState
 			if len(j.runs) == 0 {
@@ -684,7 +685,9 @@ func (j *Job) onExit(x runExit) {
 	j.ended(x.res, ar.started)
 }
 
-// ended handles the end of a run (or a run that could not start).
+// ended handles the end of a run (or a run that could not start). The job's next state is
+// set, and its status published, before the exit event goes out, so that whoever reacts
+// to the event reads the state after it.
 func (j *Job) ended(res Result, started time.Time) {
 	code := res.Code
 	j.exitCode = &code
@@ -696,36 +699,45 @@ func (j *Job) ended(res Result, started time.Time) {
 	if res.Err != nil {
 		attrs[events.AttrMessage] = res.Err.Error()
 	}
+	exit := events.ExitSuccess
 	if res.Success() {
 		j.log.Info("exited", "status", how)
-		j.publish(events.ExitSuccess, attrs)
 	} else {
+		exit = events.ExitFailed
 		lvl := slog.LevelWarn
 		if j.stop != nil {
 			lvl = slog.LevelInfo
 		}
 		j.log.Log(context.Background(), lvl, "exited", "status", how)
-		j.publish(events.ExitFailed, attrs)
 	}
+	lostHealth := false
 	if len(j.runs) == 0 && j.health != HealthUnknown && j.hasHealth {
-		if j.health == HealthHealthy && j.stop == nil {
-			j.publish(events.Unhealthy, map[string]string{events.AttrMessage: "process exited"})
-		}
+		lostHealth = j.health == HealthHealthy && j.stop == nil
 		j.health, j.succ, j.fails = HealthUnknown, 0, 0
 	}
-	if j.stop != nil {
-		if len(j.runs) == 0 {
-			j.finishStop()
-		}
-		return
+	if j.stop == nil {
+		j.next(res, started)
+		j.publishStatus()
 	}
-	if j.drv.Concurrent() && j.activations != nil {
+	j.publish(exit, attrs)
+	if lostHealth {
+		j.publish(events.Unhealthy, map[string]string{events.AttrMessage: "process exited"})
+	}
+	if j.stop != nil && len(j.runs) == 0 {
+		j.finishStop()
+	}
+}
+
+// next chooses what follows a run that ended on its own.
+func (j *Job) next(res Result, started time.Time) {
+	switch {
+	case j.activations != nil:
+		// Armed kinds (cron, inetd): the schedule or the next connection starts the next
+		// run; restarts do not apply.
 		if len(j.runs) == 0 {
 			j.setState(j.waitState)
 		}
-		return
-	}
-	if j.canRestart() {
+	case j.canRestart():
 		if !started.IsZero() && time.Since(started) >= j.cfg.Backoff.Max {
 			j.delay = 0
 		}
@@ -733,11 +745,6 @@ func (j *Job) ended(res Result, started time.Time) {
 		j.log.Info("restarting after backoff", "in", j.delay.Round(time.Millisecond), "restart", j.restartsUsed+1, "of", restartsText(j.cfg.Restarts))
 		j.backoffT.set(j.delay)
 		j.setState(Backoff)
-		return
-	}
-	switch {
-	case j.activations != nil:
-		j.setState(j.waitState)
 	case j.cfg.When.Repeats() && !j.shutdown:
 		j.setState(Waiting)
 	case res.Success():

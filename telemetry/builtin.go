@@ -26,6 +26,7 @@ var kindCounters = map[string]struct {
 	"pilotfish_cron_skipped_total":        {"Scheduled runs skipped because the previous run was still going.", ""},
 	"pilotfish_inetd_connections_total":   {"Connections accepted by an inetd job.", ""},
 	"pilotfish_inetd_refused_total":       {"Connections an inetd job refused (max_connections reached).", ""},
+	"pilotfish_notify_rejected_total":     {"sd_notify datagrams dropped: malformed, or sent by a process outside the job.", ""},
 	"pilotfish_syslog_messages_total":     {"Syslog messages routed to each output.", "output"},
 	"pilotfish_syslog_dropped_total":      {"Syslog messages dropped because an output fell too far behind.", ""},
 	"pilotfish_syslog_parse_errors_total": {"Syslog datagrams or lines that could not be parsed.", ""},
