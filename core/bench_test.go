@@ -115,3 +115,37 @@ func BenchmarkReloadUnchanged50Jobs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPutMetric16Clients: custom metric updates per second through the socket.
+func BenchmarkPutMetric16Clients(b *testing.B) {
+	h := start(b, `
+telemetry {
+  metric "orders_total" {
+    type   = "counter"
+    labels = ["kind"]
+  }
+}
+job "idle" {
+  exec = ["sleep", "100000"]
+}`)
+	ctx := context.Background()
+	m := client.Metric{Name: "orders_total", Value: 1, Labels: map[string]string{"kind": "web"}}
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := b.N/16 + 1
+	for i := 0; i < 16; i++ {
+		c := client.New(h.c.Socket())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < per; k++ {
+				if err := c.PutMetric(ctx, m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*16)/b.Elapsed().Seconds(), "updates/s")
+}
