@@ -1,7 +1,6 @@
 package config
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -263,11 +262,7 @@ func (l *loader) decodeHealth(b *hcl.Block) *Health {
 		d.Errorf(attrs["tcp"].Expr.Range(), "\"tcp\" must be HOST:PORT, such as \"127.0.0.1:8080\"")
 	}
 	d.Int(attrs, "port", 1, 65535, &h.Port)
-	if d.String(attrs, "log", &h.Log) {
-		if _, err := regexp.Compile(h.Log); err != nil {
-			d.Errorf(attrs["log"].Expr.Range(), "\"log\" is not a valid regular expression: %s", err)
-		}
-	}
+	d.Regexp(attrs, "log", &h.Log)
 	d.Duration(attrs, "interval", &h.Interval)
 	d.Duration(attrs, "timeout", &h.Timeout)
 	d.Duration(attrs, "grace", &h.Grace)
@@ -328,12 +323,7 @@ func (l *loader) decodeJobLogging(b *hcl.Block, lg *JobLogging) {
 		d.OneOf(attrs, "color", lg.Color, append([]string{"auto", "never"}, Colors...)...)
 	}
 	d.String(attrs, "file", &lg.File)
-	if obj, ok := d.Object(attrs, "rotate", "size", "keep", "compress"); ok {
-		r := &Rotate{Size: 10 << 20, Keep: 3}
-		d.Size(obj, "size", &r.Size)
-		d.Int(obj, "keep", 0, 1000, &r.Keep)
-		d.Bool(obj, "compress", &r.Compress)
-		lg.Rotate = r
+	if lg.Rotate = d.Rotate(attrs, "rotate"); lg.Rotate != nil {
 		if lg.File == "" {
 			d.Errorf(attrs["rotate"].NameRange, "\"rotate\" needs \"file\"")
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -418,6 +419,32 @@ func (d *Decoder) FileMode(attrs hcl.Attributes, name string, dst *os.FileMode) 
 	}
 	*dst = os.FileMode(n)
 	return true
+}
+
+// Regexp reads a regular expression.
+func (d *Decoder) Regexp(attrs hcl.Attributes, name string, dst *string) bool {
+	if !d.String(attrs, name, dst) {
+		return false
+	}
+	if _, err := regexp.Compile(*dst); err != nil {
+		d.Errorf(attrs[name].Expr.Range(), "%q is not a valid regular expression: %s", name, err)
+		return false
+	}
+	return true
+}
+
+// Rotate reads `rotate = { size = "50MB", keep = 5, compress = true }` (defaults 10MB, 3,
+// false); nil when absent.
+func (d *Decoder) Rotate(attrs hcl.Attributes, name string) *Rotate {
+	obj, ok := d.Object(attrs, name, "size", "keep", "compress")
+	if !ok {
+		return nil
+	}
+	r := &Rotate{Size: 10 << 20, Keep: 3}
+	d.Size(obj, "size", &r.Size)
+	d.Int(obj, "keep", 0, 1000, &r.Keep)
+	d.Bool(obj, "compress", &r.Compress)
+	return r
 }
 
 // OneOf checks that *val is one of the allowed strings.

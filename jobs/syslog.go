@@ -99,11 +99,7 @@ func decodeSyslogOutput(d *config.Decoder, b *hcl.Block) *SyslogOutput {
 		}
 	}
 	d.String(a, "program", &o.Program)
-	if d.String(a, "match", &o.Match) {
-		if _, err := regexp.Compile(o.Match); err != nil {
-			d.Errorf(a["match"].Expr.Range(), "\"match\" is not a valid regular expression: %s", err)
-		}
-	}
+	d.Regexp(a, "match", &o.Match)
 	d.Bool(a, "stdout", &o.Stdout)
 	d.Bool(a, "stderr", &o.Stderr)
 	d.String(a, "file", &o.File)
@@ -124,12 +120,7 @@ func decodeSyslogOutput(d *config.Decoder, b *hcl.Block) *SyslogOutput {
 	if n != 1 {
 		d.Errorf(b.DefRange, "output %q needs exactly one destination: stdout = true, stderr = true, file or forward", o.Name)
 	}
-	if obj, ok := d.Object(a, "rotate", "size", "keep", "compress"); ok {
-		r := &config.Rotate{Size: 10 << 20, Keep: 3}
-		d.Size(obj, "size", &r.Size)
-		d.Int(obj, "keep", 0, 1000, &r.Keep)
-		d.Bool(obj, "compress", &r.Compress)
-		o.Rotate = r
+	if o.Rotate = d.Rotate(a, "rotate"); o.Rotate != nil {
 		if o.File == "" {
 			d.Errorf(a["rotate"].NameRange, "\"rotate\" applies to a file output")
 		}
