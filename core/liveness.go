@@ -48,7 +48,7 @@ func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
 		case jobs.Starting, jobs.Running, jobs.Backoff, jobs.Stopping, jobs.Scheduled, jobs.Listening:
 			live[st.Name] = true
 		case jobs.Waiting:
-			if st.TimerArmed || st.Runs > 0 || j.Behind() {
+			if st.TimerArmed || st.Runs > 0 || j.Behind(st) {
 				live[st.Name] = true
 			}
 		}

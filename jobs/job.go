@@ -215,14 +215,14 @@ func (j *Job) Status() Status {
 	return j.status
 }
 
-// Behind reports whether events were queued for the job after the ones its status
-// snapshot reflects: the job may still act on them.
-func (j *Job) Behind() bool {
+// Behind reports whether events were queued for the job after the ones the status
+// snapshot st reflects: the job may still act on them. Judge a snapshot by itself, not by
+// a newer one, or a job that moved on in between looks idle.
+func (j *Job) Behind(st Status) bool {
 	if j.sub == nil {
 		return false
 	}
-	last := j.sub.LastSeq()
-	return last > j.Status().Seen
+	return j.sub.LastSeq() > st.Seen
 }
 
 // Counter is one kind-specific counter of a job, for telemetry: a metric name, an optional

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -140,11 +141,13 @@ func (d *notifyDriver) read(conn *net.UnixConn) {
 			}
 			continue
 		}
-		pid := closeFdsAndSender(oob[:oobn])
+		pid, fds := sender(oob[:oobn])
 		msg, err := ParseNotify(buf[:n])
 		d.mu.Lock()
 		run := d.current
 		d.mu.Unlock()
+		// The sender is checked before its descriptors are closed: systemd-notify waits
+		// for that (BARRIER=1) and exits right after, taking its /proc entry with it.
 		switch {
 		case err != nil:
 			d.reject("malformed sd_notify message", pid, err)
@@ -159,6 +162,9 @@ func (d *notifyDriver) read(conn *net.UnixConn) {
 				d.reject("sd_notify message while the run is busy or over", pid, nil)
 			}
 		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
 	}
 }
 
@@ -169,25 +175,22 @@ func (d *notifyDriver) reject(why string, pid int, err error) {
 	d.rt.Log.Warn(why+"; dropped", "job", d.job.Name, "sender_pid", pid, "err", err)
 }
 
-// closeFdsAndSender closes every descriptor passed with SCM_RIGHTS and returns the
-// sender's PID from SCM_CREDENTIALS (0 if none came).
-func closeFdsAndSender(oob []byte) int {
+// sender returns the sender's PID from SCM_CREDENTIALS (0 if none came) and the
+// descriptors passed with SCM_RIGHTS, which the caller must close.
+func sender(oob []byte) (pid int, fds []int) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	pid := 0
 	for _, m := range msgs {
-		if fds, err := unix.ParseUnixRights(&m); err == nil {
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
+		if rights, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, rights...)
 		}
 		if cred, err := unix.ParseUnixCredentials(&m); err == nil {
 			pid = int(cred.Pid)
 		}
 	}
-	return pid
+	return pid, fds
 }
 
 // Counters reports pilotfish_notify_rejected_total.
@@ -254,8 +257,10 @@ func (r *notifyRun) Signal(sig syscall.Signal) error {
 	return err
 }
 
-// owns reports whether pid belongs to the run: the started process's tree, or the tree of
-// the announced main PID.
+// owns reports whether pid belongs to the run: the started process's tree, the tree of
+// the announced main PID, or a process that inherited the job's NOTIFY_SOCKET — a daemon
+// that forked twice and called setsid() is in none of the trees any more (systemd knows it
+// by its cgroup; pilotfish by what it inherited from the job).
 func (r *notifyRun) owns(pid int) bool {
 	r.mu.Lock()
 	roots := []int{r.pid}
@@ -268,7 +273,8 @@ func (r *notifyRun) owns(pid int) bool {
 			return true
 		}
 	}
-	return false
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	return err == nil && slices.Contains(strings.Split(string(env), "\x00"), "NOTIFY_SOCKET="+r.d.socketPath())
 }
 
 func (r *notifyRun) loop() {

@@ -196,6 +196,9 @@ func newForwarder(network, addr string, log *slog.Logger) *forwarder {
 
 // append frames one message: "LEN MSG".
 func (f *forwarder) append(buf []byte, m *syslogmsg.Message, host string) []byte {
+	if m.Hostname != "" {
+		host = m.Hostname // the sender's host, not the forwarder's
+	}
 	msg := syslogmsg.Append5424(nil, m, host)
 	buf = strconv.AppendInt(buf, int64(len(msg)), 10)
 	buf = append(buf, ' ')

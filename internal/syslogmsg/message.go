@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +46,9 @@ func NewParser(now func() time.Time) *Parser {
 		now = time.Now
 	}
 	return &Parser{
-		m3164: rfc3164.NewMachine(rfc3164.WithBestEffort(), rfc3164.WithYear(rfc3164.CurrentYear{})),
+		// Timestamps without a zone are local time (TZ), as syslog daemons read them.
+		m3164: rfc3164.NewMachine(rfc3164.WithBestEffort(), rfc3164.WithYear(rfc3164.CurrentYear{}),
+			rfc3164.WithLocaleTimezone(time.Local), rfc3164.WithLenientDay()),
 		m5424: rfc5424.NewMachine(rfc5424.WithBestEffort()),
 		now:   now,
 	}
@@ -72,6 +75,11 @@ func (p *Parser) Parse(b []byte) (Message, error) {
 			fill3164(&m, sm.(*rfc3164.SyslogMessage))
 			break
 		}
+		// No timestamp, as Python's SysLogHandler sends: "<PRI>tag[pid]: text".
+		if t := bareTag.FindSubmatch(rest); t != nil {
+			m.Program, m.PID, m.Text = string(t[1]), string(t[2]), string(t[3])
+			break
+		}
 		m.Text = string(rest) // a PRI and free text: keep it whole
 	}
 	if m.Time.IsZero() {
@@ -79,6 +87,8 @@ func (p *Parser) Parse(b []byte) (Message, error) {
 	}
 	return m, nil
 }
+
+var bareTag = regexp.MustCompile(`^([^\s\[\]:]{1,48})(?:\[(\d{1,10})\])?: ?((?s).*)$`)
 
 // priority reads "<N>" with 0 <= N <= 191.
 func priority(b []byte) (int, []byte, bool) {
