@@ -204,20 +204,26 @@ func (d *Daemon) Run() int {
 	}
 	// The control socket answers before the first job starts (SPEC §1 readiness).
 	ctl, err := control.Listen(d.cfg.Control, d, d.log)
-	if err != nil {
+	switch {
+	case err == nil:
+		d.ctl = ctl
+		ctl.Serve()
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			ctl.Close(ctx)
+		}()
+	case d.cfg.Control.Socket == config.DefaultSocket:
+		// Nobody asked for this socket: run without the API rather than not at all (a
+		// non-root user, a read-only /var/run, a second pilotfish on one host).
+		d.log.Warn("running without the control API; set control { socket = \"...\" } to a path you can create", "err", err)
+	default:
 		d.log.Error("cannot serve the control API", "err", err)
 		for _, j := range built {
 			j.Close()
 		}
 		return ExitJobFailed
 	}
-	d.ctl = ctl
-	ctl.Serve()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		ctl.Close(ctx)
-	}()
 
 	d.mu.Lock()
 	d.jobs = built
@@ -225,8 +231,12 @@ func (d *Daemon) Run() int {
 	for _, j := range built {
 		j.Start()
 	}
+	socket := ""
+	if d.ctl != nil {
+		socket = d.ctl.Path()
+	}
 	d.log.Info("pilotfish started", "version", d.opts.Version, "pid", os.Getpid(), "config", d.cfg.Path,
-		"jobs", len(built), "socket", ctl.Path())
+		"jobs", len(built), "socket", socket)
 	d.bus.Publish(events.Startup, events.Global, nil)
 	d.poke()
 
