@@ -24,8 +24,12 @@ unit:
 integration: build
 	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./integration_tests/...
 
-bench: build
+# Benchmarks: the bus, the control API and telemetry in-process; the kinds, Consul watches,
+# syslog (against rsyslog when installed) and sd_notify through the binary; then the
+# bench/ harness (start-up, shutdown, reaping, idle CPU, memory).
+bench: build consul
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./events/ ./core/ ./telemetry/
+	CGO_ENABLED=1 $(GO) test -run '^$$' -bench . -benchtime 1x ./integration_tests/
 	bash bench/run
 
 lint:
