@@ -63,7 +63,7 @@ func (d *Daemon) StartJob(ctx context.Context, name string) (client.Job, error) 
 
 // StopJob stops a job and waits until it has stopped.
 func (d *Daemon) StopJob(ctx context.Context, name string) (client.Job, error) {
-	return d.jobCall(ctx, name, (*jobs.Job).Stop)
+	return d.jobCall(ctx, name, (*jobs.Job).Pause)
 }
 
 // RestartJob restarts a job.

@@ -51,6 +51,10 @@ func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
 			if st.TimerArmed || st.Runs > 0 || j.Behind(st) {
 				live[st.Name] = true
 			}
+		case jobs.Stopped:
+			if st.Paused { // the operator may start it again
+				live[st.Name] = true
+			}
 		}
 	}
 	for changed := true; changed; {

@@ -56,6 +56,7 @@ type Job struct {
 	trig         *trigger
 	shutdown     bool
 	held         bool // stopped on request: triggers are ignored until started again
+	paused       bool // stopped by an operator, who may start it again
 	runs         map[uint64]*activeRun
 	nextRun      uint64
 	restartsUsed int
@@ -273,10 +274,13 @@ func (j *Job) do(ctx context.Context, fn func(j *Job) error) error {
 // StartNow starts the job at once, whatever its trigger (pilotfish start JOB).
 func (j *Job) StartNow(ctx context.Context) error {
 	return j.do(ctx, func(j *Job) error {
-		if len(j.runs) > 0 || j.stop != nil || j.state == Starting {
-			return fmt.Errorf("%w: job %q is %s; stop it first or use restart", ErrConflict, j.cfg.Name, j.state)
+		if len(j.runs) > 0 || j.state == Starting {
+			return nil // already running: nothing to do, like systemctl start
 		}
-		j.held = false
+		if j.stop != nil {
+			return fmt.Errorf("%w: job %q is stopping; start it once it has stopped, or use restart", ErrConflict, j.cfg.Name)
+		}
+		j.held, j.paused = false, false
 		j.restartsUsed = 0
 		j.backoffT.stop()
 		j.activate(apiEvent)
@@ -287,9 +291,20 @@ func (j *Job) StartNow(ctx context.Context) error {
 // Stop stops the job and waits until it has stopped or ctx ends. Stopping a job that is
 // not running only marks it stopped.
 func (j *Job) Stop(ctx context.Context) error {
+	return j.stopNow(ctx, false)
+}
+
+// Pause is Stop on an operator's request (pilotfish stop JOB): the job stays stopped until
+// started again, and pilotfish stays up for it even when nothing else runs.
+func (j *Job) Pause(ctx context.Context) error {
+	return j.stopNow(ctx, true)
+}
+
+func (j *Job) stopNow(ctx context.Context, pause bool) error {
 	var done chan struct{}
 	err := j.do(ctx, func(j *Job) error {
 		j.held = true
+		j.paused = pause && !j.shutdown
 		done = j.beginStop(false)
 		return nil
 	})
@@ -306,7 +321,7 @@ func (j *Job) Restart(ctx context.Context) error {
 		if j.shutdown {
 			return fmt.Errorf("%w: pilotfish is shutting down", ErrConflict)
 		}
-		j.held = false
+		j.held, j.paused = false, false
 		j.restartsUsed = 0
 		if len(j.runs) == 0 && j.stop == nil {
 			j.backoffT.stop()
@@ -723,8 +738,11 @@ func (j *Job) ended(res Result, started time.Time) {
 	if lostHealth {
 		j.publish(events.Unhealthy, map[string]string{events.AttrMessage: "process exited"})
 	}
-	if j.stop != nil && len(j.runs) == 0 {
+	switch {
+	case j.stop != nil && len(j.runs) == 0:
 		j.finishStop()
+	case j.stop == nil && (j.state == Completed || j.state == Failed):
+		j.publish(events.Stopped, nil) // done for good: its hooks run, its service goes
 	}
 }
 
@@ -992,6 +1010,7 @@ func (j *Job) snapshot() Status {
 		ExitCode:  j.exitCode,
 		Since:     j.since,
 		Status:    j.statusLine,
+		Paused:    j.paused,
 		Seen:      j.seen,
 		Runs:      len(j.runs),
 		HasHealth: j.hasHealth,

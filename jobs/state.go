@@ -53,6 +53,8 @@ type Status struct {
 
 	// Seen is the sequence number of the last bus event the job has handled.
 	Seen uint64 `json:"-"`
+	// Paused is true for a job an operator stopped: it may be started again.
+	Paused bool `json:"-"`
 	// Pending lists the triggers still awaited while Waiting (for liveness).
 	Pending []config.Trigger `json:"-"`
 	// TimerArmed is true while a when.timeout or interval timer is running.
