@@ -192,6 +192,20 @@ job "a" {
 	}
 }
 
+// An unset ${env.NAME} is "" with a warning, as a shell would have it.
+func TestUnsetEnvIsEmpty(t *testing.T) {
+	cfg, diags := parse(t, `
+job "a" {
+  exec = "/bin/app --port ${env.PORT} --x"
+}`, map[string]string{"OTHER": "1"})
+	if cfg == nil || strings.Join(cfg.Job("a").Exec, "|") != "/bin/app|--port|--x" {
+		t.Fatalf("config %v, diags %v", cfg, diags)
+	}
+	if len(diags) != 1 || !strings.Contains(diags[0], "test.hcl:3:29: warning: environment variable PORT is not set") {
+		t.Fatalf("diags %v", diags)
+	}
+}
+
 func TestJSONSyntax(t *testing.T) {
 	cfg, diags := Parse("c.json", []byte(`{
   "stop_timeout": "3s",
@@ -249,37 +263,36 @@ job "c" {
 
 func TestErrors(t *testing.T) {
 	cases := map[string]struct{ src, want string }{
-		"syntax":            {`job "a" { exec = [ }`, "test.hcl:1:"},
-		"unknown block":     {`jobs "a" {}`, `Unsupported block type`},
-		"missing exec":      {`job "a" {}`, `needs "exec"`},
-		"exec forbidden":    {"job \"a\" {\nkind = \"hook\"\nexec = \"x\"\n}", `runs no command`},
-		"unknown kind":      {`job "a" {` + "\n" + `kind = "nope"` + "\n" + `}`, `"nope" is not a job kind`},
-		"empty exec":        {`job "a" { exec = "" }`, `must name a program`},
-		"unclosed quote":    {`job "a" { exec = "echo 'x" }`, `single quote is not closed`},
-		"dup job":           {"job \"a\" { exec = \"x\" }\njob \"a\" { exec = \"y\" }", `defined twice`},
-		"bad name":          {`job "a b" { exec = "x" }`, `must start with a letter`},
-		"reserved name":     {`job "global" { exec = "x" }`, `reserved`},
-		"two forms":         {"job \"a\" {\nexec = \"x\"\nwhen {\ninterval = \"1s\"\nsource = \"b\"\neach = \"started\"\n}\n}", `exactly one of`},
-		"once and each":     {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"started\"\neach = \"started\"\n}\n}", `exactly one of "once" or "each"`},
-		"bad code":          {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"ready\"\n}\n}", `"ready" is not an event code`},
-		"self trigger":      {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"a\"\neach = \"exitFailed\"\n}\n}", `own events`},
-		"cycle":             {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"started\"\n}\n}\njob \"b\" {\nexec = \"x\"\nwhen {\nsource = \"a\"\nonce = \"started\"\n}\n}", `trigger cycle: a → b → a`},
-		"timer nobody":      {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"timerExpired\"\n}\n}", `needs a when.timeout`},
-		"global code":       {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"global\"\nonce = \"started\"\n}\n}", `can never happen`},
-		"unknown watch":     {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"watch.db\"\neach = \"changed\"\n}\n}", `no watch "db"`},
-		"watch no consul":   {`watch "db" {}`, `needs Consul`},
-		"service no consul": {"job \"a\" {\nexec = \"x\"\nservice {\nport = 80\n}\n}", `no consul {} block`},
-		"world socket":      {"control {\nmode = \"0666\"\n}", `must not be reachable by others`},
-		"bad signal":        {"job \"a\" {\nexec = \"x\"\nstop_signal = \"SIGNOPE\"\n}", `not a signal name`},
-		"bad env var":       {`job "a" { exec = "${env.NOPE}" }`, `Unsupported attribute`},
-		"two probes":        {"job \"a\" {\nexec = \"x\"\nhealth {\nhttp = \"http://x\"\ntcp = \"x:1\"\n}\n}", `exactly one probe`},
-		"bad regex":         {"job \"a\" {\nexec = \"x\"\nhealth {\nlog = \"(\"\n}\n}", `not a valid regular expression`},
-		"backoff key":       {"job \"a\" {\nexec = \"x\"\nbackoff = { start = \"1s\" }\n}", `has no key "start"`},
-		"bad size":          {"job \"a\" {\nexec = \"x\"\nlogging {\nfile = \"/tmp/x\"\nrotate = { size = \"big\" }\n}\n}", `not a size`},
-		"two whens":         {"job \"a\" {\nexec = \"x\"\nwhen {\ninterval = \"1s\"\n}\nwhen {\ninterval = \"2s\"\n}\n}", `only one "when" block`},
-		"debounce once":     {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"started\"\ndebounce = \"1s\"\n}\n}", `"debounce" applies to`},
-		"bad metric":        {"telemetry {\nmetric \"9bad\" {\ntype = \"counter\"\n}\n}", `not a valid Prometheus metric name`},
-		"metric type":       {"telemetry {\nmetric \"ok\" {\ntype = \"meter\"\n}\n}", `"type" must be one of`},
+		"syntax":          {`job "a" { exec = [ }`, "test.hcl:1:"},
+		"unknown block":   {`jobs "a" {}`, `Unsupported block type`},
+		"missing exec":    {`job "a" {}`, `needs "exec"`},
+		"exec forbidden":  {"job \"a\" {\nkind = \"hook\"\nexec = \"x\"\n}", `runs no command`},
+		"unknown kind":    {`job "a" {` + "\n" + `kind = "nope"` + "\n" + `}`, `"nope" is not a job kind`},
+		"empty exec":      {`job "a" { exec = "" }`, `must name a program`},
+		"unclosed quote":  {`job "a" { exec = "echo 'x" }`, `single quote is not closed`},
+		"dup job":         {"job \"a\" { exec = \"x\" }\njob \"a\" { exec = \"y\" }", `defined twice`},
+		"bad name":        {`job "a b" { exec = "x" }`, `must start with a letter`},
+		"reserved name":   {`job "global" { exec = "x" }`, `reserved`},
+		"two forms":       {"job \"a\" {\nexec = \"x\"\nwhen {\ninterval = \"1s\"\nsource = \"b\"\neach = \"started\"\n}\n}", `exactly one of`},
+		"once and each":   {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"started\"\neach = \"started\"\n}\n}", `exactly one of "once" or "each"`},
+		"bad code":        {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"ready\"\n}\n}", `"ready" is not an event code`},
+		"self trigger":    {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"a\"\neach = \"exitFailed\"\n}\n}", `own events`},
+		"cycle":           {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"started\"\n}\n}\njob \"b\" {\nexec = \"x\"\nwhen {\nsource = \"a\"\nonce = \"started\"\n}\n}", `trigger cycle: a → b → a`},
+		"timer nobody":    {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"timerExpired\"\n}\n}", `needs a when.timeout`},
+		"global code":     {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"global\"\nonce = \"started\"\n}\n}", `can never happen`},
+		"unknown watch":   {"job \"a\" {\nexec = \"x\"\nwhen {\nsource = \"watch.db\"\neach = \"changed\"\n}\n}", `no watch "db"`},
+		"watch no consul": {"watch \"db\" {}\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"watch.db\"\neach = \"changed\"\n}\n}", `can never happen without Consul`},
+		"world socket":    {"control {\nmode = \"0666\"\n}", `must not be reachable by others`},
+		"bad signal":      {"job \"a\" {\nexec = \"x\"\nstop_signal = \"SIGNOPE\"\n}", `not a signal name`},
+		"unset env var":   {`job "a" { exec = "${env.NOPE}" }`, `must name a program`},
+		"two probes":      {"job \"a\" {\nexec = \"x\"\nhealth {\nhttp = \"http://x\"\ntcp = \"x:1\"\n}\n}", `exactly one probe`},
+		"bad regex":       {"job \"a\" {\nexec = \"x\"\nhealth {\nlog = \"(\"\n}\n}", `not a valid regular expression`},
+		"backoff key":     {"job \"a\" {\nexec = \"x\"\nbackoff = { start = \"1s\" }\n}", `has no key "start"`},
+		"bad size":        {"job \"a\" {\nexec = \"x\"\nlogging {\nfile = \"/tmp/x\"\nrotate = { size = \"big\" }\n}\n}", `not a size`},
+		"two whens":       {"job \"a\" {\nexec = \"x\"\nwhen {\ninterval = \"1s\"\n}\nwhen {\ninterval = \"2s\"\n}\n}", `only one "when" block`},
+		"debounce once":   {"job \"b\" { exec = \"x\" }\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"b\"\nonce = \"started\"\ndebounce = \"1s\"\n}\n}", `"debounce" applies to`},
+		"bad metric":      {"telemetry {\nmetric \"9bad\" {\ntype = \"counter\"\n}\n}", `not a valid Prometheus metric name`},
+		"metric type":     {"telemetry {\nmetric \"ok\" {\ntype = \"meter\"\n}\n}", `"type" must be one of`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -39,13 +39,45 @@ func envFunc(env map[string]string) function.Function {
 	})
 }
 
+// coalesceFunc returns its first argument that is neither null nor an empty string, as
+// Terraform's coalesce does (cty's own skips only nulls), so coalesce(env("X"), "default")
+// works.
+var coalesceFunc = function.New(&function.Spec{
+	Description: "Returns the first of its arguments that is not null and not an empty string.",
+	VarParam:    &function.Parameter{Name: "vals", Type: cty.DynamicPseudoType, AllowNull: true, AllowUnknown: true, AllowDynamicType: true},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		return stdlib.CoalesceFunc.ReturnType(typesOf(args))
+	},
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		var kept []cty.Value
+		for _, a := range args {
+			if a.IsKnown() && !a.IsNull() && a.Type() == cty.String && a.AsString() == "" {
+				continue
+			}
+			kept = append(kept, a)
+		}
+		if len(kept) == 0 {
+			return cty.StringVal(""), nil
+		}
+		return stdlib.CoalesceFunc.Call(kept)
+	},
+})
+
+func typesOf(args []cty.Value) []cty.Type {
+	out := make([]cty.Type, len(args))
+	for i, a := range args {
+		out[i] = a.Type()
+	}
+	return out
+}
+
 func functions(env map[string]string) map[string]function.Function {
 	return map[string]function.Function{
 		"env":        envFunc(env),
 		"abs":        stdlib.AbsoluteFunc,
 		"ceil":       stdlib.CeilFunc,
 		"chomp":      stdlib.ChompFunc,
-		"coalesce":   stdlib.CoalesceFunc,
+		"coalesce":   coalesceFunc,
 		"compact":    stdlib.CompactFunc,
 		"concat":     stdlib.ConcatFunc,
 		"contains":   stdlib.ContainsFunc,

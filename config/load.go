@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"sort"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // Options are the inputs of Load besides the file.
@@ -53,7 +56,8 @@ func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, sortDiags(diags)
 	}
-	l := &loader{opts: opts, d: &Decoder{ctx: evalContext(opts.Env)}}
+	env, unset := withUnsetEnv(f.Body, opts.Env)
+	l := &loader{opts: opts, d: &Decoder{ctx: evalContext(env), Diags: unset}}
 	cfg := l.decode(f.Body)
 	cfg.Path = path
 	l.validate(cfg)
@@ -62,6 +66,43 @@ func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
 		return nil, all
 	}
 	return cfg, all
+}
+
+// withUnsetEnv gives every ${env.NAME} the file refers to a value: "" (with a warning) for
+// the ones the environment does not set, as a shell would, instead of failing the whole
+// file. env("NAME", "default") is the way to a default.
+func withUnsetEnv(body hcl.Body, env map[string]string) (map[string]string, hcl.Diagnostics) {
+	syn, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return env, nil // HCL JSON: an unset variable stays an error
+	}
+	var diags hcl.Diagnostics
+	out := env
+	_ = hclsyntax.VisitAll(syn, func(n hclsyntax.Node) hcl.Diagnostics {
+		expr, ok := n.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || expr.Traversal.RootName() != "env" || len(expr.Traversal) < 2 {
+			return nil
+		}
+		attr, ok := expr.Traversal[1].(hcl.TraverseAttr)
+		if !ok {
+			return nil
+		}
+		if _, set := out[attr.Name]; set {
+			return nil
+		}
+		if len(out) == len(env) {
+			out = maps.Clone(env)
+			if out == nil {
+				out = map[string]string{}
+			}
+		}
+		out[attr.Name] = ""
+		rng := expr.SrcRange
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Subject: &rng,
+			Summary: fmt.Sprintf("environment variable %s is not set; ${env.%s} is \"\" (env(%q, \"default\") gives a default)", attr.Name, attr.Name, attr.Name)})
+		return nil
+	})
+	return out, diags
 }
 
 func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {

@@ -15,10 +15,13 @@ func (l *loader) validate(cfg *Config) {
 	d := l.d
 	emits := map[string][]events.Code{events.Global: events.GlobalCodes}
 	for _, w := range cfg.Watches {
-		emits[w.Source()] = events.WatchCodes
 		if cfg.Consul == nil {
-			d.Errorf(w.Range, "watch %q needs Consul: add a consul {} block (watches follow services registered there)", w.Name)
+			// Without Consul the watch never answers: it is kept out of the sources, so a
+			// trigger on it is an impossible trigger.
+			d.Warnf(w.Range, "watch %q does nothing without Consul: add a consul {} block (watches follow services registered there)", w.Name)
+			continue
 		}
+		emits[w.Source()] = events.WatchCodes
 	}
 	for _, j := range cfg.Jobs {
 		emits[j.Name] = Emits(l.opts.Kinds, j)
@@ -26,7 +29,7 @@ func (l *loader) validate(cfg *Config) {
 	if t := cfg.Telemetry; t != nil && t.Register {
 		switch {
 		case cfg.Consul == nil:
-			d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs a consul {} block")
+			d.Warnf(cfg.Jobs0Range(), "telemetry { register = true } does nothing without a consul {} block")
 		case t.Listen == "":
 			d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs listen: the address of /metrics to register")
 		}
@@ -51,7 +54,7 @@ func (l *loader) validate(cfg *Config) {
 
 	for _, j := range cfg.Jobs {
 		if j.Service != nil && cfg.Consul == nil {
-			d.Errorf(j.Service.Range, "job %q has a service block but there is no consul {} block; add one, or remove the service block", j.Name)
+			d.Warnf(j.Service.Range, "job %q has a service block but there is no consul {} block: discovery is off and the service is not registered", j.Name)
 		}
 		if j.StopTimeout > cfg.StopTimeout {
 			d.Warnf(j.Range, "job %q has stop_timeout %s, longer than the whole shutdown budget (top-level stop_timeout %s); it will be killed when that runs out", j.Name, j.StopTimeout, cfg.StopTimeout)
@@ -62,6 +65,8 @@ func (l *loader) validate(cfg *Config) {
 			}
 			codes, ok := emits[t.Source]
 			switch {
+			case !ok && strings.HasPrefix(t.Source, events.WatchPrefix) && cfg.Consul == nil && hasWatch(cfg, t.Source):
+				d.Errorf(t.Range, "job %q waits for %q, which can never happen without Consul: add a consul {} block", j.Name, t.Source)
 			case !ok && strings.HasPrefix(t.Source, events.WatchPrefix):
 				d.Errorf(t.Range, "job %q waits for %q, but there is no watch %q; declare it with watch %q {}", j.Name, t.Source, strings.TrimPrefix(t.Source, events.WatchPrefix), strings.TrimPrefix(t.Source, events.WatchPrefix))
 			case !ok:
@@ -74,6 +79,15 @@ func (l *loader) validate(cfg *Config) {
 		}
 	}
 	l.checkCycles(cfg)
+}
+
+func hasWatch(cfg *Config, source string) bool {
+	for _, w := range cfg.Watches {
+		if w.Source() == source {
+			return true
+		}
+	}
+	return false
 }
 
 func whyNot(t Trigger) string {

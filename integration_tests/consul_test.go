@@ -8,7 +8,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -179,47 +178,20 @@ func (c *consulHTTP) deregisterOther(id string) {
 // ---------------------------------------------------------------------------------------
 // pilotfish with a consul block, its control client and its event stream.
 
-type consulRun struct {
-	*instance
-	sock string
-	cl   *client.Client
-	ev   *csEvents
-}
-
 // consulBlock is a consul block for the agent at addr.
 func consulBlock(addr string) string {
 	return "consul {\n  address = " + hclString(addr) + "\n}\n"
 }
 
-// startConsulRun starts pilotfish (as PID 1 where possible) with JSON debug logs and its
-// control socket in the test's directory, waits until it answers and follows its events
-// from the very first one.
-func startConsulRun(t testing.TB, o opts) *consulRun {
+// startConsulRun starts pilotfish (as PID 1 where possible) with o.Config, JSON debug logs
+// and its control socket in the test's directory, waits until it answers and follows its
+// events from the very first one.
+func startConsulRun(t testing.TB, o opts) *ctlPF {
 	t.Helper()
-	if o.Dir == "" {
-		o.Dir = t.TempDir()
-	}
 	if !o.Plain && (os.Geteuid() != 0 || !csHaveUnshare()) {
 		o.Plain = true
 	}
-	sock := filepath.Join(o.Dir, "pf.sock")
-	o.Config = jsonLogs + o.Config + "\ncontrol {\n  socket = " + hclString(sock) + "\n}\n"
-	p := start(t, o)
-	r := &consulRun{instance: p, sock: sock, cl: client.New(sock)}
-	ok := poll(10*time.Second, func() bool {
-		if p.exited() {
-			return true
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := r.cl.Ping(ctx)
-		return err == nil
-	})
-	if !ok || p.exited() {
-		t.Fatalf("pilotfish did not answer /v1/ping within 10s (exited: %v)", p.exited())
-	}
-	r.ev = csFollowEvents(t, r.cl)
-	return r
+	return startPF(t, o.Config, o)
 }
 
 func csHaveUnshare() bool {
@@ -227,157 +199,17 @@ func csHaveUnshare() bool {
 	return err == nil
 }
 
-func (r *consulRun) ctx(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	r.t.Cleanup(cancel)
-	return ctx
-}
-
-func (r *consulRun) status() client.Status {
-	r.t.Helper()
-	st, err := r.cl.Status(r.ctx(5 * time.Second))
-	if err != nil {
-		r.t.Fatalf("status: %v", err)
-	}
-	return st
-}
-
-func (r *consulRun) job(name string) client.Job {
-	r.t.Helper()
-	for _, j := range r.status().Jobs {
-		if j.Name == name {
-			return j
-		}
-	}
-	r.t.Fatalf("no job %q in the status", name)
-	return client.Job{}
-}
-
 // consulErrors reads pilotfish_consul_errors_total by op from /metrics.
-func (r *consulRun) consulErrors() map[string]float64 {
-	r.t.Helper()
-	text, err := r.cl.Metrics(r.ctx(5 * time.Second))
+func (k *ctlPF) consulErrors() map[string]float64 {
+	k.t.Helper()
+	text, err := k.c.Metrics(ctxFor(k.t, 5*time.Second))
 	if err != nil {
-		r.t.Fatalf("metrics: %v", err)
+		k.t.Fatalf("metrics: %v", err)
 	}
 	out := map[string]float64{}
-	re := regexp.MustCompile(`^pilotfish_consul_errors_total\{op="([a-z]+)"\} ([0-9.e+]+)$`)
-	for _, l := range strings.Split(text, "\n") {
-		if m := re.FindStringSubmatch(l); m != nil {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			out[m[1]] = v
-		}
-	}
-	return out
-}
-
-// csEvents records pilotfish's event stream (GET /v1/events?since=0, following).
-type csEvents struct {
-	t       testing.TB
-	mu      sync.Mutex
-	evs     []client.Event
-	changed chan struct{}
-	err     error
-	ended   bool
-}
-
-func csFollowEvents(t testing.TB, cl *client.Client) *csEvents {
-	l := &csEvents{t: t, changed: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	zero := uint64(0)
-	go func() {
-		defer close(done)
-		err := cl.Events(ctx, &zero, true, func(ev client.Event) error {
-			l.mu.Lock()
-			l.evs = append(l.evs, ev)
-			close(l.changed)
-			l.changed = make(chan struct{})
-			l.mu.Unlock()
-			return nil
-		})
-		l.mu.Lock()
-		l.err, l.ended = err, true
-		close(l.changed)
-		l.changed = make(chan struct{})
-		l.mu.Unlock()
-	}()
-	return l
-}
-
-// last is the seq of the latest event seen so far.
-func (l *csEvents) last() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.evs) == 0 {
-		return 0
-	}
-	return l.evs[len(l.evs)-1].Seq
-}
-
-// since returns the events with seq > after.
-func (l *csEvents) since(after uint64) []client.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []client.Event
-	for _, e := range l.evs {
-		if e.Seq > after {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// wait returns the first event after seq `after` with that source and code, waiting at
-// most d.
-func (l *csEvents) wait(d time.Duration, after uint64, source, code string) client.Event {
-	l.t.Helper()
-	ev, ok := l.tryWait(d, after, source, code)
-	if !ok {
-		l.t.Fatalf("no %s/%s event after seq %d within %s; saw %s", source, code, after, d, csEventList(l.since(after)))
-	}
-	return ev
-}
-
-func (l *csEvents) tryWait(d time.Duration, after uint64, source, code string) (client.Event, bool) {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		ch, ended := l.changed, l.ended
-		for _, e := range l.evs {
-			if e.Seq > after && e.Source == source && e.Code == code {
-				l.mu.Unlock()
-				return e, true
-			}
-		}
-		l.mu.Unlock()
-		if ended {
-			return client.Event{}, false
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return client.Event{}, false
-		}
-	}
-}
-
-func csEventList(evs []client.Event) string {
-	var parts []string
-	for _, e := range evs {
-		parts = append(parts, fmt.Sprintf("%d:%s/%s", e.Seq, e.Source, e.Code))
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
-// csCodesOf lists the codes of the events from source, in order.
-func csCodesOf(evs []client.Event, source string) []string {
-	var out []string
-	for _, e := range evs {
-		if e.Source == source {
-			out = append(out, e.Code)
+	for _, s := range metricSeries(text, "pilotfish_consul_errors_total") {
+		if op := s.labels["op"]; op != "" && len(s.labels) == 1 {
+			out[op] = s.value
 		}
 	}
 	return out
@@ -446,11 +278,7 @@ func csFirstInet() string {
 // waitConsul polls cond until it holds or d passes, and returns how long it took.
 func waitConsul(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	t0 := time.Now()
-	if !poll(d, cond) {
-		t.Fatalf("timed out after %s waiting for %s", d, what)
-	}
-	return time.Since(t0)
+	return waitFor(t, d, cond, "%s", what)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -519,11 +347,11 @@ job "dflt" {
 
 	// The job runs, its first probe fails (unhealthy), the other services are registered:
 	// discovery works, and web is still absent.
-	r.ev.wait(10*time.Second, 0, "web", "unhealthy")
+	r.waitAfter(10*time.Second, 0, "web", "unhealthy")
 	plainID := "plain-public-" + host
 	waitConsul(t, 10*time.Second, "plain-public registered on start", func() bool { return c.checkStatus("service:"+plainID) == "passing" })
 	waitConsul(t, 10*time.Second, "dflt registered on start", func() bool { return c.checkStatus("service:dflt-"+host) == "passing" })
-	if j := r.job("web"); j.State != "running" || j.Health != "unhealthy" {
+	if j := r.statusOf("web"); j.State != "running" || j.Health != "unhealthy" {
 		t.Fatalf("web = %+v, want running and unhealthy", j)
 	}
 	close(stopWatch)
@@ -605,7 +433,7 @@ job "web" {
 	const margin = 700 * time.Millisecond
 	var worst, worstBack, worstPush time.Duration
 	for i := range 3 {
-		after := r.ev.last()
+		after := r.lastSeq()
 		t0 := time.Now()
 		if err := os.Remove(okFile); err != nil {
 			t.Fatal(err)
@@ -619,7 +447,7 @@ job "web" {
 			t.Errorf("web still passing while critical: %v", ids)
 		}
 		// From the job's unhealthy event to Consul: pilotfish's own share of the delay.
-		un := r.ev.wait(5*time.Second, after, "web", "unhealthy")
+		un := r.waitAfter(5*time.Second, after, "web", "unhealthy")
 		push := seen.Sub(un.Time)
 		worstPush = max(worstPush, push)
 		worst = max(worst, d)
@@ -666,10 +494,10 @@ job "web" {
 `})
 	id := "service:web-" + host
 	waitConsul(t, 10*time.Second, "web passing", func() bool { return c.checkStatus(id) == "passing" })
-	pid := r.job("web").Pid
-	after := r.ev.last()
+	pid := r.statusOf("web").Pid
+	after := r.lastSeq()
 	t0 := time.Now()
-	if err := r.cl.Signal(r.ctx(5*time.Second), "web", "KILL"); err != nil {
+	if err := r.c.Signal(ctxFor(r.t, 5*time.Second), "web", "KILL"); err != nil {
 		t.Fatal(err)
 	}
 	d := waitConsul(t, 5*time.Second, "critical after the process died", func() bool { return c.checkStatus(id) == "critical" })
@@ -680,9 +508,9 @@ job "web" {
 	if ch, _ := c.check(id); !strings.Contains(ch.Output, "exit") {
 		t.Errorf("output after the exit = %q", ch.Output)
 	}
-	r.ev.wait(10*time.Second, after, "web", "started")
+	r.waitAfter(10*time.Second, after, "web", "started")
 	waitConsul(t, 10*time.Second, "passing after the restart", func() bool { return c.checkStatus(id) == "passing" })
-	if j := r.job("web"); j.Pid == pid || j.Restarts != 1 {
+	if j := r.statusOf("web"); j.Pid == pid || j.Restarts != 1 {
 		t.Errorf("web after restart = %+v", j)
 	}
 	if len(c.services()) != 1 {
@@ -742,7 +570,7 @@ func csCheckGoneAtTerm(t *testing.T, dir, host string) {
 }
 
 func TestConsulDeregisteredBeforeSignal(t *testing.T) {
-	csRequireCurl(t)
+	requireCurl(t)
 	t.Parallel()
 	host := csHostname(t)
 
@@ -753,7 +581,7 @@ func TestConsulDeregisteredBeforeSignal(t *testing.T) {
 		r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + csStopTrapJob(a.Addr())})
 		waitConsul(t, 10*time.Second, "web passing", func() bool { return c.checkStatus("service:web-"+host) == "passing" })
 		waitConsul(t, 10*time.Second, "other passing", func() bool { return c.checkStatus("service:other-"+host) == "passing" })
-		after := r.ev.last()
+		after := r.lastSeq()
 		res := runCmd(t, r.Dir, "stop", "-socket", r.sock, "web")
 		if res.code != 0 {
 			t.Fatalf("pilotfish stop web: exit %d: %s %s", res.code, res.stdout, res.stderr)
@@ -765,13 +593,13 @@ func TestConsulDeregisteredBeforeSignal(t *testing.T) {
 		if _, ok := c.services()["other-"+host]; !ok {
 			t.Error("stopping web deregistered other too")
 		}
-		stopping := r.ev.wait(5*time.Second, after, "web", "stopping")
-		stopped := r.ev.wait(5*time.Second, after, "web", "stopped")
+		stopping := r.waitAfter(5*time.Second, after, "web", "stopping")
+		stopped := r.waitAfter(5*time.Second, after, "web", "stopped")
 		if stopped.Seq < stopping.Seq {
 			t.Errorf("stopped (%d) before stopping (%d)", stopped.Seq, stopping.Seq)
 		}
 		// Started again: registered again.
-		if _, err := r.cl.Start(r.ctx(5*time.Second), "web"); err != nil {
+		if _, err := r.c.Start(ctxFor(r.t, 5*time.Second), "web"); err != nil {
 			t.Fatal(err)
 		}
 		waitConsul(t, 10*time.Second, "web registered after start", func() bool { return c.checkStatus("service:web-"+host) == "passing" })
@@ -792,13 +620,6 @@ func TestConsulDeregisteredBeforeSignal(t *testing.T) {
 			t.Errorf("services left after pilotfish exited: %v", svcs)
 		}
 	})
-}
-
-func csRequireCurl(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl(1) is not installed")
-	}
 }
 
 // ---------------------------------------------------------------------------------------
@@ -852,7 +673,7 @@ job "late" {
 		if ids := c.passingIDs("web"); len(ids) != 0 {
 			t.Errorf("%s: passing web = %v, want none", how, ids)
 		}
-		h, code, err := r.cl.Health(r.ctx(5 * time.Second))
+		h, code, err := r.c.Health(ctxFor(r.t, 5*time.Second))
 		if err != nil || code != http.StatusServiceUnavailable || !h.Maintenance {
 			t.Errorf("%s: /v1/health = %d %+v %v, want 503 with maintenance", how, code, h, err)
 		}
@@ -873,12 +694,12 @@ job "late" {
 	}
 
 	// API on. The answer comes once Consul has been told.
-	after := r.ev.last()
-	if err := r.cl.Maintenance(r.ctx(5*time.Second), true); err != nil {
+	after := r.lastSeq()
+	if err := r.c.Maintenance(ctxFor(r.t, 5*time.Second), true); err != nil {
 		t.Fatal(err)
 	}
 	assertOn("API enable")
-	r.ev.wait(5*time.Second, after, "global", "enterMaintenance")
+	r.waitAfter(5*time.Second, after, "global", "enterMaintenance")
 
 	// Health is still fed during maintenance, and a service registered during maintenance
 	// enters it at once.
@@ -897,12 +718,12 @@ job "late" {
 	})
 
 	// API off: every service back at once, as its health allows.
-	after = r.ev.last()
-	if err := r.cl.Maintenance(r.ctx(5*time.Second), false); err != nil {
+	after = r.lastSeq()
+	if err := r.c.Maintenance(ctxFor(r.t, 5*time.Second), false); err != nil {
 		t.Fatal(err)
 	}
 	assertOff("API disable")
-	r.ev.wait(5*time.Second, after, "global", "exitMaintenance")
+	r.waitAfter(5*time.Second, after, "global", "exitMaintenance")
 	if ids := c.passingIDs("late"); len(ids) != 1 || ids[0] != late {
 		t.Errorf("late after maintenance = %v, want passing at once", ids)
 	}
@@ -915,36 +736,36 @@ job "late" {
 	writeFile(t, filepath.Join(dir, "healthy"), "", 0o644)
 	waitConsul(t, 5*time.Second, "web passing after recovery", func() bool { return len(c.passingIDs("web")) == 1 })
 	waitFor(t, 5*time.Second, func() bool {
-		_, code, _ := r.cl.Health(r.ctx(5 * time.Second))
+		_, code, _ := r.c.Health(ctxFor(r.t, 5*time.Second))
 		return code == http.StatusOK
 	}, "/v1/health 200")
 
 	// The CLI.
-	after = r.ev.last()
+	after = r.lastSeq()
 	if res := runCmd(t, dir, "maintenance", "-socket", r.sock, "on"); res.code != 0 {
 		t.Fatalf("pilotfish maintenance on: %d %s %s", res.code, res.stdout, res.stderr)
 	}
 	assertOn("pilotfish maintenance on")
-	r.ev.wait(5*time.Second, after, "global", "enterMaintenance")
-	after = r.ev.last()
+	r.waitAfter(5*time.Second, after, "global", "enterMaintenance")
+	after = r.lastSeq()
 	if res := runCmd(t, dir, "maintenance", "-socket", r.sock, "off"); res.code != 0 {
 		t.Fatalf("pilotfish maintenance off: %d %s %s", res.code, res.stdout, res.stderr)
 	}
 	assertOff("pilotfish maintenance off")
-	r.ev.wait(5*time.Second, after, "global", "exitMaintenance")
+	r.waitAfter(5*time.Second, after, "global", "exitMaintenance")
 	if n := len(c.passingIDs("web")) + len(c.passingIDs("late")); n != 2 {
 		t.Errorf("%d services passing after the CLI's off, want 2", n)
 	}
 
 	// SIGUSR1 toggles.
-	after = r.ev.last()
+	after = r.lastSeq()
 	r.Signal(syscall.SIGUSR1)
-	r.ev.wait(5*time.Second, after, "global", "enterMaintenance")
+	r.waitAfter(5*time.Second, after, "global", "enterMaintenance")
 	waitConsul(t, 5*time.Second, "maintenance after SIGUSR1", func() bool { return inMaintenance(web) && inMaintenance(late) })
 	assertOn("SIGUSR1")
-	after = r.ev.last()
+	after = r.lastSeq()
 	r.Signal(syscall.SIGUSR1)
-	r.ev.wait(5*time.Second, after, "global", "exitMaintenance")
+	r.waitAfter(5*time.Second, after, "global", "exitMaintenance")
 	waitConsul(t, 5*time.Second, "both passing after the second SIGUSR1", func() bool {
 		return len(c.passingIDs("web")) == 1 && len(c.passingIDs("late")) == 1
 	})
@@ -999,13 +820,13 @@ job "dependent" {
 `})
 
 	// The first answer: changed plus healthy (db, dcdb) or unhealthy (primary).
-	dbCh := r.ev.wait(10*time.Second, 0, "watch.db", "changed")
-	dbH := r.ev.wait(10*time.Second, 0, "watch.db", "healthy")
-	prCh := r.ev.wait(10*time.Second, 0, "watch.primary", "changed")
-	prU := r.ev.wait(10*time.Second, 0, "watch.primary", "unhealthy")
-	r.ev.wait(10*time.Second, 0, "watch.dcdb", "healthy")
+	dbCh := r.waitAfter(10*time.Second, 0, "watch.db", "changed")
+	dbH := r.waitAfter(10*time.Second, 0, "watch.db", "healthy")
+	prCh := r.waitAfter(10*time.Second, 0, "watch.primary", "changed")
+	prU := r.waitAfter(10*time.Second, 0, "watch.primary", "unhealthy")
+	r.waitAfter(10*time.Second, 0, "watch.dcdb", "healthy")
 	if dbH.Seq < dbCh.Seq || prU.Seq < prCh.Seq {
-		t.Errorf("changed must come before healthy/unhealthy: %s", csEventList(r.ev.since(0)))
+		t.Errorf("changed must come before healthy/unhealthy: %s", eventNames(r.eventsAfter(0)))
 	}
 	inst := csParseInstances(t, dbCh.Attrs["instances"])
 	if len(inst) != 1 {
@@ -1038,12 +859,12 @@ job "dependent" {
 		client.Watch{Name: "primary", Healthy: false, Instances: 0})
 
 	// A primary with a TTL check of its own.
-	after := r.ev.last()
+	after := r.lastSeq()
 	c.registerOther(map[string]any{"ID": "db-1", "Name": "db", "Address": "192.0.2.50", "Port": 5433, "Tags": []string{"primary"},
 		"Check": map[string]any{"CheckID": "db1-ttl", "TTL": "10m", "Status": "passing"}})
-	ch := r.ev.wait(10*time.Second, after, "watch.db", "changed")
-	r.ev.wait(10*time.Second, after, "watch.primary", "changed")
-	prH := r.ev.wait(10*time.Second, after, "watch.primary", "healthy")
+	ch := r.waitAfter(10*time.Second, after, "watch.db", "changed")
+	r.waitAfter(10*time.Second, after, "watch.primary", "changed")
+	prH := r.waitAfter(10*time.Second, after, "watch.primary", "healthy")
 	if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-0,db-1" {
 		t.Errorf("watch.db instances after db-1 = %s", got)
 	}
@@ -1059,19 +880,19 @@ job "dependent" {
 		client.Watch{Name: "primary", Healthy: true, Instances: 1})
 
 	// Its check fails: it leaves the passing set.
-	after = r.ev.last()
+	after = r.lastSeq()
 	c.put("/v1/agent/check/fail/db1-ttl?note=disk+full", nil)
-	r.ev.wait(10*time.Second, after, "watch.primary", "unhealthy")
-	ch = r.ev.wait(10*time.Second, after, "watch.db", "changed")
+	r.waitAfter(10*time.Second, after, "watch.primary", "unhealthy")
+	ch = r.waitAfter(10*time.Second, after, "watch.db", "changed")
 	if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-0" {
 		t.Errorf("watch.db after db-1 failed = %s", got)
 	}
 
 	// The last one goes: changed + unhealthy.
-	after = r.ev.last()
+	after = r.lastSeq()
 	c.deregisterOther("db-0")
-	ch = r.ev.wait(10*time.Second, after, "watch.db", "changed")
-	r.ev.wait(10*time.Second, after, "watch.db", "unhealthy")
+	ch = r.waitAfter(10*time.Second, after, "watch.db", "changed")
+	r.waitAfter(10*time.Second, after, "watch.db", "unhealthy")
 	if ch.Attrs["instances"] != "[]" {
 		t.Errorf("instances of an empty set = %q, want []", ch.Attrs["instances"])
 	}
@@ -1083,11 +904,11 @@ job "dependent" {
 	}, "react to see the empty set")
 
 	// Edges only: over the whole run, watch.db was healthy once and unhealthy once.
-	all := r.ev.since(0)
-	if got := strings.Join(csCodesOf(all, "watch.db"), ","); got != "changed,healthy,changed,changed,changed,unhealthy" {
+	all := r.eventsAfter(0)
+	if got := strings.Join(eventCodes(all, "watch.db"), ","); got != "changed,healthy,changed,changed,changed,unhealthy" {
 		t.Errorf("watch.db events = %s", got)
 	}
-	if got := strings.Join(csCodesOf(all, "watch.primary"), ","); got != "changed,unhealthy,changed,healthy,changed,unhealthy" {
+	if got := strings.Join(eventCodes(all, "watch.primary"), ","); got != "changed,unhealthy,changed,healthy,changed,unhealthy" {
 		t.Errorf("watch.primary events = %s", got)
 	}
 }
@@ -1137,7 +958,7 @@ job "react" {
 `})
 	web, plain := "service:web-"+host, "service:plain-"+host
 	waitConsul(t, 10*time.Second, "both passing", func() bool { return c.checkStatus(web) == "passing" && c.checkStatus(plain) == "passing" })
-	r.ev.wait(10*time.Second, 0, "watch.db", "healthy")
+	r.waitAfter(10*time.Second, 0, "watch.db", "healthy")
 	// Grow the old agent's index well past where a fresh agent starts.
 	for i := range 30 {
 		c.registerOther(map[string]any{"ID": fmt.Sprintf("filler-%d", i), "Name": "filler"})
@@ -1146,7 +967,7 @@ job "react" {
 	for _, j := range r.status().Jobs {
 		before[j.Name] = j
 	}
-	after := r.ev.last()
+	after := r.lastSeq()
 
 	a.Restart(t)
 	t0 := time.Now()
@@ -1161,20 +982,20 @@ job "react" {
 		}
 	}
 	// db-0 vanished with the old agent: the watch must say so.
-	_, resumed := r.ev.tryWait(20*time.Second-time.Since(t0), after, "watch.db", "unhealthy")
+	_, resumed := r.tryWaitAfter(20*time.Second-time.Since(t0), after, "watch.db", "unhealthy")
 	dWatch := time.Since(t0)
 	if !resumed {
-		t.Errorf("the watch published nothing within %s of the agent's restart (events %s)", dWatch.Round(time.Millisecond), csEventList(r.ev.since(after)))
+		t.Errorf("the watch published nothing within %s of the agent's restart (events %s)", dWatch.Round(time.Millisecond), eventNames(r.eventsAfter(after)))
 	} else {
 		t.Logf("watch published unhealthy %s after the restarted agent was ready", dWatch.Round(time.Millisecond))
 		if dWatch > csReRegisterBound {
 			t.Errorf("the watch resumed only after %s, want within %s", dWatch.Round(time.Millisecond), csReRegisterBound)
 		}
-		after2 := r.ev.last()
+		after2 := r.lastSeq()
 		t1 := time.Now()
 		c.registerOther(map[string]any{"ID": "db-1", "Name": "db", "Port": 5433})
-		ch := r.ev.wait(5*time.Second, after2, "watch.db", "changed")
-		r.ev.wait(5*time.Second, after2, "watch.db", "healthy")
+		ch := r.waitAfter(5*time.Second, after2, "watch.db", "changed")
+		r.waitAfter(5*time.Second, after2, "watch.db", "healthy")
 		t.Logf("registration on the restarted agent → changed in %s", time.Since(t1).Round(time.Millisecond))
 		if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-1" {
 			t.Errorf("instances = %s, want db-1", got)
@@ -1222,8 +1043,8 @@ job "react" {
   }
 }
 `})
-	r.ev.wait(10*time.Second, 0, "web", "healthy")
-	if j := r.job("web"); j.State != "running" || j.Health != "healthy" {
+	r.waitAfter(10*time.Second, 0, "web", "healthy")
+	if j := r.statusOf("web"); j.State != "running" || j.Health != "healthy" {
 		t.Fatalf("web = %+v, want running and healthy without Consul", j)
 	}
 	var errs map[string]float64
@@ -1238,7 +1059,7 @@ job "react" {
 		t.Errorf("6 registration attempts within %s of the start: no backoff", took)
 	}
 	t.Logf("errors while Consul is absent (%s): %v", time.Since(r.start).Round(time.Millisecond), errs)
-	if h, code, err := r.cl.Health(r.ctx(5 * time.Second)); err != nil || code != http.StatusOK {
+	if h, code, err := r.c.Health(ctxFor(r.t, 5*time.Second)); err != nil || code != http.StatusOK {
 		t.Errorf("/v1/health without Consul = %d %+v %v, want 200: Consul is not the job's health", code, h, err)
 	}
 	if _, err := os.Stat(filepath.Join(r.Dir, "react.log")); err == nil {
@@ -1253,8 +1074,8 @@ job "react" {
 	if d > csReRegisterBound {
 		t.Errorf("registered only %s after the agent came up, want within %s", d, csReRegisterBound)
 	}
-	r.ev.wait(20*time.Second-time.Since(t0), 0, "watch.db", "unhealthy")
-	r.ev.wait(time.Second, 0, "watch.db", "changed")
+	r.waitAfter(20*time.Second-time.Since(t0), 0, "watch.db", "unhealthy")
+	r.waitAfter(time.Second, 0, "watch.db", "changed")
 	t.Logf("watch's first answer within %s after the agent was ready", time.Since(t0).Round(time.Millisecond))
 	if got := r.status().Watches; len(got) != 1 || got[0] != (client.Watch{Name: "db"}) {
 		t.Errorf("watches = %+v", got)
@@ -1350,12 +1171,15 @@ job "` + tc.name + `" {
 }
 
 // ---------------------------------------------------------------------------------------
-// 10. service, watch and telemetry registration need a consul block.
+// 10. Without a consul block discovery is off and all else works (SPEC §2): a service
+// block or telemetry registration is a warning, a trigger on a watch that can never
+// answer is an error.
 
-func TestConsulBlockRequired(t *testing.T) {
+func TestConsulBlockOptional(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name, config, want string
+		valid              bool
 	}{
 		{"service", `
 job "web" {
@@ -1364,7 +1188,16 @@ job "web" {
     port = 80
   }
 }
-`, `job "web" has a service block but there is no consul {} block`},
+`, `warning: job "web" has a service block but there is no consul {} block`, true},
+		{"telemetry", `
+telemetry {
+  listen   = "127.0.0.1:0"
+  register = true
+}
+job "web" {
+  exec = ["sleep", "1"]
+}
+`, `warning: telemetry { register = true } does nothing without a consul {} block`, true},
 		{"watch", `
 watch "db" {}
 job "web" {
@@ -1374,16 +1207,7 @@ job "web" {
     once   = "healthy"
   }
 }
-`, `watch "db" needs Consul: add a consul {} block`},
-		{"telemetry", `
-telemetry {
-  listen   = "127.0.0.1:0"
-  register = true
-}
-job "web" {
-  exec = ["sleep", "1"]
-}
-`, `register = true } needs a consul {} block`},
+`, `job "web" waits for "watch.db", which can never happen without Consul`, false},
 		{"interfaces", `
 consul {}
 job "web" {
@@ -1392,7 +1216,7 @@ job "web" {
     interfaces = ["static:not-an-ip"]
   }
 }
-`, `static needs an IP address`},
+`, `static needs an IP address`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1401,15 +1225,17 @@ job "web" {
 			path := filepath.Join(dir, "pilotfish.hcl")
 			writeFile(t, path, tc.config, 0o644)
 			v := runCmd(t, dir, "validate", "-config", path)
-			if v.code != 1 || !strings.Contains(v.stderr+v.stdout, tc.want) {
-				t.Errorf("validate: exit %d, output %q; want 1 and %q", v.code, v.stderr+v.stdout, tc.want)
+			wantValidate := map[bool]int{true: 0, false: 1}[tc.valid]
+			if v.code != wantValidate || !strings.Contains(v.stderr+v.stdout, tc.want) {
+				t.Errorf("validate: exit %d, output %q; want %d and %q", v.code, v.stderr+v.stdout, wantValidate, tc.want)
 			}
 			if !regexp.MustCompile(`pilotfish\.hcl:\d+:\d+: `).MatchString(v.stderr + v.stdout) {
 				t.Errorf("validate: no FILE:LINE:COL in %q", v.stderr+v.stdout)
 			}
 			p := start(t, opts{Plain: true, Dir: dir, Config: tc.config})
-			if code := p.Wait(15 * time.Second); code != 2 {
-				t.Errorf("run: exit %d, want 2", code)
+			wantRun := map[bool]int{true: 0, false: 2}[tc.valid] // the valid ones run their one job and exit
+			if code := p.Wait(15 * time.Second); code != wantRun {
+				t.Errorf("run: exit %d, want %d", code, wantRun)
 			}
 			if !strings.Contains(p.Stderr.String(), tc.want) {
 				t.Errorf("run: stderr %q does not say %q", p.Stderr.String(), tc.want)
@@ -1466,14 +1292,14 @@ job "gone" {
 	waitConsul(t, 10*time.Second, "web and gone passing", func() bool {
 		return c.checkStatus("service:web-"+host) == "passing" && c.checkStatus("service:gone-"+host) == "passing"
 	})
-	r.ev.wait(10*time.Second, 0, "watch.db", "healthy")
+	r.waitAfter(10*time.Second, 0, "watch.db", "healthy")
 
 	// The new file: web's service changed, gone removed, the watch moved down two lines.
 	cfg := consulBlock(a.Addr()) + "# the watch moved\n\nwatch \"db\" {}\n" + jobs(8081, "v2", false) +
 		"\ncontrol {\n  socket = " + hclString(r.sock) + "\n}\n"
 	writeFile(t, filepath.Join(r.Dir, "pilotfish.hcl"), jsonLogs+cfg, 0o644)
-	after := r.ev.last()
-	res, err := r.cl.Reload(r.ctx(10 * time.Second))
+	after := r.lastSeq()
+	res, err := r.c.Reload(ctxFor(r.t, 10*time.Second))
 	if err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -1489,12 +1315,12 @@ job "gone" {
 
 	// Barrier: a real change. The first watch.db event after the reload must be it.
 	c.registerOther(map[string]any{"ID": "db-1", "Name": "db", "Port": 5433})
-	ch := r.ev.wait(10*time.Second, after, "watch.db", "changed")
+	ch := r.waitAfter(10*time.Second, after, "watch.db", "changed")
 	if got := csInstanceIDs(csParseInstances(t, ch.Attrs["instances"])); got != "db-0,db-1" {
 		t.Errorf("the first watch.db event after the reload is %s with %s, not the new instance: the unchanged watch published its state again (events %s)",
-			ch.Code, got, csEventList(r.ev.since(after)))
+			ch.Code, got, eventNames(r.eventsAfter(after)))
 	}
-	if codes := csCodesOf(r.ev.since(after), "watch.db"); len(codes) != 1 {
+	if codes := eventCodes(r.eventsAfter(after), "watch.db"); len(codes) != 1 {
 		t.Errorf("watch.db events since the reload = %v, want only the changed of db-1", codes)
 	}
 }
@@ -1668,11 +1494,11 @@ job "web" {
 
 	t.Run("health change during the outage", func(t *testing.T) {
 		px.pause()
-		after := r.ev.last()
+		after := r.lastSeq()
 		if err := os.Remove(filepath.Join(dir, "healthy")); err != nil {
 			t.Fatal(err)
 		}
-		r.ev.wait(5*time.Second, after, "web", "unhealthy")
+		r.waitAfter(5*time.Second, after, "web", "unhealthy")
 		px.resume()
 		t0 := time.Now()
 		ok := poll(15*time.Second, func() bool { return c.checkStatus("service:"+web) == "critical" })
@@ -1692,7 +1518,7 @@ job "web" {
 	t.Run("maintenance switched while new connections fail", func(t *testing.T) {
 		// Start from maintenance off in Consul too, whatever happened before.
 		for _, on := range []bool{true, false} {
-			if err := r.cl.Maintenance(r.ctx(15*time.Second), on); err != nil {
+			if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), on); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1702,7 +1528,7 @@ job "web" {
 		})
 		before := r.consulErrors()["maintenance"]
 		px.pauseNew()
-		if err := r.cl.Maintenance(r.ctx(15*time.Second), true); err != nil {
+		if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), true); err != nil {
 			t.Fatalf("maintenance on: %v", err)
 		}
 		if r.consulErrors()["maintenance"] <= before {
@@ -1720,14 +1546,14 @@ job "web" {
 		// Now the way back (SPEC §8.5): on, through a working network; off while new
 		// connections fail.
 		for _, on := range []bool{false, true} {
-			if err := r.cl.Maintenance(r.ctx(15*time.Second), on); err != nil {
+			if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), on); err != nil {
 				t.Fatal(err)
 			}
 		}
 		waitConsul(t, 5*time.Second, "maintenance on", func() bool { return c.checkStatus("_service_maintenance:"+web) == "critical" })
 		before = r.consulErrors()["maintenance"]
 		px.pauseNew()
-		if err := r.cl.Maintenance(r.ctx(15*time.Second), false); err != nil {
+		if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), false); err != nil {
 			t.Fatalf("maintenance off: %v", err)
 		}
 		if r.consulErrors()["maintenance"] <= before {
