@@ -86,7 +86,7 @@ func (n *outerNotify) update(list []*jobs.Job) {
 	msg := ""
 	if !n.ready && allSeen {
 		n.ready = true
-		msg += "READY=1\nMAINPID=" + fmt.Sprint(os.Getpid()) + "\n"
+		msg += "READY=1\n" // no MAINPID: pilotfish is the process the host started
 	}
 	if status != n.status {
 		n.status = status

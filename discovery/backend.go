@@ -58,7 +58,6 @@ type Backend interface {
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets a TTL check's state; ErrUnknownCheck if the agent forgot it.
 	UpdateTTL(ctx context.Context, checkID, status, output string) error
-	Maintenance(ctx context.Context, id string, on bool, reason string) error
 	// Healthy runs a blocking query for the passing instances of q. It returns when they
 	// changed since index (0: at once) or after a while, with the index to wait on next.
 	Healthy(ctx context.Context, q WatchQuery, index uint64) ([]Instance, uint64, error)

@@ -87,14 +87,6 @@ func (c *Consul) UpdateTTL(ctx context.Context, checkID, status, output string) 
 	return err
 }
 
-func (c *Consul) Maintenance(ctx context.Context, id string, on bool, reason string) error {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	if on {
-		return c.c.Agent().EnableServiceMaintenanceOpts(id, reason, q)
-	}
-	return c.c.Agent().DisableServiceMaintenanceOpts(id, q)
-}
-
 func (c *Consul) Healthy(ctx context.Context, q WatchQuery, index uint64) ([]Instance, uint64, error) {
 	opts := (&api.QueryOptions{Datacenter: q.DC, WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx)
 	entries, meta, err := c.c.Health().Service(q.Service, q.Tag, true, opts)

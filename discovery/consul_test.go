@@ -123,7 +123,7 @@ func (e *agentEnv) deregisterOther(t *testing.T, id string) {
 // ---------------------------------------------------------------------------------------
 // The backend.
 
-func TestConsulRegisterTTLMaintenanceDeregister(t *testing.T) {
+func TestConsulRegisterTTLDeregister(t *testing.T) {
 	t.Parallel()
 	e := startTestAgent(t)
 	ctx := consulCtx(t, 30*time.Second)
@@ -180,36 +180,6 @@ func TestConsulRegisterTTLMaintenanceDeregister(t *testing.T) {
 	}
 	if err := e.be.UpdateTTL(ctx, "service:nobody", Passing, ""); !errors.Is(err, ErrUnknownCheck) {
 		t.Errorf("UpdateTTL of an unknown check = %v, want ErrUnknownCheck", err)
-	}
-
-	// Maintenance keeps the service registered behind a critical maintenance check.
-	if err := e.be.Maintenance(ctx, "web-h1", true, "pilotfish maintenance"); err != nil {
-		t.Fatalf("Maintenance on: %v", err)
-	}
-	mc := e.check(t, "_service_maintenance:web-h1")
-	if mc == nil || mc.Status != api.HealthCritical {
-		t.Fatalf("maintenance check = %+v, want critical", mc)
-	}
-	if mc.Notes != "pilotfish maintenance" {
-		t.Errorf("maintenance reason = %q", mc.Notes)
-	}
-	if e.service(t, "web-h1") == nil {
-		t.Error("maintenance removed the service; it must stay registered")
-	}
-	if got := e.passing(t, "web"); len(got) != 0 {
-		t.Errorf("passing during maintenance: %v", got)
-	}
-	if err := e.be.Maintenance(ctx, "web-h1", false, ""); err != nil {
-		t.Fatalf("Maintenance off: %v", err)
-	}
-	if e.check(t, "_service_maintenance:web-h1") != nil {
-		t.Error("the maintenance check is still there after Maintenance off")
-	}
-	if got := e.passing(t, "web"); len(got) != 1 {
-		t.Errorf("passing after maintenance = %v, want web-h1 back", got)
-	}
-	if err := e.be.Maintenance(ctx, "nobody", true, "x"); err == nil {
-		t.Error("Maintenance of an unknown service succeeded")
 	}
 
 	// Registering again (Consul keeps an existing check's state) leaves one service and one
@@ -542,8 +512,10 @@ func TestManagerFollowsJobHealth(t *testing.T) {
 	if e.service(t, "web-h1") != nil {
 		t.Error("Close left web-h1 registered")
 	}
-	if errs := me.m.Errors(); len(errs) != 0 {
-		t.Errorf("errors counted with a healthy agent: %v", errs)
+	for op, n := range me.m.Errors() {
+		if n != 0 {
+			t.Errorf("errors counted with a healthy agent: %s %d", op, n)
+		}
 	}
 }
 
@@ -587,43 +559,30 @@ func TestManagerMaintenance(t *testing.T) {
 	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
 	consulEventually(t, 5*time.Second, "passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 
+	// Maintenance: every service leaves Consul.
 	me.m.SetMaintenance(consulCtx(t, 5*time.Second), true)
-	if !e.checkIs(t, "_service_maintenance:web-h1", api.HealthCritical) {
-		t.Fatal("no critical maintenance check when SetMaintenance(true) returns")
+	if e.service(t, "web-h1") != nil {
+		t.Fatal("web-h1 is still registered when SetMaintenance(true) returns")
 	}
-	if e.service(t, "web-h1") == nil {
-		t.Fatal("maintenance deregistered the service")
-	}
-	// Health goes on being fed during maintenance; a service registered during maintenance
-	// enters it at once.
+	// Health goes on being followed, but nothing is registered during maintenance, not
+	// even a service whose job becomes healthy meanwhile.
 	me.bus.Publish(events.Unhealthy, "web", probeMsg("down"))
-	consulEventually(t, 5*time.Second, "critical during maintenance", func() bool { return e.checkIs(t, "service:web-h1", api.HealthCritical) })
 	me.bus.Publish(events.Healthy, "late", probeMsg("ok"))
-	// It must enter maintenance, and never be seen passing on the way.
-	consulEventually(t, 5*time.Second, "late registered in maintenance", func() bool {
-		if got := e.passing(t, "late"); len(got) != 0 {
-			t.Fatalf("late passing during maintenance: %v", got)
-		}
-		return e.checkIs(t, "_service_maintenance:late-h1", api.HealthCritical)
-	})
-	consulEventually(t, 5*time.Second, "late's check passing", func() bool { return e.checkIs(t, "service:late-h1", api.HealthPassing) })
-	if got := e.passing(t, "late"); len(got) != 0 {
-		t.Errorf("late passing during maintenance: %v", got)
-	}
 	me.bus.Publish(events.Healthy, "web", probeMsg("up again"))
-	consulEventually(t, 5*time.Second, "passing check under maintenance", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
+	me.m.SetMaintenance(consulCtx(t, 5*time.Second), true) // a round trip through the loop
+	if e.service(t, "web-h1") != nil || e.service(t, "late-h1") != nil {
+		t.Fatal("a service was registered during maintenance")
+	}
 
+	// Maintenance off: every service is back, as its health allows.
 	me.m.SetMaintenance(consulCtx(t, 5*time.Second), false)
 	for _, id := range []string{"web-h1", "late-h1"} {
-		if e.check(t, "_service_maintenance:"+id) != nil {
-			t.Errorf("%s: maintenance check left after SetMaintenance(false)", id)
+		if !e.checkIs(t, "service:"+id, api.HealthPassing) {
+			t.Errorf("%s is not back and passing when SetMaintenance(false) returns", id)
 		}
 	}
-	if got := e.passing(t, "web"); len(got) != 1 {
-		t.Errorf("web passing after maintenance = %v", got)
-	}
-	if got := e.passing(t, "late"); len(got) != 1 {
-		t.Errorf("late passing after maintenance = %v", got)
+	if c := e.check(t, "service:web-h1"); c == nil || c.Output != "up again" {
+		t.Errorf("web-h1 came back with %+v, want the last probe message", c)
 	}
 }
 

@@ -5,7 +5,8 @@
 // Manager keeps each job's service registered while the job is healthy and feeds the job's
 // health to a TTL check at once (a failing check is never left to lapse); it deregisters a
 // service when its job starts stopping, before the job is signalled (the job calls PreStop);
-// it puts every service into the catalog's maintenance mode and back. Watches run blocking
+// maintenance takes every service out of the catalog and puts each back with its current
+// health when it ends. Watches run blocking
 // queries and publish changed/healthy/unhealthy on the bus.
 //
 // Concurrency: one goroutine (Manager.loop) owns every registration; bus events, requests

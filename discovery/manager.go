@@ -69,7 +69,6 @@ type service struct {
 	health     bool // the job has a health check: register once healthy
 	want       bool // should be registered
 	registered bool // the agent has it, as far as we know
-	inMaint    bool // the agent has it in maintenance, as far as we know
 	dirty      bool // the agent must be told something
 	lastBeat   time.Time
 }
@@ -234,25 +233,30 @@ func (m *Manager) PreStop(ctx context.Context, job string) {
 	})
 }
 
-// SetMaintenance puts every registered service into maintenance, or takes it out. A
-// service the agent cannot be told about now is retried like any registration.
+// SetMaintenance takes every service out of the catalog (deregistered: no query, DNS name
+// or load balancer reaches it), or puts each back with its current health. A service the
+// agent cannot be told about now is retried like any registration.
 func (m *Manager) SetMaintenance(ctx context.Context, on bool) {
 	_ = m.do(ctx, func() {
 		m.maintenance = on
 		for _, s := range m.svcs {
-			if s.registered {
-				s.dirty = true
-			}
+			s.dirty = true
 		}
 		m.sync()
 	})
 }
 
-// Errors returns failed catalog calls by operation.
+// ErrorOps are the operations failed catalog calls are counted under.
+var ErrorOps = []string{"register", "deregister", "ttl", "watch", "agent"}
+
+// Errors returns failed catalog calls by operation, every operation listed (from zero).
 func (m *Manager) Errors() map[string]uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]uint64, len(m.errs))
+	out := make(map[string]uint64, len(ErrorOps))
+	for _, op := range ErrorOps {
+		out[op] = m.errs[op]
+	}
 	for k, v := range m.errs {
 		out[k] = v
 	}
@@ -427,7 +431,7 @@ func (m *Manager) svcForJob(job string) (bool, bool) {
 
 // syncOne makes the agent match one service; it reports success.
 func (m *Manager) syncOne(ctx context.Context, s *service, retried ...bool) bool {
-	if !s.want {
+	if !s.want || m.maintenance {
 		if s.registered {
 			if err := m.b.Deregister(ctx, s.reg.ID); err != nil {
 				m.failed("deregister", s, err)
@@ -441,22 +445,15 @@ func (m *Manager) syncOne(ctx context.Context, s *service, retried ...bool) bool
 	if !s.registered {
 		// A registration cannot carry the check's output, so the service comes in critical
 		// and gets its real state and output in the next call: it is never seen passing
-		// without them, nor passing before maintenance is on.
+		// without them.
 		reg := s.reg
 		reg.Status, reg.Output = Critical, "registering"
 		if err := m.b.Register(ctx, reg); err != nil {
 			m.failed("register", s, err)
 			return false
 		}
-		s.registered, s.inMaint = true, false
+		s.registered = true
 		m.log.Info("registered", "service", s.reg.ID, "address", s.reg.Address, "port", s.reg.Port, "status", s.reg.Status)
-	}
-	if s.inMaint != m.maintenance {
-		if err := m.b.Maintenance(ctx, s.reg.ID, m.maintenance, "pilotfish maintenance"); err != nil {
-			m.failed("maintenance", s, err)
-			return false
-		}
-		s.inMaint = m.maintenance
 	}
 	err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output)
 	if errors.Is(err, ErrUnknownCheck) && len(retried) == 0 {

@@ -85,6 +85,9 @@ type activeRun struct {
 	started  time.Time
 	healthy  bool      // the run has been healthy at least once
 	lastFail time.Time // the last probe failure that counted
+	// forceRestart: the run was killed for a missed watchdog; it restarts whatever
+	// `restarts` says, as the specification has it ("missed → unhealthy, then restart").
+	forceRestart bool
 	cancel   context.CancelFunc
 }
 
@@ -582,7 +585,7 @@ func (j *Job) activate(ev events.Event) {
 		acts, waitState, err := j.drv.Arm()
 		if err != nil {
 			j.log.Error("cannot arm job", "err", err)
-			j.ended(Result{Code: 1, Err: err}, time.Time{})
+			j.ended(Result{Code: 1, Err: err}, time.Time{}, false)
 			return
 		}
 		j.statusLine = "" // whatever kept the job from running is over
@@ -640,7 +643,7 @@ func (j *Job) run(ev events.Event, act Activation) {
 		if errors.Is(err, fs.ErrPermission) {
 			code = 126 // found but not executable
 		}
-		j.ended(Result{Code: code, Err: err}, ar.started)
+		j.ended(Result{Code: code, Err: err}, ar.started, false)
 		return
 	}
 	ar.run = r
@@ -697,13 +700,13 @@ func (j *Job) onExit(x runExit) {
 	if ar.healthy {
 		j.delay = 0 // a run that was healthy resets the backoff
 	}
-	j.ended(x.res, ar.started)
+	j.ended(x.res, ar.started, ar.forceRestart)
 }
 
 // ended handles the end of a run (or a run that could not start). The job's next state is
 // set, and its status published, before the exit event goes out, so that whoever reacts
 // to the event reads the state after it.
-func (j *Job) ended(res Result, started time.Time) {
+func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 	code := res.Code
 	j.exitCode = &code
 	attrs := map[string]string{events.AttrExitCode: strconv.Itoa(code)}
@@ -731,7 +734,7 @@ func (j *Job) ended(res Result, started time.Time) {
 		j.health, j.succ, j.fails = HealthUnknown, 0, 0
 	}
 	if j.stop == nil {
-		j.next(res, started)
+		j.next(res, started, forceRestart)
 		j.publishStatus()
 	}
 	j.publish(exit, attrs)
@@ -747,7 +750,7 @@ func (j *Job) ended(res Result, started time.Time) {
 }
 
 // next chooses what follows a run that ended on its own.
-func (j *Job) next(res Result, started time.Time) {
+func (j *Job) next(res Result, started time.Time, forceRestart bool) {
 	switch {
 	case j.activations != nil:
 		// Armed kinds (cron, inetd): the schedule or the next connection starts the next
@@ -755,7 +758,7 @@ func (j *Job) next(res Result, started time.Time) {
 		if len(j.runs) == 0 {
 			j.setState(j.waitState)
 		}
-	case j.canRestart():
+	case j.canRestart() || forceRestart && !j.shutdown && !j.held:
 		if !started.IsZero() && time.Since(started) >= j.cfg.Backoff.Max {
 			j.delay = 0
 		}
@@ -862,6 +865,7 @@ func (j *Job) onReport(x runReport) {
 	}
 	if r.Kill != 0 && j.stop == nil {
 		j.log.Warn("stopping the run", "signal", config.SignalName(r.Kill), "why", r.Message)
+		ar.forceRestart = ar.forceRestart || r.Restart
 		_ = ar.run.Signal(r.Kill)
 	}
 }

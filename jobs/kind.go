@@ -68,6 +68,7 @@ type Report struct {
 	Status  *string        // the status line shown in /v1/status
 	Message string         // why, for logs and the event's message
 	Kill    syscall.Signal // stop the run with this signal (a missed watchdog)
+	Restart bool           // after Kill, start again whatever `restarts` says
 }
 
 // Run is one execution: a process, or an HTTP call.

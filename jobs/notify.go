@@ -309,10 +309,14 @@ func (r *notifyRun) loop() {
 		select {
 		case m := <-r.msgs:
 			if m.MainPID != 0 && m.MainPID != r.pid {
-				r.mu.Lock()
-				r.mainPID = m.MainPID
-				r.mu.Unlock()
-				status(fmt.Sprintf("main PID %d", m.MainPID))
+				if r.owns(m.MainPID) {
+					r.mu.Lock()
+					r.mainPID = m.MainPID
+					r.mu.Unlock()
+					status(fmt.Sprintf("main PID %d", m.MainPID))
+				} else {
+					r.d.reject("MAINPID names a process outside the job; ignored", m.MainPID, nil)
+				}
 			}
 			if m.Status != nil {
 				status(*m.Status)
@@ -378,7 +382,7 @@ func (r *notifyRun) loop() {
 }
 
 func (r *notifyRun) watchdogMissed(why string) {
-	r.report(Report{Unready: true, Message: "watchdog: " + why, Kill: syscall.SIGABRT})
+	r.report(Report{Unready: true, Message: "watchdog: " + why, Kill: syscall.SIGABRT, Restart: true})
 }
 
 func (r *notifyRun) finish(res Result) {

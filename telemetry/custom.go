@@ -124,6 +124,8 @@ func build(d *config.Metric) *customMetric {
 			m.counter.WithLabelValues()
 		case m.gauge != nil:
 			m.gauge.WithLabelValues()
+		default:
+			_, _ = m.observer.GetMetricWith(prometheus.Labels{})
 		}
 	}
 	return m

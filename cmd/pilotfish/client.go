@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"slices"
@@ -86,7 +87,12 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	c := client.New(client.SocketPath(*socket))
+	out := &countingWriter{w: o.out}
+	o.out = out
 	err := cmd.run(ctx, c, o, pos)
+	if err == nil && o.json && out.n == 0 {
+		fmt.Fprintln(out, "{}") // -json always prints JSON
+	}
 	var apiErr *client.APIError
 	var usageErr usageError
 	switch {
@@ -96,6 +102,9 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 		fmt.Fprintf(os.Stderr, "error: %s\nusage: pilotfish %s %s\n", err, verb, cmd.args)
 		return exitUsage
 	case errors.As(err, &apiErr):
+		if o.json {
+			_ = printJSON(o.out, client.ErrorBody{Error: client.ErrorDetail{Kind: apiErr.Kind, Message: apiErr.Message}, Diagnostics: apiErr.Diagnostics})
+		}
 		fmt.Fprintf(os.Stderr, "error: %s\n", apiErr.Message)
 		for _, d := range apiErr.Diagnostics {
 			fmt.Fprintln(os.Stderr, d)
@@ -107,6 +116,18 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "error: %s\n", err)
 	return exitRefused
+}
+
+// countingWriter tells whether a verb printed anything.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 type usageError string
@@ -308,8 +329,8 @@ func parseMetricArg(name, val string) (client.Metric, error) {
 		m.Add = true
 	}
 	f, err := strconv.ParseFloat(val, 64)
-	if err != nil {
-		return m, fmt.Errorf("%q is not a number", val)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return m, fmt.Errorf("%q is not a finite number", val)
 	}
 	m.Value = f
 	return m, nil
