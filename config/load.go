@@ -204,7 +204,7 @@ func (l *loader) mainJob() *Job {
 		Backoff:     Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
 		StopSignal:  syscall.SIGTERM,
 		StopTimeout: DefaultJobStopTimeout,
-		Logging:     JobLogging{Prefix: false, Color: "never"},
+		Logging:     JobLogging{Prefix: true, Color: "auto"},
 		Main:        true,
 		Range:       hcl.Range{Filename: "command line", Start: hcl.InitialPos, End: hcl.InitialPos},
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,11 +35,14 @@ const (
 // Options are what main hands to Run.
 type Options struct {
 	ConfigPath string
-	Main       []string // the command after --
-	Env        []string // pilotfish's environment
-	Stdout     io.Writer
-	Stderr     io.Writer
-	Version    string
+	// ConfigOptional: the path is the default, not asked for; with a main command and no
+	// file there, pilotfish runs the command alone (ENTRYPOINT ["pilotfish", "--"]).
+	ConfigOptional bool
+	Main           []string // the command after --
+	Env            []string // pilotfish's environment
+	Stdout         io.Writer
+	Stderr         io.Writer
+	Version        string
 }
 
 // forwarded are the signals passed on to the main job. SIGURG is left alone (the Go runtime
@@ -104,7 +108,11 @@ func Run(opts Options) int {
 // configuration error it prints the diagnostics and returns nil with exit code 2.
 func New(opts Options) (*Daemon, int) {
 	env := newEnviron(withoutNotifySocket(opts.Env))
-	cfg, diags := config.Load(opts.ConfigPath, config.Options{Env: env.Map(), Kinds: jobs.ConfigKinds(), Main: opts.Main})
+	copts := config.Options{Env: env.Map(), Kinds: jobs.ConfigKinds(), Main: opts.Main}
+	cfg, diags := config.Load(opts.ConfigPath, copts)
+	if _, err := os.Stat(opts.ConfigPath); cfg == nil && os.IsNotExist(err) && opts.ConfigOptional && len(opts.Main) > 0 {
+		cfg, diags = config.Parse(opts.ConfigPath, nil, copts)
+	}
 	for _, line := range config.FormatDiagnostics(diags) {
 		fmt.Fprintln(opts.Stderr, line)
 	}
@@ -208,6 +216,10 @@ func (d *Daemon) Run() int {
 	case err == nil:
 		d.ctl = ctl
 		ctl.Serve()
+		// Jobs reach the daemon with `pilotfish putmetric …` and friends without -socket.
+		if abs, err := filepath.Abs(ctl.Path()); err == nil {
+			d.env.base = append(d.env.base, "PILOTFISH_SOCKET="+abs)
+		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()

@@ -88,7 +88,7 @@ type activeRun struct {
 	// forceRestart: the run was killed for a missed watchdog; it restarts whatever
 	// `restarts` says, as the specification has it ("missed → unhealthy, then restart").
 	forceRestart bool
-	cancel   context.CancelFunc
+	cancel       context.CancelFunc
 }
 
 type runExit struct {

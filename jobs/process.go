@@ -21,14 +21,14 @@ import (
 
 // jobOutput is where one job's stdout and stderr go, shared by all its runs.
 type jobOutput struct {
-	direct bool // the main job: inherit pilotfish's stdin, stdout and stderr
+	direct bool // the main job on a terminal: it owns pilotfish's stdin, stdout and stderr
 	outCop output.Copier
 	errCop output.Copier
 	file   *output.RotatingFile
 }
 
 func newJobOutput(job *config.Job, rt *Runtime) (*jobOutput, error) {
-	o := &jobOutput{direct: job.Main}
+	o := &jobOutput{direct: job.Main && isatty.IsTerminal(os.Stdin.Fd())}
 	lg := job.Logging
 	o.outCop = output.Copier{Sink: rt.Stdout, Raw: !lg.Prefix}
 	o.errCop = output.Copier{Sink: rt.Stderr, Raw: !lg.Prefix}
@@ -97,6 +97,11 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 		return nil, err
 	}
 	proc, err := rt.Spawner.Spawn(spec)
+	if err != nil && spec.Sys.Foreground {
+		// The terminal on stdin is not pilotfish's controlling terminal: run without it.
+		spec.Sys.Foreground = false
+		proc, err = rt.Spawner.Spawn(spec)
+	}
 	cleanup.closeChildSide()
 	if err != nil {
 		cleanup.closeAll()
@@ -173,16 +178,16 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	}
 
 	if out.direct {
+		// docker run -it … -- bash: the main job owns the terminal.
 		spec.Files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
-		if isatty.IsTerminal(os.Stdin.Fd()) {
-			// docker run -it … -- bash: the main job owns the terminal.
-			sys.Foreground, sys.Ctty = true, 0
-		}
+		sys.Foreground, sys.Ctty = true, 0
 		return spec, files, nil
 	}
 
 	stdin := req.Activation.Stdin
-	if stdin == nil {
+	if stdin == nil && job.Main {
+		stdin = os.Stdin // docker run -i … -- cat: the main job reads pilotfish's stdin
+	} else if stdin == nil {
 		if stdin, err = os.Open(os.DevNull); err != nil {
 			return reaper.Spec{}, files, err
 		}

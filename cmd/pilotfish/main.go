@@ -100,6 +100,7 @@ func clientFlagsFirst(args []string) (string, []string, bool) {
 func configCommand(verb string, args []string) int {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	path := fs.String("config", defaultConfigPath(), "configuration file")
+	optional := os.Getenv("PILOTFISH_CONFIG") == ""
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -118,7 +119,9 @@ func configCommand(verb string, args []string) int {
 		return 2
 	}
 	if verb == "run" {
-		return core.Run(core.Options{ConfigPath: *path, Main: main, Env: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr, Version: version})
+		fs.Visit(func(f *flag.Flag) { optional = optional && f.Name != "config" })
+		return core.Run(core.Options{ConfigPath: *path, ConfigOptional: optional, Main: main, Env: os.Environ(),
+			Stdout: os.Stdout, Stderr: os.Stderr, Version: version})
 	}
 	return core.Check(verb, *path, os.Stdout, os.Stderr)
 }
