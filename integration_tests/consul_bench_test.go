@@ -26,7 +26,7 @@ import (
 type csWatchBench struct {
 	tb     testing.TB
 	c      *consulHTTP
-	r      *consulRun
+	r      *ctlPF
 	stamps string
 	n      int // stamps seen so far
 	up     bool
@@ -77,7 +77,7 @@ func (w *csWatchBench) waitStamps(n int) time.Time {
 // the changed event was published.
 func (w *csWatchBench) change() csSample {
 	w.tb.Helper()
-	after := w.r.ev.last()
+	after := w.r.lastSeq()
 	want := w.n + 1
 	t0 := time.Now()
 	if w.up {
@@ -87,7 +87,7 @@ func (w *csWatchBench) change() csSample {
 	}
 	w.up = !w.up
 	stamp := w.waitStamps(want)
-	ev := w.r.ev.wait(5*time.Second, after, "watch.db", "changed")
+	ev := w.r.waitAfter(5*time.Second, after, "watch.db", "changed")
 	return csSample{job: stamp.Sub(t0), event: ev.Time.Sub(t0)}
 }
 

@@ -111,7 +111,7 @@ job "new" {
 		if !exists(filepath.Join(p.Dir, n+".term")) {
 			t.Errorf("removed job %s did not get SIGTERM before the reload answered", n)
 		}
-		if nsProcessExists(p, before[n].Pid) {
+		if p.hostPID(before[n].Pid) != 0 {
 			t.Errorf("removed job %s: its process %d still exists", n, before[n].Pid)
 		}
 	}
@@ -133,7 +133,7 @@ job "new" {
 		return slices.Equal(fileLines(t, filepath.Join(p.Dir, "follower.txt")), []string{"v1", "v2"})
 	},
 		"follower to run its new definition (follower.txt: %q)", fileLines(t, filepath.Join(p.Dir, "follower.txt")))
-	if nsProcessExists(p, before["change"].Pid) {
+	if p.hostPID(before["change"].Pid) != 0 {
 		t.Errorf("changed job: the old process %d still exists", before["change"].Pid)
 	}
 	// Added jobs start.

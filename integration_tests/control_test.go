@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,118 +27,6 @@ import (
 
 // ---------------------------------------------------------------------------------------
 // Harness additions for the control plane.
-
-// controlBlock is the control {} block that puts the socket at sock.
-func controlBlock(sock string) string {
-	return "\ncontrol {\n  socket = " + hclString(sock) + "\n}\n"
-}
-
-// startCtl starts pilotfish with its control socket in the test's directory and waits until
-// /v1/ping answers. The socket path is returned.
-func startCtl(t testing.TB, o opts) (*instance, string) {
-	t.Helper()
-	if o.Dir == "" {
-		o.Dir = t.TempDir()
-	}
-	sock := filepath.Join(o.Dir, "pf.sock")
-	o.Config += controlBlock(sock)
-	p := start(t, o)
-	waitPing(t, p, sock, 10*time.Second)
-	return p, sock
-}
-
-// waitPing waits until GET /v1/ping answers 200 on sock.
-func waitPing(t testing.TB, p *instance, sock string, d time.Duration) {
-	t.Helper()
-	ok := poll(d, func() bool {
-		if p != nil && p.exited() {
-			return true
-		}
-		code, _, _ := rawRequest(sock, "GET", "/v1/ping", nil, time.Second)
-		return code == http.StatusOK
-	})
-	if !ok || (p != nil && p.exited()) {
-		t.Fatalf("the control socket %s did not answer /v1/ping within %s (exited: %v)", sock, d, p != nil && p.exited())
-	}
-}
-
-// ctx returns a context that ends after d or with the test.
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// rawRequest sends one HTTP/1.1 request on a fresh connection to sock with Go's HTTP client
-// (not pilotfish's) and returns the status, the Content-Type and the body. Status 0: the
-// request failed.
-func rawRequest(sock, method, path string, body []byte, timeout time.Duration) (int, string, []byte) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: timeout}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, "http://pilotfish"+path, rd)
-	if err != nil {
-		return 0, "", []byte(err.Error())
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, "", []byte(err.Error())
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Content-Type"), b
-}
-
-// curlDo runs curl(1) against the socket and returns the status, the Content-Type and the
-// body.
-func curlDo(t testing.TB, sock, method, path string, body []byte) (int, string, []byte) {
-	t.Helper()
-	args := []string{"-sS", "-g", "--max-time", "30", "--unix-socket", sock, "-X", method,
-		"-w", "\n%{http_code} %{content_type}", "http://pilotfish" + path}
-	if body != nil {
-		args = append(args, "-H", "Content-Type: application/json", "--data-binary", "@-")
-	}
-	cmd := exec.Command("curl", args...)
-	if body != nil {
-		cmd.Stdin = bytes.NewReader(body)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("curl %s %s: %v\n%s", method, path, err, errb.String())
-	}
-	s := out.String()
-	i := strings.LastIndexByte(s, '\n')
-	if i < 0 {
-		t.Fatalf("curl %s %s: no status line in %q", method, path, s)
-	}
-	f := strings.Fields(s[i+1:])
-	code, err := strconv.Atoi(f[0])
-	if err != nil {
-		t.Fatalf("curl %s %s: bad status line %q", method, path, s[i+1:])
-	}
-	ctype := ""
-	if len(f) > 1 {
-		ctype = f[1]
-	}
-	return code, ctype, []byte(s[:i])
-}
-
-func requireCurl(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl(1) is not installed")
-	}
-}
 
 // apiError checks that an answer is a JSON error {"error":{"kind","message"}} with the
 // wanted status (and kind, when not empty) and returns it.
@@ -217,14 +104,6 @@ func waitEventAfter(t testing.TB, ch <-chan client.Event, d time.Duration, after
 	}
 }
 
-func eventNames(evs []client.Event) []string {
-	var out []string
-	for _, e := range evs {
-		out = append(out, fmt.Sprintf("%d:%s/%s", e.Seq, e.Source, e.Code))
-	}
-	return out
-}
-
 // checkReplay checks a replay: contiguous sequence numbers, all after since.
 func checkReplay(t testing.TB, what string, evs []client.Event, since uint64) {
 	t.Helper()
@@ -247,22 +126,6 @@ func checkReplay(t testing.TB, what string, evs []client.Event, since uint64) {
 			break
 		}
 	}
-}
-
-// nsProcessExists reports whether a process below pilotfish has namespace PID nspid.
-func nsProcessExists(p *instance, nspid int) bool {
-	for _, c := range descendants(p.PID()) {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(st), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == strconv.Itoa(nspid) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // ---------------------------------------------------------------------------------------
@@ -584,7 +447,7 @@ func apiFlow(t *testing.T, p *instance, a api) {
 		t.Fatalf("restart steady: %v", err)
 	}
 	restarted := waitJob(t, a, "steady", 10*time.Second, func(j client.Job) bool { return running(j) && j.Pid != steady.Pid }, "a new pid after restart")
-	if nsProcessExists(p, steady.Pid) {
+	if p.hostPID(steady.Pid) != 0 {
 		t.Errorf("restart: steady's old process %d still exists", steady.Pid)
 	}
 
@@ -593,7 +456,7 @@ func apiFlow(t *testing.T, p *instance, a api) {
 	if stopped.State != "stopped" || stopped.Pid != 0 {
 		t.Errorf("stop steady answered %+v, want state stopped and pid 0", stopped)
 	}
-	if nsProcessExists(p, restarted.Pid) {
+	if p.hostPID(restarted.Pid) != 0 {
 		t.Errorf("stop steady answered while its process %d still exists", restarted.Pid)
 	}
 	started := must[client.Job](t, "start steady")(a.Start("steady"))
@@ -721,7 +584,7 @@ func apiFlow(t *testing.T, p *instance, a api) {
 	if stopped.State != "stopped" || stopped.Pid != 0 || stopped.ExitCode == nil || *stopped.ExitCode != 0 {
 		t.Errorf("stop trap answered %+v, want stopped, pid 0, exit code 0", stopped)
 	}
-	if nsProcessExists(p, trap.Pid) {
+	if p.hostPID(trap.Pid) != 0 {
 		t.Errorf("stop trap answered while its process %d still exists", trap.Pid)
 	}
 
@@ -1061,13 +924,7 @@ job "only" {
 			}
 			return p.exited()
 		}) || p.exited() {
-			reason := ""
-			for _, e := range p.Logs() {
-				if e.msg() == "shutting down" {
-					reason = e.str("reason")
-				}
-			}
-			t.Fatalf("restart #%d of the only running job: pilotfish shut down (reason %q), want the job running again", i+1, reason)
+			t.Fatalf("restart #%d of the only running job: pilotfish shut down (reason %q), want the job running again", i+1, p.shutdownReason())
 		}
 	}
 	p.Signal(syscall.SIGTERM)

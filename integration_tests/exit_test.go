@@ -131,10 +131,7 @@ job "sleeper" {
 `
 		p := start(t, opts{Config: cfg})
 		p.WaitLog(10*time.Second, is("started", "sleeper"), "sleeper started")
-		sent := time.Now()
-		p.Signal(syscall.SIGTERM)
-		code := p.Wait(5 * time.Second)
-		took := p.ExitedAt().Sub(sent)
+		code, took := p.SignalWait(syscall.SIGTERM, 5*time.Second)
 		t.Logf("SIGTERM → exit in %s", took)
 		if code != 0 {
 			t.Fatalf("exit code %d, want 0", code)

@@ -73,12 +73,15 @@ func testMain(m *testing.M) int {
 // ---------------------------------------------------------------------------------------
 // Waiting without sleeping a fixed time.
 
-// waitFor polls cond until it holds or d has passed (then the test fails).
-func waitFor(t testing.TB, d time.Duration, cond func() bool, what string, args ...any) {
+// waitFor polls cond until it holds or d has passed (then the test fails), and returns how
+// long it took.
+func waitFor(t testing.TB, d time.Duration, cond func() bool, what string, args ...any) time.Duration {
 	t.Helper()
+	t0 := time.Now()
 	if !poll(d, cond) {
 		t.Fatalf("timed out after %s waiting for "+what, append([]any{d}, args...)...)
 	}
+	return time.Since(t0)
 }
 
 // poll reports whether cond came true within d.
@@ -201,6 +204,13 @@ type opts struct {
 	Groups     []uint32 // supplementary groups pilotfish starts with (root only)
 	Dir        string   // working dir (default: a fresh t.TempDir())
 	StdoutRate int      // if set, pilotfish's stdout is read at most this many bytes/s (a slow terminal)
+	StdoutFile *os.File // if set, receives pilotfish's stdout instead of memory (benchmarks)
+	// PrivateDev gives the namespace its own /dev: a directory of the test (TESTDIR/dev,
+	// also reachable from the host) with null, zero, random and urandom bound in. pilotfish
+	// then creates the default /dev/log there.
+	PrivateDev bool
+	// Logs is the logging block startPF puts before the configuration (default jsonLogs).
+	Logs string
 }
 
 // instance is one running pilotfish.
@@ -270,21 +280,36 @@ func start(t testing.TB, o opts) *instance {
 		argv = append(append(argv, "--"), o.Main...)
 	}
 	var cmd *exec.Cmd
+	var env []string
 	if o.Plain {
 		cmd = exec.Command(pilotfishBin, argv...)
 	} else {
 		// Like a container, the namespace gets its own /run, so that the default control
 		// socket (/var/run/pilotfish.sock) of parallel tests does not collide. The shell
 		// execs pilotfish, which stays PID 1.
+		script := `mount -t tmpfs -o mode=0755 pilotfish-run /run && exec "$0" "$@"`
+		if o.PrivateDev {
+			dev := filepath.Join(dir, "dev")
+			if err := os.MkdirAll(dev, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			script = `set -e; mount -t tmpfs -o mode=0755 pilotfish-run /run; ` +
+				`for n in null zero random urandom; do : > "$DEV/$n"; mount --bind "/dev/$n" "$DEV/$n"; done; mount --bind "$DEV" /dev; ` +
+				`exec "$0" "$@"`
+			env = append(env, "DEV="+dev)
+		}
 		cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "/bin/sh", "-c",
-			`mount -t tmpfs -o mode=0755 pilotfish-run /run && exec "$0" "$@"`, pilotfishBin}, argv...)...)
+			script, pilotfishBin}, argv...)...)
 	}
 	p := &instance{t: t, Dir: dir, Stdout: newStream(), Stderr: newStream(), pid1: !o.Plain, cmd: cmd, done: make(chan struct{})}
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "TESTDIR="+dir), o.Env...)
+	cmd.Env = append(append(append(os.Environ(), "TESTDIR="+dir), env...), o.Env...)
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if o.StdoutRate > 0 {
 		cmd.Stdout = &throttled{w: p.Stdout, rate: o.StdoutRate}
+	}
+	if o.StdoutFile != nil {
+		cmd.Stdout = o.StdoutFile
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if o.Groups != nil {
@@ -401,6 +426,44 @@ func descendants(pid int) []int {
 	return out
 }
 
+// nsPIDOf is the PID that the host process pid has in its own (innermost) PID namespace,
+// or 0 when it is gone.
+func nsPIDOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f, ok := strings.CutPrefix(l, "NSpid:"); ok {
+			if ids := strings.Fields(f); len(ids) > 0 {
+				n, _ := strconv.Atoi(ids[len(ids)-1])
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// hostPID translates a PID of pilotfish's namespace (pilotfish or a process below it) into
+// the host's (0 if there is no such process).
+func (p *instance) hostPID(nsPID int) int {
+	if !p.pid1 {
+		return nsPID
+	}
+	for _, h := range append([]int{p.PID()}, descendants(p.PID())...) {
+		if nsPIDOf(h) == nsPID {
+			return h
+		}
+	}
+	return 0
+}
+
+// inNS is the path of a file of pilotfish's mount namespace (its private /run, /dev), as
+// seen from the host.
+func (p *instance) inNS(path string) string {
+	return fmt.Sprintf("/proc/%d/root%s", p.PID(), path)
+}
+
 // Signal sends sig to pilotfish itself.
 func (p *instance) Signal(sig syscall.Signal) {
 	p.t.Helper()
@@ -434,6 +497,16 @@ func (p *instance) exitCode() int {
 	return p.state.ExitCode()
 }
 
+// SignalWait sends sig to pilotfish, waits at most d for it to exit and returns its exit
+// code and the time from the signal to the exit.
+func (p *instance) SignalWait(sig syscall.Signal, d time.Duration) (int, time.Duration) {
+	p.t.Helper()
+	sent := time.Now()
+	p.Signal(sig)
+	code := p.Wait(d)
+	return code, p.ExitedAt().Sub(sent)
+}
+
 // ExitsWithin reports whether pilotfish exits within d (without failing the test).
 func (p *instance) ExitsWithin(d time.Duration) bool {
 	select {
@@ -465,20 +538,30 @@ func (p *instance) WaitStderr(d time.Duration, re string) string {
 func (p *instance) waitLine(s *stream, name string, d time.Duration, expr string) string {
 	p.t.Helper()
 	re := regexp.MustCompile(expr)
-	var found string
-	ok := s.waitUntil(d, func(string) bool {
-		for _, l := range s.Lines() {
-			if re.MatchString(l) {
-				found = l
-				return true
-			}
-		}
-		return false
-	})
+	found, ok := waitNth(s, d, 1, s.Lines, re.MatchString)
 	if !ok {
 		p.t.Fatalf("no %s line matching %q within %s", name, expr, d)
 	}
 	return found
+}
+
+// waitNth waits, waking on every write to s, for at most d until items() holds n (1-based)
+// that match, and returns the n-th.
+func waitNth[T any](s *stream, d time.Duration, n int, items func() []T, match func(T) bool) (T, bool) {
+	var found T
+	ok := s.waitUntil(d, func(string) bool {
+		k := 0
+		for _, it := range items() {
+			if match(it) {
+				if k++; k == n {
+					found = it
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return found, ok
 }
 
 // ---------------------------------------------------------------------------------------
@@ -536,6 +619,26 @@ func parseLogs(lines []string) []logEntry {
 	return out
 }
 
+// logsOf returns the log entries with msg for job ("" = any job).
+func (p *instance) logsOf(msg, job string) []logEntry {
+	var out []logEntry
+	for _, e := range p.Logs() {
+		if is(msg, job)(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// shutdownReason is the reason of pilotfish's last "shutting down" log entry ("" if none).
+func (p *instance) shutdownReason() string {
+	reason := ""
+	for _, e := range p.logsOf("shutting down", "") {
+		reason = e.str("reason")
+	}
+	return reason
+}
+
 // CountLogs counts the log entries that match.
 func (p *instance) CountLogs(match func(logEntry) bool) int {
 	n := 0
@@ -547,23 +650,10 @@ func (p *instance) CountLogs(match func(logEntry) bool) int {
 	return n
 }
 
-// WaitLog waits for the n-th (1-based) log entry that matches and returns it.
+// WaitLogN waits for the n-th (1-based) log entry that matches and returns it.
 func (p *instance) WaitLogN(d time.Duration, n int, match func(logEntry) bool, what string) logEntry {
 	p.t.Helper()
-	var found logEntry
-	ok := p.Stderr.waitUntil(d, func(string) bool {
-		k := 0
-		for _, e := range p.Logs() {
-			if match(e) {
-				k++
-				if k == n {
-					found = e
-					return true
-				}
-			}
-		}
-		return false
-	})
+	found, ok := waitNth(p.Stderr, d, n, p.Logs, match)
 	if !ok {
 		p.t.Fatalf("no log entry #%d for %s within %s", n, what, d)
 	}
@@ -604,19 +694,28 @@ func runCmdEnv(t testing.TB, dir string, env []string, args ...string) result {
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if late, _ := runWithin(t, cmd, 20*time.Second); late {
+		t.Fatalf("pilotfish %q did not finish in 20s", args)
+	}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+}
+
+// runWithin runs cmd and waits at most d for it to end; a command still running then is
+// killed, and late is true. err is what cmd.Wait returned.
+func runWithin(t testing.TB, cmd *exec.Cmd, d time.Duration) (late bool, err error) {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
+	case err = <-done:
+		return false, err
+	case <-time.After(d):
 		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("pilotfish %q did not finish in 20s", args)
+		return true, <-done
 	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
 }
 
 func writeFile(t testing.TB, path, content string, mode os.FileMode) {
@@ -737,5 +836,13 @@ func sh(script string) string {
 const jsonLogs = `logging {
   format = "json"
   level  = "debug"
+}
+`
+
+// benchLogs keeps pilotfish's own logs at info: one started and one exited line per run,
+// as in production, without the debug lines.
+const benchLogs = `logging {
+  format = "json"
+  level  = "info"
 }
 `

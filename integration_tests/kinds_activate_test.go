@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -88,22 +87,22 @@ func checkActivation(t testing.TB, a map[string]string, job string) {
 func TestInetdActivateTCP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "server.py"), activatedTCP, 0o644)
+	server := writePython(t, dir, "server.py", activatedTCP)
 	ports := freePorts(t, 2)
 	addr, eager := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
-	k := startKinds(t, `
+	k := startPF(t, `
 job "act" {
   kind   = "inetd"
   mode   = "activate"
   listen = "tcp://`+addr+`"
-  exec   = ["`+python+`", "`+filepath.Join(dir, "server.py")+`"]
+  exec   = `+pyExec(server)+`
   env    = { DELAY = "0.5", IDLE = "0.5" }
 }
 job "eager" {
   kind   = "inetd"
   mode   = "activate"
   listen = "tcp://`+eager+`"
-  exec   = ["`+python+`", "`+filepath.Join(dir, "server.py")+`"]
+  exec   = `+pyExec(server)+`
   env    = { IDLE = "0.02" }
 }
 `, opts{Dir: dir})
@@ -237,14 +236,14 @@ job "eager" {
 func TestInetdActivateUDP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "server.py"), activatedUDP, 0o644)
+	server := writePython(t, dir, "server.py", activatedUDP)
 	port := freePort(t)
-	k := startKinds(t, `
+	k := startPF(t, `
 job "uact" {
   kind   = "inetd"
   mode   = "activate"
   listen = "udp://127.0.0.1:`+strconv.Itoa(port)+`"
-  exec   = ["`+python+`", "`+filepath.Join(dir, "server.py")+`"]
+  exec   = `+pyExec(server)+`
   env    = { IDLE = "0.3" }
 }
 `, opts{Dir: dir})
@@ -253,7 +252,7 @@ job "uact" {
 	}
 	ask := func(msg string) map[string]string {
 		t.Helper()
-		out := kindsClient(t, msg+"\n", "nc", "-u", "-W", "1", "-w", "5", "127.0.0.1", strconv.Itoa(port))
+		out := runClient(t, 10*time.Second, msg+"\n", "nc", "-u", "-W", "1", "-w", "5", "127.0.0.1", strconv.Itoa(port))
 		a := activation(t, out)
 		if a["got"] != msg {
 			t.Errorf("the program answered %q to %q", out, msg)
@@ -280,7 +279,7 @@ job "uact" {
 func TestInetdActivateFailingProgramIsNotACrashLoop(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
-	k := startKinds(t, `
+	k := startPF(t, `
 job "broken" {
   kind   = "inetd"
   mode   = "activate"
@@ -297,10 +296,10 @@ job "broken" {
 	// The connection stays waiting for 1.5 s.
 	t0 := time.Now()
 	window := 1500 * time.Millisecond
-	for time.Since(t0) < window && len(kindsWithCode(k.events("broken"), "started")) <= 20 {
+	for time.Since(t0) < window && len(withCode(k.events("broken"), "started")) <= 20 {
 		time.Sleep(20 * time.Millisecond)
 	}
-	n, took := len(kindsWithCode(k.events("broken"), "started")), time.Since(t0)
+	n, took := len(withCode(k.events("broken"), "started")), time.Since(t0)
 	t.Logf("the failing program was started %d times in %s while one connection waited", n, took.Round(time.Millisecond))
 	if n > 20 {
 		t.Errorf("the failing program was started %d times in %s for one waiting connection: a crash loop without backoff", n, took.Round(time.Millisecond))
@@ -316,24 +315,24 @@ job "broken" {
 func TestInetdActivateRestartGetsTheSocket(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "once.py"), `import os, socket, sys
+	once := writePython(t, dir, "once.py", `import os, socket, sys
 print("env LISTEN_FDS=%s LISTEN_PID=%s pid=%d" % (os.environ.get("LISTEN_FDS"), os.environ.get("LISTEN_PID"), os.getpid()), file=sys.stderr, flush=True)
 s = socket.socket(fileno=3)
 c, _ = s.accept()
 c.sendall(b"pid=%d\n" % os.getpid())
 c.close()
 sys.exit(1)
-`, 0o644)
+`)
 	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	k := startKinds(t, `
+	k := startPF(t, `
 job "once" {
   kind     = "inetd"
   mode     = "activate"
   listen   = "tcp://`+addr+`"
   restarts = 1
   backoff  = { initial = "100ms", max = "1s" }
-  exec     = ["`+python+`", "`+filepath.Join(dir, "once.py")+`"]
+  exec     = `+pyExec(once)+`
 }
 job "keep" {
   exec = "sleep 1000"

@@ -27,14 +27,6 @@ import (
 	"time"
 )
 
-// benchLogs keeps pilotfish's own logs at info: one started and one exited line per run,
-// as in production, without the debug lines.
-const benchLogs = `logging {
-  format = "json"
-  level  = "info"
-}
-`
-
 // startBench starts pilotfish with cfg and waits until it has started its jobs.
 func startBench(b *testing.B, cfg string) *instance {
 	b.Helper()

@@ -28,7 +28,7 @@ func TestCronRealTime(t *testing.T) {
 	h := time.Now().In(ktm).Hour()
 	hours := fmt.Sprintf("%d,%d", h, (h+1)%24)
 
-	k := startKinds(t, `
+	k := startPF(t, `
 job "tick" {
   kind     = "cron"
   schedule = "@every 1s"
@@ -102,7 +102,7 @@ job "utc" {
 	k.waitCode(3*time.Second, "tick", "exitSuccess", 1)
 	sawScheduled := poll(900*time.Millisecond, func() bool { return k.job("tick").State == "scheduled" })
 	evs := k.waitEvents(4*time.Second, "tick", func(evs []client.Event) bool {
-		return len(kindsWithCode(evs, "exitSuccess")) >= 2
+		return len(withCode(evs, "exitSuccess")) >= 2
 	}, "two runs of tick")
 	if !sawScheduled {
 		t.Errorf("tick was not scheduled between two runs")
@@ -119,7 +119,7 @@ job "utc" {
 			break
 		}
 	}
-	starts := kindsWithCode(evs, "started")
+	starts := withCode(evs, "started")
 	if gap := starts[1].Time.Sub(starts[0].Time); gap < 800*time.Millisecond || gap > 1300*time.Millisecond {
 		t.Errorf("tick's runs are %s apart, want about 1s", gap)
 	}
@@ -144,7 +144,7 @@ job "utc" {
 
 	// overlap = "allow": a second run starts while the first still runs.
 	k.waitCode(4*time.Second, "parallel", "started", 2)
-	if ex := append(kindsWithCode(k.events("parallel"), "exitSuccess"), kindsWithCode(k.events("parallel"), "exitFailed")...); len(ex) != 0 {
+	if ex := append(withCode(k.events("parallel"), "exitSuccess"), withCode(k.events("parallel"), "exitFailed")...); len(ex) != 0 {
 		t.Errorf("parallel: a run ended before the second started (%v): the runs did not overlap", eventNames(ex))
 	}
 	if v := k.metric("pilotfish_cron_skipped_total", map[string]string{"job": "parallel"}); v != 0 {
@@ -189,10 +189,10 @@ job "utc" {
 	if j, err := k.c.Stop(k.ctx(), "tick"); err != nil || j.State != "stopped" {
 		t.Fatalf("stop tick: %v %+v", err, j)
 	}
-	ticks := len(kindsWithCode(k.replay("tick"), "started"))
-	fails := len(kindsWithCode(k.events("failing"), "exitFailed"))
+	ticks := len(withCode(k.replay("tick"), "started"))
+	fails := len(withCode(k.events("failing"), "exitFailed"))
 	k.waitCode(3*time.Second, "failing", "exitFailed", fails+1) // a due time passed
-	if n := len(kindsWithCode(k.replay("tick"), "started")); n != ticks {
+	if n := len(withCode(k.replay("tick"), "started")); n != ticks {
 		t.Errorf("the stopped tick ran (%d runs, %d before the stop)", n, ticks)
 	}
 	if j, err := k.c.Start(k.ctx(), "tick"); err != nil || j.State != "scheduled" {
@@ -366,7 +366,7 @@ job "nightly" {
 		t.Logf("validate refuses or warns about restarts on a cron job: %s", r.stderr)
 		return
 	}
-	k := startKinds(t, cfg)
+	k := startPF(t, cfg)
 	k.waitCode(5*time.Second, "nightly", "exitSuccess", 1)
 	var j client.Job
 	poll(5*time.Second, func() bool {

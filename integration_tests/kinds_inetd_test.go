@@ -6,13 +6,10 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,25 +20,6 @@ import (
 
 	"github.com/pilotfish/pilotfish/control/client"
 )
-
-// kindsClient runs a client program (nc, socat) with stdin and returns its stdout; it
-// fails the test when the program fails or takes more than 10 s.
-func kindsClient(t testing.TB, stdin string, name string, args ...string) string {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed", name)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %q: %v (stdout %q, stderr %q)", name, args, err, out.String(), errb.String())
-	}
-	return out.String()
-}
 
 // kindsDialLine connects, reads one line within d and returns the connection and the line.
 func kindsDialLine(t testing.TB, network, addr string, d time.Duration) (net.Conn, string) {
@@ -70,7 +48,7 @@ func TestInetdAccept(t *testing.T) {
 	tcpPort, udpPort, src1, src2, src3, greet := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 	tcpAddr := "127.0.0.1:" + strconv.Itoa(tcpPort)
 	unixPath := filepath.Join(dir, "echo.sock")
-	k := startKinds(t, `
+	k := startPF(t, `
 job "echo" {
   kind   = "inetd"
   listen = "tcp://`+tcpAddr+`"
@@ -116,14 +94,14 @@ job "early" {
 	}
 
 	// nc, with a known source port: REMOTE_PORT must be it.
-	out := kindsClient(t, "abc\n", "nc", "-N", "-p", strconv.Itoa(src1), "127.0.0.1", strconv.Itoa(tcpPort))
+	out := runClient(t, 10*time.Second, "abc\n", "nc", "-N", "-p", strconv.Itoa(src1), "127.0.0.1", strconv.Itoa(tcpPort))
 	if want := "hello 127.0.0.1 " + strconv.Itoa(src1) + " echo\necho:abc\n"; out != want {
 		t.Errorf("nc got %q, want %q", out, want)
 	}
 	k.WaitStderr(5*time.Second, `^\[echo\] stderr from `+strconv.Itoa(src1)+`$`)
 
 	// socat.
-	out = kindsClient(t, "def\n", "socat", "-t", "5", "-", "TCP:"+tcpAddr+",sourceport="+strconv.Itoa(src2))
+	out = runClient(t, 10*time.Second, "def\n", "socat", "-t", "5", "-", "TCP:"+tcpAddr+",sourceport="+strconv.Itoa(src2))
 	if want := "hello 127.0.0.1 " + strconv.Itoa(src2) + " echo\necho:def\n"; out != want {
 		t.Errorf("socat got %q, want %q", out, want)
 	}
@@ -131,9 +109,9 @@ job "early" {
 
 	// Each connection is one run: started, then exitSuccess, with the child's pid.
 	evs := k.waitEvents(5*time.Second, "echo", func(evs []client.Event) bool {
-		return len(kindsWithCode(evs, "exitSuccess")) >= 2
+		return len(withCode(evs, "exitSuccess")) >= 2
 	}, "two runs of echo")
-	if s := kindsWithCode(evs, "started"); len(s) != 2 || s[0].Attrs["pid"] == "" || s[0].Attrs["pid"] == s[1].Attrs["pid"] {
+	if s := withCode(evs, "started"); len(s) != 2 || s[0].Attrs["pid"] == "" || s[0].Attrs["pid"] == s[1].Attrs["pid"] {
 		t.Errorf("echo's started events %v: want two, each with its own pid", s)
 	}
 	k.waitState(5*time.Second, "echo", "listening")
@@ -155,14 +133,14 @@ job "early" {
 	if st, err := os.Stat(unixPath); err != nil || st.Mode().Type() != os.ModeSocket {
 		t.Fatalf("the unix listener %s: %v %v", unixPath, st, err)
 	}
-	out = kindsClient(t, "ghi\n", "socat", "-t", "5", "-", "UNIX-CONNECT:"+unixPath)
+	out = runClient(t, 10*time.Second, "ghi\n", "socat", "-t", "5", "-", "UNIX-CONNECT:"+unixPath)
 	if out != "unix hello\necho:ghi\n" {
 		t.Errorf("socat UNIX-CONNECT got %q", out)
 	}
 	k.waitCode(5*time.Second, "unixecho", "exitSuccess", 1)
 
 	// UDP: one run per datagram, its output sent back as one datagram.
-	out = kindsClient(t, "ping\n", "nc", "-u", "-W", "1", "-w", "5", "-p", strconv.Itoa(src3), "127.0.0.1", strconv.Itoa(udpPort))
+	out = runClient(t, 10*time.Second, "ping\n", "nc", "-u", "-W", "1", "-w", "5", "-p", strconv.Itoa(src3), "127.0.0.1", strconv.Itoa(udpPort))
 	if want := "udp:ping from 127.0.0.1:" + strconv.Itoa(src3) + "\n"; out != want {
 		t.Errorf("nc -u got %q, want %q", out, want)
 	}
@@ -199,11 +177,11 @@ job "early" {
 	if j := k.job("echo"); j.State != "listening" {
 		t.Errorf("echo after start: %q, want listening", j.State)
 	}
-	out = kindsClient(t, "again\n", "nc", "-N", "127.0.0.1", strconv.Itoa(tcpPort))
+	out = runClient(t, 10*time.Second, "again\n", "nc", "-N", "127.0.0.1", strconv.Itoa(tcpPort))
 	if !strings.HasSuffix(out, " echo\necho:again\n") {
 		t.Errorf("nc after start got %q", out)
 	}
-	out = kindsClient(t, "again\n", "socat", "-t", "5", "-", "UNIX-CONNECT:"+unixPath)
+	out = runClient(t, 10*time.Second, "again\n", "socat", "-t", "5", "-", "UNIX-CONNECT:"+unixPath)
 	if out != "unix hello\necho:again\n" {
 		t.Errorf("socat UNIX-CONNECT after start got %q", out)
 	}
@@ -219,7 +197,7 @@ func TestInetdMaxConnectionsAndVanishingClients(t *testing.T) {
 	t.Parallel()
 	ports := freePorts(t, 2)
 	limited, vanish := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
-	k := startKinds(t, `
+	k := startPF(t, `
 job "limited" {
   kind            = "inetd"
   listen          = "tcp://`+limited+`"
@@ -294,10 +272,10 @@ job "vanish" {
 	}
 	k.waitMetric(10*time.Second, "pilotfish_inetd_connections_total", map[string]string{"job": "vanish"}, func(v float64) bool { return v == 20 })
 	k.waitEvents(10*time.Second, "vanish", func(evs []client.Event) bool {
-		return len(kindsWithCode(evs, "exitSuccess"))+len(kindsWithCode(evs, "exitFailed")) == 20
+		return len(withCode(evs, "exitSuccess"))+len(withCode(evs, "exitFailed")) == 20
 	}, "20 children of vanish to end")
 	k.waitState(5*time.Second, "vanish", "listening")
-	out := kindsClient(t, "still here\n", "nc", "-N", "127.0.0.1", strconv.Itoa(ports[1]))
+	out := runClient(t, 10*time.Second, "still here\n", "nc", "-N", "127.0.0.1", strconv.Itoa(ports[1]))
 	if out != "hello\nmore\nstill here\n" {
 		t.Errorf("a normal client after the vanishing ones got %q", out)
 	}
@@ -324,7 +302,7 @@ func TestInetdPortInUse(t *testing.T) {
 	defer holder.Close()
 	busy := holder.Addr().String()
 	okPort := freePort(t)
-	k := startKinds(t, `
+	k := startPF(t, `
 job "busy" {
   kind   = "inetd"
   listen = "tcp://`+busy+`"
@@ -351,7 +329,7 @@ job "ok" {
 	if !regexp.MustCompile(`(?m)^busy\s+inetd\s+failed\s.*address already in use`).MatchString(r.stdout) {
 		t.Errorf("pilotfish status does not show busy's failure:\n%s", r.stdout)
 	}
-	if out := kindsClient(t, "", "nc", "-N", "127.0.0.1", strconv.Itoa(okPort)); out != "ok\n" {
+	if out := runClient(t, 10*time.Second, "", "nc", "-N", "127.0.0.1", strconv.Itoa(okPort)); out != "ok\n" {
 		t.Errorf("the other inetd job answered %q", out)
 	}
 	if k.exited() {
@@ -365,7 +343,7 @@ job "ok" {
 	}
 	j = k.waitState(5*time.Second, "busy", "listening")
 	host, port, _ := net.SplitHostPort(busy)
-	if out := kindsClient(t, "", "nc", "-N", host, port); out != "busy\n" {
+	if out := runClient(t, 10*time.Second, "", "nc", "-N", host, port); out != "busy\n" {
 		t.Errorf("busy after start answered %q", out)
 	}
 	// The failure is over: the status line should not still report it.

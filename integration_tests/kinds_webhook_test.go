@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pilotfish/pilotfish/control/client"
 )
 
 // hookRequest is one request a hookServer received.
@@ -98,7 +96,7 @@ func decodeHookBody(t testing.TB, b []byte) map[string]any {
 func TestWebhookRequest(t *testing.T) {
 	t.Parallel()
 	srv := newHookServer(t, func(string, int) int { return http.StatusOK })
-	k := startKinds(t, `
+	k := startPF(t, `
 job "fail" {
   exec = `+sh("exit 3")+`
 }
@@ -184,7 +182,7 @@ job "cronhook" {
 		t.Errorf("body time %v (%v), want the event's time %s", body["time"], err, trig.Time.Format(time.RFC3339Nano))
 	}
 	hookEvs := k.events("hook")
-	if got := eventCodes(hookEvs); !slices.Equal(got, []string{"started", "exitSuccess"}) {
+	if got := eventCodes(hookEvs, ""); !slices.Equal(got, []string{"started", "exitSuccess"}) {
 		t.Errorf("the webhook job published %v, want started, exitSuccess", got)
 	}
 	if l := k.WaitLog(5*time.Second, is("webhook delivered", "hook"), "webhook delivered"); l.str("status") != "200" {
@@ -219,14 +217,6 @@ job "cronhook" {
 	}
 }
 
-func eventCodes(evs []client.Event) []string {
-	var out []string
-	for _, e := range evs {
-		out = append(out, e.Code)
-	}
-	return out
-}
-
 // Network errors and 5xx are retried with backoff (500 ms, doubling); 4xx are not.
 func TestWebhookRetries(t *testing.T) {
 	t.Parallel()
@@ -241,7 +231,7 @@ func TestWebhookRetries(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	k := startKinds(t, `
+	k := startPF(t, `
 job "src" {
   exec = ["true"]
 }
@@ -293,7 +283,7 @@ job "keep" {
 	if n := len(k.logsOf("webhook failed; retrying", "flaky")); n != 2 {
 		t.Errorf("%d retry log lines for flaky, want 2", n)
 	}
-	if n := len(k.events("flaky")); len(kindsWithCode(k.events("flaky"), "exitFailed")) != 0 || n != 2 {
+	if n := len(k.events("flaky")); len(withCode(k.events("flaky"), "exitFailed")) != 0 || n != 2 {
 		t.Errorf("flaky published %v, want started, exitSuccess", eventNames(k.events("flaky")))
 	}
 
@@ -340,7 +330,7 @@ func TestWebhookUnreachableAndTimeout(t *testing.T) {
 		return http.StatusOK
 	})
 	closed := freePort(t)
-	k := startKinds(t, `
+	k := startPF(t, `
 job "src" {
   exec = ["true"]
 }
@@ -455,7 +445,7 @@ job "fhook` + n + `" {
 `)
 	}
 	cfg.WriteString("job \"keep\" {\n  exec = \"sleep 1000\"\n}\n")
-	k := startKinds(t, cfg.String())
+	k := startPF(t, cfg.String())
 	var wrong []string
 	for i := range pairs {
 		n := strconv.Itoa(i)

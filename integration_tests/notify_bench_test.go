@@ -12,9 +12,7 @@ package integration
 // p50 of READY=1 → the dependent's first command ("p50-exec-ms").
 
 import (
-	"path/filepath"
 	"slices"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -46,27 +44,10 @@ func notifyReadyOnce(b *testing.B) (toEvent, toExec time.Duration) {
 	b.Helper()
 	dir := b.TempDir()
 	_, sdprog, ctl := notifyScripts(b, dir)
-	k := nsStart(b, `
-job "svc" {
-  kind = "notify"
-  exec = `+sdprog+`
-}
-job "dep" {
-  exec = `+sh(`date +%s%N > dep.start; exec sleep 1000`)+`
-  when {
-    source = "svc"
-    once   = "healthy"
-  }
-}
-`, nsOpts{opts: opts{Dir: dir}, Quiet: true})
+	k := startPF(b, readyDepConfig(sdprog), opts{Dir: dir, Logs: benchLogs})
 	sdprogLine(b, dir, 1, `^start `)
-	ctl(`send READY=1`)
-	m := sdprogLine(b, dir, 1, `^sent pid=\d+ t=(\d+) READY=1$`)
-	ns, _ := strconv.ParseInt(m[1], 10, 64)
-	ready := time.Unix(0, ns)
-	started := k.waitCode(5*time.Second, "dep", "started", 1)
-	waitFor(b, 5*time.Second, func() bool { return len(fileLines(b, filepath.Join(dir, "dep.start"))) == 1 }, "dep.start")
-	toEvent, toExec = started.Time.Sub(ready), stamp(b, filepath.Join(dir, "dep.start")).Sub(ready)
+	ready, started, ran := readyToDep(b, k, dir, ctl)
+	toEvent, toExec = started.Time.Sub(ready), ran.Sub(ready)
 	k.Signal(syscall.SIGTERM) // one pilotfish at a time
 	k.Wait(15 * time.Second)
 	return toEvent, toExec

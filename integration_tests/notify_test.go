@@ -102,8 +102,8 @@ with open(os.path.join(d, "ctl")) as ctl:
 // It returns the HCL exec lists of both programs and a function that sends one command.
 func notifyScripts(t testing.TB, dir string) (sdsend string, sdprog string, ctl func(string)) {
 	t.Helper()
-	sdsendPath := nsPython(t, dir, "sdsend.py", sdsendPy)
-	sdprogPath := nsPython(t, dir, "sdprog.py", sdprogPy)
+	sdsendPath := writePython(t, dir, "sdsend.py", sdsendPy)
+	sdprogPath := writePython(t, dir, "sdprog.py", sdprogPy)
 	fifo := filepath.Join(dir, "ctl")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func notifyScripts(t testing.TB, dir string) (sdsend string, sdprog string, ctl 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return python + " " + sdsendPath, `["` + python + `", "` + sdprogPath + `"]`, func(cmd string) {
+	return python + " " + sdsendPath, pyExec(sdprogPath), func(cmd string) {
 		t.Helper()
 		if _, err := f.WriteString(cmd + "\n"); err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func sdprogLine(t testing.TB, dir string, n int, re string) []string {
 }
 
 // statusRow returns the row of `pilotfish status` for job.
-func statusRow(t testing.TB, k *nsPF, job string) string {
+func statusRow(t testing.TB, k *ctlPF, job string) string {
 	t.Helper()
 	r := k.cli("status")
 	if r.code != 0 {
@@ -168,7 +168,7 @@ func TestNotifySystemdNotify(t *testing.T) {
 		t.Skip("systemd-notify is not installed")
 	}
 	dir := t.TempDir()
-	k := nsStart(t, `
+	k := startPF(t, `
 job "daemon" {
   kind = "notify"
   exec = `+sh(`echo "$NOTIFY_SOCKET" > sockpath
@@ -185,7 +185,7 @@ job "dep" {
     once   = "healthy"
   }
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 
 	j := k.waitJob(10*time.Second, "daemon", func(j client.Job) bool { return j.Status == "warming up" }, `status "warming up"`)
 	if j.Health != "unknown" || j.State != "running" || j.Kind != "notify" {
@@ -242,7 +242,7 @@ func TestNotifyWatchdog(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	_, sdprog, ctl := notifyScripts(t, dir)
-	k := nsStart(t, `
+	k := startPF(t, `
 job "svc" {
   kind     = "notify"
   exec     = `+sdprog+`
@@ -253,7 +253,7 @@ job "svc" {
 job "keeper" {
   exec = "sleep 1000"
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 
 	m := sdprogLine(t, dir, 1, `^start pid=(\d+) WATCHDOG_PID=(\S+) WATCHDOG_USEC=(\S+) NOTIFY_SOCKET=(\S+)$`)
 	pid1, _ := strconv.Atoi(m[1])
@@ -348,7 +348,7 @@ func TestNotifyReadyTimeout(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sdsend, _, _ := notifyScripts(t, dir)
-	k := nsStart(t, `
+	k := startPF(t, `
 job "slow" {
   kind          = "notify"
   ready_timeout = "800ms"
@@ -368,7 +368,7 @@ job "extexpire" {
   exec          = `+sh(sdsend+` EXTEND_TIMEOUT_USEC=1800000 || exit 9
 exec sleep 1000`)+`
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 
 	started := func(job string) time.Time { return k.waitCode(5*time.Second, job, "started", 1).Time }
 	ev := k.waitCode(5*time.Second, "slow", "unhealthy", 1)
@@ -414,7 +414,7 @@ func TestNotifyForeignSender(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sdsend, _, _ := notifyScripts(t, dir)
-	k := nsStart(t, `
+	k := startPF(t, `
 job "d" {
   kind = "notify"
   exec = `+sh(`while [ ! -e go ]; do sleep 0.02; done
@@ -426,7 +426,7 @@ job "intruder" {
 `+sdsend+` --to /run/pilotfish/notify/d/notify.sock 'READY=1\nSTATUS=hijacked'; echo "rc=$?"
 exec sleep 1000`)+`
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 	// Each rejection is logged; pilotfish_notify_rejected_total{job} counts them.
 	const rejectMsg = "sd_notify message from a process outside the job; dropped"
 	waitRejects := func(n int, what string) {
@@ -528,7 +528,7 @@ func TestNotifyUserNobody(t *testing.T) {
 		}
 	}
 	sdsend, _, _ := notifyScripts(t, dir)
-	k := nsStart(t, `
+	k := startPF(t, `
 job "d" {
   kind = "notify"
   user = "nobody"
@@ -539,7 +539,7 @@ job "other" {
   user = "daemon"
   exec = `+sh(sdsend+` --to /run/pilotfish/notify/d/notify.sock 'READY=1'; echo "rc=$?"; exec sleep 1000`)+`
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 	k.waitCode(10*time.Second, "d", "healthy", 1)
 	k.waitJob(5*time.Second, "d", func(j client.Job) bool { return j.Status == "ready as nobody" }, "status as nobody")
 
@@ -581,16 +581,16 @@ func TestNotifyMainPIDDoubleFork(t *testing.T) {
 		t.Skip("systemd-notify is not installed")
 	}
 	dir := t.TempDir()
-	daemon := nsPython(t, dir, "daemon.py", notifyDaemonPy)
-	k := nsStart(t, `
+	daemon := writePython(t, dir, "daemon.py", notifyDaemonPy)
+	k := startPF(t, `
 job "forking" {
   kind = "notify"
-  exec = ["`+python+`", "`+daemon+`", "parent", "keep-group"]
+  exec = `+pyExec(daemon, "parent", "keep-group")+`
 }
 job "keeper" {
   exec = "sleep 1000"
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 	checkAdoptedDaemon(t, k, dir, "forking")
 }
 
@@ -610,17 +610,17 @@ func TestNotifyMainPIDNewSession(t *testing.T) {
 				t.Skip("systemd-notify is not installed")
 			}
 			dir := t.TempDir()
-			daemon := nsPython(t, dir, "daemon.py", notifyDaemonPy)
-			nsPython(t, dir, "sdsend.py", sdsendPy)
-			k := nsStart(t, `
+			daemon := writePython(t, dir, "daemon.py", notifyDaemonPy)
+			writePython(t, dir, "sdsend.py", sdsendPy)
+			k := startPF(t, `
 job "forking" {
   kind = "notify"
-  exec = ["`+python+`", "`+daemon+`", "`+mode+`", "setsid"]
+  exec = `+pyExec(daemon, mode, "setsid")+`
 }
 job "keeper" {
   exec = "sleep 1000"
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 			checkAdoptedDaemon(t, k, dir, "forking")
 		})
 	}
@@ -666,7 +666,7 @@ if mode == "parent":
 sys.exit(0)
 `
 
-func checkAdoptedDaemon(t *testing.T, k *nsPF, dir, job string) {
+func checkAdoptedDaemon(t *testing.T, k *ctlPF, dir, job string) {
 	t.Helper()
 	var daemonPID int
 	waitFor(t, 10*time.Second, func() bool {
@@ -725,34 +725,47 @@ func TestNotifyDependentStartsOnReady(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	_, sdprog, ctl := notifyScripts(t, dir)
-	k := nsStart(t, `
+	k := startPF(t, readyDepConfig(sdprog), opts{Dir: dir})
+	sdprogLine(t, dir, 1, `^start `)
+	if d := k.job("dep"); d.State != "waiting" {
+		t.Fatalf("dep is %q before READY=1", d.State)
+	}
+	ready, ev, ran := readyToDep(t, k, dir, ctl)
+	t.Logf("READY=1 → dep started (event) %s, → dep's first command %s", ev.Time.Sub(ready), ran.Sub(ready))
+	if d := ev.Time.Sub(ready); d < 0 || d > time.Second {
+		t.Errorf("dep started %s after READY=1", d)
+	}
+}
+
+// readyDepConfig is a notify job "svc" running sdprog and a job "dep" with `once =
+// "healthy"` of it, which stamps its first command (date +%s%N) into dep.start.
+func readyDepConfig(sdprog string) string {
+	return `
 job "svc" {
   kind = "notify"
-  exec = `+sdprog+`
+  exec = ` + sdprog + `
 }
 job "dep" {
-  exec = `+sh(`date +%s%N > dep.start; exec sleep 1000`)+`
+  exec = ` + sh(`date +%s%N > dep.start; exec sleep 1000`) + `
   when {
     source = "svc"
     once   = "healthy"
   }
 }
-`, nsOpts{opts: opts{Dir: dir}})
-	sdprogLine(t, dir, 1, `^start `)
-	if d := k.job("dep"); d.State != "waiting" {
-		t.Fatalf("dep is %q before READY=1", d.State)
-	}
+`
+}
+
+// readyToDep makes sdprog send READY=1 and returns when it sent it, the started event of
+// the job "dep" of readyDepConfig and the time of dep's first command.
+func readyToDep(t testing.TB, k *ctlPF, dir string, ctl func(string)) (ready time.Time, started client.Event, ran time.Time) {
+	t.Helper()
 	ctl(`send READY=1`)
 	m := sdprogLine(t, dir, 1, `^sent pid=\d+ t=(\d+) READY=1$`)
 	ns, _ := strconv.ParseInt(m[1], 10, 64)
-	ready := time.Unix(0, ns)
-	ev := k.waitCode(5*time.Second, "dep", "started", 1)
+	ready = time.Unix(0, ns)
+	started = k.waitCode(5*time.Second, "dep", "started", 1)
 	waitFor(t, 5*time.Second, func() bool { return len(fileLines(t, filepath.Join(dir, "dep.start"))) == 1 }, "dep.start")
-	ran := stamp(t, filepath.Join(dir, "dep.start"))
-	t.Logf("READY=1 → dep started (event) %s, → dep's first command %s", ev.Time.Sub(ready), ran.Sub(ready))
-	if d := ev.Time.Sub(ready); d < 0 || d > time.Second {
-		t.Errorf("dep started %s after READY=1", d)
-	}
+	return ready, started, stamp(t, filepath.Join(dir, "dep.start"))
 }
 
 // outerSocket is a unixgram server standing in for systemd (or a container runtime) that
@@ -854,7 +867,7 @@ func TestNotifyOuterSocket(t *testing.T) {
 			}
 			outer := listenOuter(t, addr)
 			sdsend, _, _ := notifyScripts(t, dir)
-			k := nsStart(t, `
+			k := startPF(t, `
 job "svc" {
   kind = "notify"
   exec = `+sh(`env > svc.env
@@ -873,7 +886,7 @@ job "web" {
 job "plain" {
   exec = "sleep 1000"
 }
-`, nsOpts{opts: opts{Dir: dir, Env: []string{"NOTIFY_SOCKET=" + addr}}})
+`, opts{Dir: dir, Env: []string{"NOTIFY_SOCKET=" + addr}})
 
 			outer.wait(10*time.Second, `^STATUS=3 jobs: .*0/2 healthy`)
 			waitFor(t, 5*time.Second, func() bool { return exists(filepath.Join(dir, "web.env")) && exists(filepath.Join(dir, "svc.env")) }, "the jobs' env files")
@@ -937,11 +950,11 @@ func TestNotifyOuterSocketPlain(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	outer := listenOuter(t, filepath.Join(dir, "outer.sock"))
-	k := nsStart(t, `
+	k := startPF(t, `
 job "plain" {
   exec = `+sh(`echo "NOTIFY_SOCKET=${NOTIFY_SOCKET:-unset}"; exec sleep 1000`)+`
 }
-`, nsOpts{opts: opts{Dir: dir, Plain: true, Env: []string{"NOTIFY_SOCKET=" + filepath.Join(dir, "outer.sock")}}})
+`, opts{Dir: dir, Plain: true, Env: []string{"NOTIFY_SOCKET=" + filepath.Join(dir, "outer.sock")}})
 	ready := outer.wait(10*time.Second, `^READY=1$`)
 	if want := fmt.Sprintf("MAINPID=%d", k.PID()); !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(ready) {
 		t.Errorf("READY=1 datagram %q, want %s", ready, want)
@@ -966,7 +979,7 @@ func TestNotifyBarrierFromExitingSender(t *testing.T) {
 	}
 	dir := t.TempDir()
 	const calls = 150
-	k := nsStart(t, `
+	k := startPF(t, `
 job "chatty" {
   kind = "notify"
   exec = `+sh(`i=0
@@ -977,7 +990,7 @@ done
 systemd-notify --ready --status="done" || exit 9
 exec sleep 1000`)+`
 }
-`, nsOpts{opts: opts{Dir: dir}})
+`, opts{Dir: dir})
 	k.waitCode(20*time.Second, "chatty", "healthy", 1)
 	k.waitJob(5*time.Second, "chatty", func(j client.Job) bool { return j.Status == "done" }, "status done")
 	if l := k.logsOf("sd_notify message from a process outside the job; dropped", "chatty"); len(l) > 0 {

@@ -50,7 +50,7 @@ done`
 func TestOrphanBurstIsReaped(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "burst.py"), burstPy, 0o644)
+	writePython(t, dir, "burst.py", burstPy)
 	cfg := jsonLogs + `
 job "steady" {
   exec = ["sleep", "1000"]

@@ -43,10 +43,7 @@ job "sleeper" {
 			if !p.Running() {
 				t.Fatalf("pilotfish exited before SIGTERM")
 			}
-			sent := time.Now()
-			p.Signal(syscall.SIGTERM)
-			code := p.Wait(10 * time.Second)
-			took := p.ExitedAt().Sub(sent)
+			code, took := p.SignalWait(syscall.SIGTERM, 10*time.Second)
 			t.Logf("%s: SIGTERM → exit took %s (pilotfish says %s)", name, took,
 				p.WaitLog(time.Second, is("stopped", ""), "stopped").str("took"))
 			if code != 0 {
@@ -72,10 +69,7 @@ job "stubborn" {
 `
 	p := start(t, opts{Config: cfg})
 	p.WaitStdout(10*time.Second, `^\[stubborn\] ready$`)
-	sent := time.Now()
-	p.Signal(syscall.SIGTERM)
-	code := p.Wait(15 * time.Second)
-	took := p.ExitedAt().Sub(sent)
+	code, took := p.SignalWait(syscall.SIGTERM, 15*time.Second)
 	t.Logf("job ignoring SIGTERM with stop_timeout 1s: pilotfish exited %s after SIGTERM", took)
 	if code != 0 {
 		t.Errorf("exit code %d, want 0 (shutdown by signal, even if a job had to be killed)", code)
@@ -174,10 +168,7 @@ job "stubborn" {
 `
 	p := start(t, opts{Config: cfg})
 	p.WaitStdout(10*time.Second, `^\[stubborn\] ready$`)
-	sent := time.Now()
-	p.Signal(syscall.SIGTERM)
-	code := p.Wait(15 * time.Second)
-	took := p.ExitedAt().Sub(sent)
+	code, took := p.SignalWait(syscall.SIGTERM, 15*time.Second)
 	t.Logf("top-level stop_timeout 1s, job stop_timeout 30s: exited %s after SIGTERM", took)
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
@@ -210,14 +201,12 @@ job "stubborn" {
 	if p.ExitsWithin(0) {
 		t.Fatalf("pilotfish did not wait for the job that ignores SIGTERM")
 	}
-	sent := time.Now()
-	p.Signal(syscall.SIGINT)
-	code := p.Wait(5 * time.Second)
-	t.Logf("second SIGINT → exit in %s", p.ExitedAt().Sub(sent))
+	code, took := p.SignalWait(syscall.SIGINT, 5*time.Second)
+	t.Logf("second SIGINT → exit in %s", took)
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if took := p.ExitedAt().Sub(sent); took > 2*time.Second {
+	if took > 2*time.Second {
 		t.Errorf("the second SIGINT took %s to end pilotfish", took)
 	}
 }

@@ -131,16 +131,16 @@ func measure(b *testing.B, sock, path string, n int) (rate float64, lost int) {
 
 // benchSyslog starts pilotfish (not as PID 1: nothing here needs it) with one syslog job
 // "bench" listening on DIR/log.sock.
-func benchSyslog(b *testing.B, dir, outputs string, stdout *os.File) (*nsPF, string) {
+func benchSyslog(b *testing.B, dir, outputs string, stdout *os.File) (*ctlPF, string) {
 	b.Helper()
 	sock := filepath.Join(dir, "log.sock")
-	k := nsStart(b, `
+	k := startPF(b, `
 job "bench" {
   kind   = "syslog"
   listen = "unixgram://`+sock+`"
 `+outputs+`
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir, Plain: true}, Quiet: true, Stdout: stdout})
+`+sysGuard, opts{Dir: dir, Plain: true, Logs: benchLogs, StdoutFile: stdout})
 	sysListening(b, k, "bench")
 	return k, sock
 }
@@ -249,7 +249,7 @@ func benchDropPoint(b *testing.B, network string) {
 		addr = fmt.Sprintf("127.0.0.1:%d", freePort(b))
 		listen = "udp://" + addr
 	}
-	k := nsStart(b, `
+	k := startPF(b, `
 job "bench" {
   kind   = "syslog"
   listen = "`+listen+`"
@@ -260,7 +260,7 @@ job "bench" {
     stdout = true
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir, Plain: true}, Quiet: true, Stdout: null})
+`+sysGuard, opts{Dir: dir, Plain: true, Logs: benchLogs, StdoutFile: null})
 	sysListening(b, k, "bench")
 	c, err := net.Dial(network, addr)
 	if err != nil {

@@ -89,7 +89,7 @@ func TestSyslogDocExample(t *testing.T) {
 	requirePID1(t)
 	dir := t.TempDir()
 	cfg := strings.ReplaceAll(docExample(t, "../docs/syslog.md", "syslog-devlog"), "/var/log/", dir+"/var/log/")
-	k := nsStart(t, cfg, nsOpts{opts: opts{Dir: dir}, PrivateDev: true})
+	k := startPF(t, cfg, opts{Dir: dir, PrivateDev: true})
 	k.waitCode(10*time.Second, "daemons", "exitSuccess", 1)
 	ts := sysHeaderTime
 	k.WaitStdout(10*time.Second, `^\[syslog\] `+ts+` local7\.err nginx: connect\(\) failed \(111: Connection refused\) while connecting to upstream$`)
@@ -126,7 +126,7 @@ func TestNotifyDocExamples(t *testing.T) {
 	}
 	t.Run("daemons", func(t *testing.T) {
 		t.Parallel()
-		k := nsStart(t, docExample(t, "../docs/notify.md", "notify-daemons"), nsOpts{})
+		k := startPF(t, docExample(t, "../docs/notify.md", "notify-daemons"))
 		k.waitJob(10*time.Second, "db", func(j client.Job) bool { return j.Status == "loading data" }, "loading data")
 		k.waitCode(10*time.Second, "web", "healthy", 1)
 		if j := k.job("web"); j.Status != "serving" {
@@ -152,7 +152,7 @@ func TestNotifyDocExamples(t *testing.T) {
 	t.Run("forking", func(t *testing.T) {
 		t.Parallel()
 		cfg := docExample(t, "../docs/notify.md", "notify-forking") + "\njob \"keeper\" {\n  exec = \"sleep 1000\"\n}\n"
-		k := nsStart(t, cfg, nsOpts{})
+		k := startPF(t, cfg)
 		k.waitCode(10*time.Second, "forking", "healthy", 1)
 		j := k.waitJob(5*time.Second, "forking", func(j client.Job) bool { return strings.HasPrefix(j.Status, "daemon ") }, "status daemon PID")
 		pid, _ := strconv.Atoi(strings.TrimPrefix(j.Status, "daemon "))

@@ -56,13 +56,7 @@ job "log" {
 			defer mu.Unlock()
 			switch {
 			case p.exited() || len(p.Logs()) > 0 && p.CountLogs(is("shutting down", "")) > 0:
-				reason := ""
-				for _, e := range p.Logs() {
-					if e.msg() == "shutting down" {
-						reason = e.str("reason")
-					}
-				}
-				died = append(died, fmt.Sprintf("#%d: %q", i, reason))
+				died = append(died, fmt.Sprintf("#%d: %q", i, p.shutdownReason()))
 			case !listening:
 				died = append(died, fmt.Sprintf("#%d: not listening within 10s", i))
 			}

@@ -42,36 +42,24 @@ func sysSend(t testing.TB, network, addr string, msgs ...string) {
 	}
 }
 
-// sysRun runs a client program and fails the test if it fails or takes more than d.
-func sysRun(t testing.TB, d time.Duration, name string, args ...string) string {
+// sysFlood writes n numbered lines (format holds the number, e.g. "line %05d") into
+// DIR/msgs.txt and sends them with `logger -f` to the unix socket sock; it returns when
+// logger began and how long it took.
+func sysFlood(t testing.TB, dir, sock, format string, n int) (began time.Time, took time.Duration) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed", name)
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, format+"\n", i)
 	}
-	cmd := exec.Command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s %q: %v\n%s", name, args, err, out.String())
-		}
-	case <-time.After(d):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s %q did not return within %s", name, args, d)
-	}
-	return out.String()
+	writeFile(t, filepath.Join(dir, "msgs.txt"), in.String(), 0o644)
+	began = time.Now()
+	runClient(t, 20*time.Second, "", "logger", "-u", sock, "-t", "flood", "-f", filepath.Join(dir, "msgs.txt"))
+	return began, time.Since(began)
 }
 
 // sysListening waits until the syslog jobs listen (the control socket answers before the
 // jobs start).
-func sysListening(t testing.TB, k *nsPF, jobs ...string) {
+func sysListening(t testing.TB, k *ctlPF, jobs ...string) {
 	t.Helper()
 	for _, j := range jobs {
 		k.waitJob(10*time.Second, j, func(j client.Job) bool { return j.State == "listening" }, "listening")
@@ -124,7 +112,7 @@ func TestSyslogClientsAndFormats(t *testing.T) {
 	ports := freePorts(t, 2)
 	udp := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	tcp := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = ["unixgram://`+sock+`", "udp://`+udp+`", "tcp://`+tcp+`"]
@@ -147,7 +135,7 @@ job "log" {
     format = "json"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir, Env: []string{"TZ=UTC"}}})
+`+sysGuard, opts{Dir: dir, Env: []string{"TZ=UTC"}})
 	sysListening(t, k, "log")
 	host, _ := os.Hostname()
 	year := time.Now().UTC().Year()
@@ -225,11 +213,11 @@ job "log" {
 
 	// The real clients.
 	base := n + 1
-	sysRun(t, 10*time.Second, "logger", "-u", sock, "-t", "unixprog", "-p", "local3.warning", "--id=321", "hello over unix, ünïcödé")
-	sysRun(t, 10*time.Second, "logger", "-u", sock, "--rfc5424", "-t", "ietfprog", "-p", "mail.err", "--msgid", "M1", "hello rfc5424")
-	sysRun(t, 10*time.Second, "logger", "-n", "127.0.0.1", "-P", strconv.Itoa(ports[0]), "-d", "-t", "udpprog", "-p", "daemon.notice", "hello over udp")
-	sysRun(t, 10*time.Second, "logger", "-n", "127.0.0.1", "-P", strconv.Itoa(ports[1]), "-T", "-t", "tcpprog", "-p", "user.debug", "hello over tcp")
-	sysRun(t, 10*time.Second, "logger", "-n", "127.0.0.1", "-P", strconv.Itoa(ports[1]), "-T", "--octet-count", "-t", "octprog", "-p", "local7.alert", "hello octet counted")
+	runClient(t, 10*time.Second, "", "logger", "-u", sock, "-t", "unixprog", "-p", "local3.warning", "--id=321", "hello over unix, ünïcödé")
+	runClient(t, 10*time.Second, "", "logger", "-u", sock, "--rfc5424", "-t", "ietfprog", "-p", "mail.err", "--msgid", "M1", "hello rfc5424")
+	runClient(t, 10*time.Second, "", "logger", "-n", "127.0.0.1", "-P", strconv.Itoa(ports[0]), "-d", "-t", "udpprog", "-p", "daemon.notice", "hello over udp")
+	runClient(t, 10*time.Second, "", "logger", "-n", "127.0.0.1", "-P", strconv.Itoa(ports[1]), "-T", "-t", "tcpprog", "-p", "user.debug", "hello over tcp")
+	runClient(t, 10*time.Second, "", "logger", "-n", "127.0.0.1", "-P", strconv.Itoa(ports[1]), "-T", "--octet-count", "-t", "octprog", "-p", "local7.alert", "hello octet counted")
 	clients := []struct{ text, bsd, ietf, js string }{
 		{
 			text: ` local3\.warning unixprog\[321\]: hello over unix, ünïcödé$`,
@@ -310,8 +298,8 @@ func TestSyslogPythonHandler(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
-	port := freePorts(t, 1)[0]
-	k := nsStart(t, `
+	port := freePort(t)
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = ["unixgram://`+sock+`", "udp://127.0.0.1:`+strconv.Itoa(port)+`"]
@@ -331,9 +319,9 @@ job "log" {
     program = "pyapp"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir}})
+`+sysGuard, opts{Dir: dir})
 	sysListening(t, k, "log")
-	out := sysRun(t, 10*time.Second, python, "-c", `
+	out := runClient(t, 10*time.Second, "", python, "-c", `
 import logging, logging.handlers, os, sys
 log = logging.getLogger("t")
 h = logging.handlers.SysLogHandler(address=sys.argv[1], facility="local5")
@@ -437,7 +425,7 @@ func TestSyslogSelectors(t *testing.T) {
 		fmt.Fprintf(&cfg, "  output %q {\n    file   = %q\n    format = \"json\"\n    %s\n  }\n", o.name, filepath.Join(dir, o.name+".log"), o.attrs)
 	}
 	cfg.WriteString("}\n")
-	k := nsStart(t, cfg.String()+sysGuard, nsOpts{opts: opts{Dir: dir}})
+	k := startPF(t, cfg.String()+sysGuard, opts{Dir: dir})
 	sysListening(t, k, "log")
 
 	var msgs []sysMsg
@@ -519,7 +507,7 @@ func TestSyslogDevLog(t *testing.T) {
 	}
 	stale.Close() // the file stays: a stale /dev/log
 	rawSock := filepath.Join(dir, "raw.sock")
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind = "syslog"
   output "console" {
@@ -539,7 +527,7 @@ job "bare" {
     prefix = false
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir}, PrivateDev: true})
+`+sysGuard, opts{Dir: dir, PrivateDev: true})
 	sysListening(t, k, "log", "bare")
 	if m := sysMode(t, devLog); m.Type() != os.ModeSocket || m.Perm() != 0o666 {
 		t.Errorf("/dev/log: mode %v, want a socket with mode 0666", m)
@@ -551,8 +539,8 @@ job "bare" {
 		t.Fatalf("no /dev/log in pilotfish's namespace: %v", err)
 	}
 	pid := strconv.Itoa(k.PID())
-	sysRun(t, 10*time.Second, "nsenter", "-t", pid, "-m", "--", "logger", "-t", "devlogger", "-p", "daemon.warning", "to the default socket")
-	sysRun(t, 10*time.Second, "nsenter", "-t", pid, "-m", "--", python, "-c", `
+	runClient(t, 10*time.Second, "", "nsenter", "-t", pid, "-m", "--", "logger", "-t", "devlogger", "-p", "daemon.warning", "to the default socket")
+	runClient(t, 10*time.Second, "", "nsenter", "-t", pid, "-m", "--", python, "-c", `
 import logging, logging.handlers
 h = logging.handlers.SysLogHandler(address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
 h.setFormatter(logging.Formatter("pydev: %(message)s"))
@@ -561,7 +549,7 @@ log.addHandler(h)
 log.error("python to /dev/log")
 `)
 	// A non-root user can log too (the socket is 0666).
-	sysRun(t, 10*time.Second, "nsenter", "-t", pid, "-m", "-S", "65534", "-G", "65534", "--", "logger", "-t", "nobodylog", "from nobody")
+	runClient(t, 10*time.Second, "", "nsenter", "-t", pid, "-m", "-S", "65534", "-G", "65534", "--", "logger", "-t", "nobodylog", "from nobody")
 	sysSend(t, "unixgram", rawSock, "<13>Jan  2 03:04:05 bareprog: no prefix here")
 
 	k.WaitStdout(10*time.Second, `^\[log\] `+sysHeaderTime+` daemon\.warning devlogger: to the default socket$`)
@@ -589,7 +577,7 @@ func TestSyslogRotateUnderLoad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = "unixgram://`+sock+`"
@@ -602,7 +590,7 @@ job "log" {
     rotate = { size = "64KB", keep = 2, compress = true }
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir}})
+`+sysGuard, opts{Dir: dir})
 	sysListening(t, k, "log")
 	const total = 20000
 	c, err := net.Dial("unixgram", sock)
@@ -798,7 +786,7 @@ func TestSyslogForward(t *testing.T) {
 			tcpGot <- string(frame)
 		}
 	}()
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = "unixgram://`+sock+`"
@@ -810,7 +798,7 @@ job "log" {
     forward = "tcp://`+tcpLn.Addr().String()+`"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir, Env: []string{"TZ=UTC"}}})
+`+sysGuard, opts{Dir: dir, Env: []string{"TZ=UTC"}})
 	sysListening(t, k, "log")
 	host, _ := os.Hostname()
 	sysSend(t, "unixgram", sock,
@@ -863,7 +851,7 @@ func TestSyslogForwardDown(t *testing.T) {
 	sock := filepath.Join(dir, "log.sock")
 	port := freePort(t) // nothing listens there yet
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = "unixgram://`+sock+`"
@@ -874,17 +862,10 @@ job "log" {
     file = "`+dir+`/local.log"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir}})
+`+sysGuard, opts{Dir: dir})
 	sysListening(t, k, "log")
 	const n, queue, batch = 12000, 8192, 512
-	var in strings.Builder
-	for i := range n {
-		fmt.Fprintf(&in, "message %05d\n", i)
-	}
-	writeFile(t, filepath.Join(dir, "msgs.txt"), in.String(), 0o644)
-	began := time.Now()
-	sysRun(t, 20*time.Second, "logger", "-u", sock, "-t", "flood", "-f", filepath.Join(dir, "msgs.txt"))
-	took := time.Since(began)
+	_, took := sysFlood(t, dir, sock, "message %05d", n)
 	t.Logf("logger sent %d messages in %s with the forward target down", n, took)
 	if took > 5*time.Second {
 		t.Errorf("logger took %s: a dead forward target slows the clients down", took)
@@ -954,7 +935,7 @@ func TestSyslogMalformed(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
 	port := freePort(t)
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = ["unixgram://`+sock+`", "tcp://127.0.0.1:`+strconv.Itoa(port)+`"]
@@ -962,7 +943,7 @@ job "log" {
     file = "`+dir+`/out.log"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir}})
+`+sysGuard, opts{Dir: dir})
 	sysListening(t, k, "log")
 	bad := []string{
 		"no priority at all",
@@ -1101,7 +1082,7 @@ func TestSyslogRFC3164LocalTime(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = "unixgram://`+sock+`"
@@ -1110,7 +1091,7 @@ job "log" {
     format = "json"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir, Env: []string{"TZ=" + zone}}})
+`+sysGuard, opts{Dir: dir, Env: []string{"TZ=" + zone}})
 	sysListening(t, k, "log")
 	sysSend(t, "unixgram", sock, "<14>Jan  2 03:04:05 local: stamped by the sender", "<14>1 - - untimed - - - no time at all")
 	lines := waitLines(t, 10*time.Second, filepath.Join(dir, "json.log"), 2)
@@ -1135,7 +1116,7 @@ func TestSyslogSlowStdout(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
-	k := nsStart(t, `
+	k := startPF(t, `
 job "log" {
   kind   = "syslog"
   listen = "unixgram://`+sock+`"
@@ -1146,17 +1127,10 @@ job "log" {
     file = "`+dir+`/all.log"
   }
 }
-`+sysGuard, nsOpts{opts: opts{Dir: dir, StdoutRate: 200000}})
+`+sysGuard, opts{Dir: dir, StdoutRate: 200000})
 	sysListening(t, k, "log")
 	const n = 15000
-	var in strings.Builder
-	for i := range n {
-		fmt.Fprintf(&in, "line %05d\n", i)
-	}
-	writeFile(t, filepath.Join(dir, "msgs.txt"), in.String(), 0o644)
-	began := time.Now()
-	sysRun(t, 20*time.Second, "logger", "-u", sock, "-t", "flood", "-f", filepath.Join(dir, "msgs.txt"))
-	took := time.Since(began)
+	began, took := sysFlood(t, dir, sock, "line %05d", n)
 	t.Logf("logger sent %d messages in %s", n, took)
 	if took > 5*time.Second {
 		t.Errorf("logger took %s against a slow stdout", took)

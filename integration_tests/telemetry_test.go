@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,7 +215,7 @@ job "idle" {
 	sock := filepath.Join(p.Dir, "pilotfish.sock")
 	c := client.New(sock)
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, func() bool { _, err := c.Ping(ctx); return err == nil }, "the socket")
+	waitPing(t, p, sock, 10*time.Second)
 	cases := []struct {
 		body string
 		code int
@@ -230,13 +229,8 @@ job "idle" {
 		{`not json`, 400},
 	}
 	for _, tc := range cases {
-		out, err := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock,
-			"-X", "POST", "-d", tc.body, "http://x/v1/metric").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, _ := strconv.Atoi(string(out)); code != tc.code {
-			t.Errorf("%s: %s, want %d", tc.body, out, tc.code)
+		if code, _, _ := curlDo(t, sock, "POST", "/v1/metric", []byte(tc.body)); code != tc.code {
+			t.Errorf("%s: %d, want %d", tc.body, code, tc.code)
 		}
 	}
 	r := runCmdEnv(t, p.Dir, []string{"PILOTFISH_SOCKET=" + sock}, "putmetric", "queue_depth=5", "queue_depth=+2", "orders_total{kind=web}=2")
