@@ -86,7 +86,12 @@ func (n *outerNotify) update(list []*jobs.Job) {
 	msg := ""
 	if !n.ready && allSeen {
 		n.ready = true
-		msg += "READY=1\n" // no MAINPID: pilotfish is the process the host started
+		msg += "READY=1\n"
+		if pid := os.Getpid(); pid != 1 {
+			// PID 1 of a container's namespace means nothing to the host; elsewhere the
+			// host learns which process is the service's.
+			msg += "MAINPID=" + fmt.Sprint(pid) + "\n"
+		}
 	}
 	if status != n.status {
 		n.status = status

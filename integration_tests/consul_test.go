@@ -658,17 +658,16 @@ job "late" {
 	web, late := "web-"+host, "late-"+host
 	waitConsul(t, 10*time.Second, "web passing", func() bool { return c.checkStatus("service:"+web) == "passing" })
 
-	inMaintenance := func(id string) bool { return c.checkStatus("_service_maintenance:"+id) == "critical" }
+	gone := func(id string) bool { _, ok := c.services()[id]; return !ok }
 	assertOn := func(how string) {
 		t.Helper()
-		if !inMaintenance(web) {
-			t.Fatalf("%s: no critical _service_maintenance:%s check", how, web)
+		for _, id := range []string{web, late} {
+			if !gone(id) {
+				t.Fatalf("%s: %s is still registered; maintenance takes every service out of Consul", how, id)
+			}
 		}
-		if _, ok := c.services()[web]; !ok {
-			t.Fatalf("%s: web was deregistered; maintenance must keep it registered", how)
-		}
-		if cat, _ := c.catalog("web"); len(cat) != 1 {
-			t.Errorf("%s: catalog web = %+v, want it still there", how, cat)
+		if cat, _ := c.catalog("web"); len(cat) != 0 {
+			t.Errorf("%s: catalog web = %+v, want it gone", how, cat)
 		}
 		if ids := c.passingIDs("web"); len(ids) != 0 {
 			t.Errorf("%s: passing web = %v, want none", how, ids)
@@ -683,10 +682,8 @@ job "late" {
 	}
 	assertOff := func(how string) {
 		t.Helper()
-		for _, id := range []string{web, late} {
-			if _, ok := c.check("_service_maintenance:" + id); ok {
-				t.Errorf("%s: _service_maintenance:%s is still there", how, id)
-			}
+		if gone(web) {
+			t.Errorf("%s: web is not registered again", how)
 		}
 		if r.status().Maintenance {
 			t.Errorf("%s: /v1/status says maintenance true", how)
@@ -701,21 +698,17 @@ job "late" {
 	assertOn("API enable")
 	r.waitAfter(5*time.Second, after, "global", "enterMaintenance")
 
-	// Health is still fed during maintenance, and a service registered during maintenance
-	// enters it at once.
+	// Health is still followed during maintenance, but nothing comes back into Consul: not
+	// web turning unhealthy, not late becoming healthy for the first time.
 	if err := os.Remove(filepath.Join(dir, "healthy")); err != nil {
 		t.Fatal(err)
 	}
-	waitConsul(t, 5*time.Second, "web critical under maintenance", func() bool { return c.checkStatus("service:"+web) == "critical" })
+	r.waitCode(5*time.Second, "web", "unhealthy", 1)
 	writeFile(t, filepath.Join(dir, "late-ready"), "", 0o644)
-	// late becomes healthy and is registered: it must enter maintenance, and never be seen
-	// passing on the way.
-	waitConsul(t, 10*time.Second, "late registered, in maintenance, its own check passing", func() bool {
-		if ids := c.passingIDs("late"); len(ids) != 0 {
-			t.Fatalf("late, registered during maintenance, is passing: %v (checks %v)", ids, c.checks())
-		}
-		return inMaintenance(late) && c.checkStatus("service:"+late) == "passing"
-	})
+	r.waitCode(5*time.Second, "late", "healthy", 1)
+	if !gone(web) || !gone(late) {
+		t.Fatalf("a service came back during maintenance: %v", c.services())
+	}
 
 	// API off: every service back at once, as its health allows.
 	after = r.lastSeq()
@@ -761,7 +754,7 @@ job "late" {
 	after = r.lastSeq()
 	r.Signal(syscall.SIGUSR1)
 	r.waitAfter(5*time.Second, after, "global", "enterMaintenance")
-	waitConsul(t, 5*time.Second, "maintenance after SIGUSR1", func() bool { return inMaintenance(web) && inMaintenance(late) })
+	waitConsul(t, 5*time.Second, "services gone after SIGUSR1", func() bool { return gone(web) && gone(late) })
 	assertOn("SIGUSR1")
 	after = r.lastSeq()
 	r.Signal(syscall.SIGUSR1)
@@ -1522,23 +1515,23 @@ job "web" {
 				t.Fatal(err)
 			}
 		}
-		waitConsul(t, 10*time.Second, "web passing, not in maintenance", func() bool {
-			_, inMaint := c.check("_service_maintenance:" + web)
-			return !inMaint && c.checkStatus("service:"+web) == "passing"
+		registered := func() bool { _, ok := c.services()[web]; return ok }
+		waitConsul(t, 10*time.Second, "web registered and passing", func() bool {
+			return registered() && c.checkStatus("service:"+web) == "passing"
 		})
-		before := r.consulErrors()["maintenance"]
+		before := r.consulErrors()["deregister"]
 		px.pauseNew()
 		if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), true); err != nil {
 			t.Fatalf("maintenance on: %v", err)
 		}
-		if r.consulErrors()["maintenance"] <= before {
-			t.Fatalf("the maintenance call did not fail (the outage did not reach it); errors %v", r.consulErrors())
+		if r.consulErrors()["deregister"] <= before {
+			t.Fatalf("the deregistration did not fail (the outage did not reach it); errors %v", r.consulErrors())
 		}
 		px.resume()
 		t0 := time.Now()
-		if !poll(12*time.Second, func() bool { return c.checkStatus("_service_maintenance:"+web) == "critical" }) {
-			t.Errorf("maintenance was switched on while Consul could not be reached; 12s after it could again, web is still %s without a maintenance check: the failed call was never retried (checks %v)",
-				c.checkStatus("service:"+web), c.checks())
+		if !poll(12*time.Second, func() bool { return !registered() }) {
+			t.Errorf("maintenance was switched on while Consul could not be reached; 12s after it could again, web is still registered: the failed call was never retried (services %v)",
+				c.services())
 		} else {
 			t.Logf("maintenance on reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))
 		}
@@ -1550,24 +1543,20 @@ job "web" {
 				t.Fatal(err)
 			}
 		}
-		waitConsul(t, 5*time.Second, "maintenance on", func() bool { return c.checkStatus("_service_maintenance:"+web) == "critical" })
-		before = r.consulErrors()["maintenance"]
+		waitConsul(t, 5*time.Second, "maintenance on", func() bool { return !registered() })
+		before = r.consulErrors()["register"]
 		px.pauseNew()
 		if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), false); err != nil {
 			t.Fatalf("maintenance off: %v", err)
 		}
-		if r.consulErrors()["maintenance"] <= before {
-			t.Fatalf("the maintenance call did not fail (the outage did not reach it); errors %v", r.consulErrors())
+		if r.consulErrors()["register"] <= before {
+			t.Fatalf("the registration did not fail (the outage did not reach it); errors %v", r.consulErrors())
 		}
 		px.resume()
 		t0 = time.Now()
-		back := poll(12*time.Second, func() bool {
-			_, inMaint := c.check("_service_maintenance:" + web)
-			return !inMaint && len(c.passingIDs("web")) == 1
-		})
-		if !back {
-			t.Errorf("maintenance was switched off while Consul could not be reached; 12s after it could again, web is still out of service (checks %v) — SPEC §8.5",
-				c.checks())
+		if !poll(12*time.Second, func() bool { return len(c.passingIDs("web")) == 1 }) {
+			t.Errorf("maintenance was switched off while Consul could not be reached; 12s after it could again, web is still out of service (services %v) — SPEC §8.5",
+				c.services())
 		} else {
 			t.Logf("maintenance off reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))
 		}

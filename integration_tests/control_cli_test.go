@@ -209,7 +209,7 @@ job "done" {
 	c.want(c.run("putmetric", "orders_total=many"), 2, "putmetric with a non-number")
 
 	// start / stop / restart
-	c.want(c.run("start", "steady"), 1, "start of a running job")
+	c.want(c.run("start", "steady"), 0, "start of a running job (a no-op)")
 	r = c.want(c.run("stop", "steady"), 0, "stop steady")
 	if r.stdout != "steady: stopped\n" {
 		t.Errorf("stop steady printed %q", r.stdout)

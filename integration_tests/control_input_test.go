@@ -92,8 +92,8 @@ job "done" {
 		{"POST", "/v1/jobs/nosuchjob/stop", ``, 404, client.KindNotFound},
 		{"POST", "/v1/jobs/nosuchjob/restart", `{}`, 404, client.KindNotFound},
 		{"POST", "/v1/jobs/nosuchjob/signal", `{"signal":"HUP"}`, 404, client.KindNotFound},
-		// the job exists but the request does not fit its state
-		{"POST", "/v1/jobs/steady/start", `{}`, 409, client.KindConflict},
+		// the job exists but the request does not fit its state (start of a running job is
+		// a no-op answered 200, see TestControlAPIWithGoClient)
 		{"POST", "/v1/jobs/done/signal", `{"signal":"HUP"}`, 409, client.KindConflict},
 		// oversized bodies (> 1 MiB), even ones that would otherwise be fine
 		{"POST", "/v1/environ", objectOf(mib + 1), 413, client.KindTooLarge},
@@ -185,8 +185,9 @@ job "steady" {
 `})
 	a := newGoAPI(t, sock)
 	waitJob(t, a, "steady", 10*time.Second, running, "running")
-	_, err := a.Start("steady")
-	ae := wantAPIError(t, "start of a running job", err, http.StatusConflict)
+	must[client.Job](t, "stop steady")(a.Stop("steady"))
+	err := a.Signal("steady", "HUP")
+	ae := wantAPIError(t, "signal to a stopped job", err, http.StatusConflict)
 	if ae.Kind != client.KindConflict {
 		t.Errorf("kind %q, want %q", ae.Kind, client.KindConflict)
 	}

@@ -182,8 +182,8 @@ job "cronhook" {
 		t.Errorf("body time %v (%v), want the event's time %s", body["time"], err, trig.Time.Format(time.RFC3339Nano))
 	}
 	hookEvs := k.events("hook")
-	if got := eventCodes(hookEvs, ""); !slices.Equal(got, []string{"started", "exitSuccess"}) {
-		t.Errorf("the webhook job published %v, want started, exitSuccess", got)
+	if got := eventCodes(hookEvs, ""); !slices.Equal(got, []string{"started", "exitSuccess", "stopped"}) {
+		t.Errorf("the webhook job published %v, want started, exitSuccess, stopped (done for good)", got)
 	}
 	if l := k.WaitLog(5*time.Second, is("webhook delivered", "hook"), "webhook delivered"); l.str("status") != "200" {
 		t.Errorf("delivery log %v", l)
@@ -283,8 +283,8 @@ job "keep" {
 	if n := len(k.logsOf("webhook failed; retrying", "flaky")); n != 2 {
 		t.Errorf("%d retry log lines for flaky, want 2", n)
 	}
-	if n := len(k.events("flaky")); len(withCode(k.events("flaky"), "exitFailed")) != 0 || n != 2 {
-		t.Errorf("flaky published %v, want started, exitSuccess", eventNames(k.events("flaky")))
+	if n := len(k.events("flaky")); len(withCode(k.events("flaky"), "exitFailed")) != 0 || n != 3 {
+		t.Errorf("flaky published %v, want started, exitSuccess, stopped", eventNames(k.events("flaky")))
 	}
 
 	// 404: one attempt, a logged error, exitFailed.

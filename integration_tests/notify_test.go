@@ -334,11 +334,10 @@ job "keeper" {
 	k.WaitLogN(5*time.Second, 2, func(e logEntry) bool {
 		return e.msg() == "exited" && e.job() == "svc" && e.str("status") == "killed by SIGABRT"
 	}, "second run killed by SIGABRT")
-	// restarts = 1 is used up: the job fails for good.
-	k.waitJob(5*time.Second, "svc", func(j client.Job) bool { return j.State == "failed" }, "failed")
-	if v := k.metric("pilotfish_job_restarts_total", map[string]string{"job": "svc"}); v != 1 {
-		t.Errorf("pilotfish_job_restarts_total{job=svc} = %v, want 1", v)
-	}
+	// A missed watchdog restarts the job whatever `restarts` says (SPEC §2.1: "missed →
+	// unhealthy, then restart"): restarts = 1 is used up, and it starts a third time.
+	k.waitCode(5*time.Second, "svc", "started", 3)
+	k.waitMetric(5*time.Second, "pilotfish_job_restarts_total", map[string]string{"job": "svc"}, func(v float64) bool { return v == 2 })
 }
 
 // SPEC §2.1 notify: ready_timeout expires (unhealthy, SIGTERM); EXTEND_TIMEOUT_USEC moves it
@@ -904,8 +903,8 @@ job "plain" {
 			writeFile(t, filepath.Join(dir, "svc.go"), "", 0o644)
 			k.waitCode(5*time.Second, "svc", "healthy", 1)
 			ready := outer.wait(5*time.Second, `^READY=1$`)
-			if !regexp.MustCompile(`(?m)^MAINPID=1$`).MatchString(ready) {
-				t.Errorf("READY=1 datagram %q: want MAINPID=1 (pilotfish is PID 1 of its namespace)", ready)
+			if regexp.MustCompile(`(?m)^MAINPID=`).MatchString(ready) {
+				t.Errorf("READY=1 datagram %q: as PID 1 of its namespace pilotfish must not send a MAINPID the host cannot use", ready)
 			}
 			outer.wait(5*time.Second, `^STATUS=3 jobs: 3 running; 2/2 healthy$`)
 

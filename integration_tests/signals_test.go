@@ -21,7 +21,7 @@ trap 'exit 0' TERM
 echo ready
 while :; do sleep 0.05; done`}})
 	p.WaitStarted()
-	p.WaitStdout(10*time.Second, `^ready$`)
+	p.WaitStdout(10*time.Second, `^\[main\] ready$`)
 	got := filepath.Join(p.Dir, "got")
 	p.Signal(syscall.SIGUSR2)
 	waitFor(t, 5*time.Second, func() bool { return strings.Contains(readFile(t, got), "USR2") }, "the main job to get SIGUSR2")
