@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -251,6 +252,8 @@ func (d *Daemon) Run() int {
 		"jobs", len(built), "socket", socket)
 	d.bus.Publish(events.Startup, events.Global, nil)
 	d.poke()
+	// Parsing and setting up leave garbage that a long-lived PID 1 should not keep resident.
+	debug.FreeOSMemory()
 
 	reason := d.supervise()
 	d.outer.stopping()

@@ -277,11 +277,11 @@ func (j *Job) do(ctx context.Context, fn func(j *Job) error) error {
 // StartNow starts the job at once, whatever its trigger (pilotfish start JOB).
 func (j *Job) StartNow(ctx context.Context) error {
 	return j.do(ctx, func(j *Job) error {
-		if len(j.runs) > 0 || j.state == Starting {
-			return nil // already running: nothing to do, like systemctl start
-		}
 		if j.stop != nil {
 			return fmt.Errorf("%w: job %q is stopping; start it once it has stopped, or use restart", ErrConflict, j.cfg.Name)
+		}
+		if len(j.runs) > 0 || j.state == Starting {
+			return nil // already running: nothing to do, like systemctl start
 		}
 		j.held, j.paused = false, false
 		j.restartsUsed = 0

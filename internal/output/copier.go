@@ -1,9 +1,7 @@
 package output
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"sync/atomic"
 	"time"
@@ -52,40 +50,77 @@ func (c *Copier) write(w io.Writer, p []byte) {
 	_, _ = w.Write(p)
 }
 
-// Copy reads r until EOF or error.
+// Copy reads r until EOF or error. Its read buffer starts small (most jobs say little)
+// and grows while the job floods, so fifty quiet jobs cost little memory.
 func (c *Copier) Copy(r io.Reader) {
 	if c.Raw {
 		c.copyRaw(r)
 		return
 	}
-	br := bufio.NewReaderSize(r, MaxLine)
-	var batch, fileBatch []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		c.Activity.touch()
-		if len(line) > 0 {
-			body := bytes.TrimSuffix(line, []byte{'\n'})
+	buf := make([]byte, 4<<10)
+	var pend, batch, fileBatch []byte // pend: the line not yet ended
+	emit := func(body []byte) {
+		for {
+			part := body[:min(len(body), MaxLine)]
 			batch = append(batch, c.Prefix...)
-			batch = append(batch, body...)
+			batch = append(batch, part...)
 			batch = append(batch, '\n')
 			if c.File != nil {
-				fileBatch = append(fileBatch, body...)
+				fileBatch = append(fileBatch, part...)
 				fileBatch = append(fileBatch, '\n')
 			}
 			if c.OnLine != nil {
-				c.OnLine(body)
+				c.OnLine(part)
+			}
+			if body = body[len(part):]; len(body) == 0 {
+				return
 			}
 		}
-		// Flush when nothing more is buffered, so a quiet job's lines appear at once and a
-		// flood is written in large batches.
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) || br.Buffered() == 0 || len(batch) >= 4*MaxLine {
-			c.flush(batch, fileBatch)
-			batch, fileBatch = batch[:0], fileBatch[:0]
+	}
+	for {
+		n, err := r.Read(buf)
+		c.Activity.touch()
+		data := buf[:n]
+		for {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				break
+			}
+			if len(pend) > 0 {
+				pend = append(pend, data[:i]...)
+				emit(pend)
+				pend = pend[:0]
+			} else {
+				emit(data[:i])
+			}
+			data = data[i+1:]
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		pend = append(pend, data...)
+		if len(pend) >= MaxLine { // a line longer than MaxLine goes out in pieces
+			whole := len(pend) / MaxLine * MaxLine
+			emit(pend[:whole])
+			pend = append(pend[:0], pend[whole:]...)
+		}
+		if err != nil && len(pend) > 0 {
+			emit(pend)
+		}
+		c.flush(batch, fileBatch)
+		batch, fileBatch = shrink(batch), shrink(fileBatch)
+		if err != nil {
 			return
 		}
+		if n == len(buf) && len(buf) < MaxLine {
+			buf = make([]byte, 2*len(buf)) // a flood: read more at a time
+		}
 	}
+}
+
+// shrink empties a batch, and lets go of its memory when a flood made it large.
+func shrink(b []byte) []byte {
+	if cap(b) > 4*MaxLine {
+		return nil
+	}
+	return b[:0]
 }
 
 func (c *Copier) flush(batch, fileBatch []byte) {
