@@ -175,6 +175,13 @@ func (d *notifyDriver) reject(why string, pid int, err error) {
 	d.rt.Log.Warn(why+"; dropped", "job", d.job.Name, "sender_pid", pid, "err", err)
 }
 
+func (d *notifyDriver) rejectMainPID(pid int) {
+	d.mu.Lock()
+	d.rejects++
+	d.mu.Unlock()
+	d.rt.Log.Warn("MAINPID names a process outside the job; ignored", "job", d.job.Name, "mainpid", pid)
+}
+
 // sender returns the sender's PID from SCM_CREDENTIALS (0 if none came) and the
 // descriptors passed with SCM_RIGHTS, which the caller must close.
 func sender(oob []byte) (pid int, fds []int) {
@@ -315,7 +322,7 @@ func (r *notifyRun) loop() {
 					r.mu.Unlock()
 					status(fmt.Sprintf("main PID %d", m.MainPID))
 				} else {
-					r.d.reject("MAINPID names a process outside the job; ignored", m.MainPID, nil)
+					r.d.rejectMainPID(m.MainPID)
 				}
 			}
 			if m.Status != nil {
