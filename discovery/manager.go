@@ -431,7 +431,9 @@ func (m *Manager) svcForJob(job string) (bool, bool) {
 
 // syncOne makes the agent match one service; it reports success.
 func (m *Manager) syncOne(ctx context.Context, s *service, retried ...bool) bool {
-	if !s.want || m.maintenance {
+	// Maintenance takes the container's services out; pilotfish's own metrics endpoint
+	// stays, since a container in maintenance is one to watch.
+	if !s.want || m.maintenance && s.job != "" {
 		if s.registered {
 			if err := m.b.Deregister(ctx, s.reg.ID); err != nil {
 				m.failed("deregister", s, err)
