@@ -322,7 +322,9 @@ func (m *Manager) loop() {
 		case <-m.resync:
 			m.log.Info("catalog agent is back; registering services again")
 			for _, s := range m.svcs {
-				s.registered, s.dirty = false, s.want
+				// What the agent has is unknown now: register what should be there, and
+				// deregister what should not (both are idempotent).
+				s.registered, s.dirty = !m.present(s), true
 			}
 			m.sync()
 		case <-m.retryT.C:
@@ -429,11 +431,16 @@ func (m *Manager) svcForJob(job string) (bool, bool) {
 	return v, ok
 }
 
+// present reports whether s should be in the catalog now. Maintenance takes the
+// container's services out; pilotfish's own metrics endpoint stays, since a container in
+// maintenance is one to watch.
+func (m *Manager) present(s *service) bool {
+	return s.want && !(m.maintenance && s.job != "")
+}
+
 // syncOne makes the agent match one service; it reports success.
 func (m *Manager) syncOne(ctx context.Context, s *service, retried ...bool) bool {
-	// Maintenance takes the container's services out; pilotfish's own metrics endpoint
-	// stays, since a container in maintenance is one to watch.
-	if !s.want || m.maintenance && s.job != "" {
+	if !m.present(s) {
 		if s.registered {
 			if err := m.b.Deregister(ctx, s.reg.ID); err != nil {
 				m.failed("deregister", s, err)
