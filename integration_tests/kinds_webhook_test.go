@@ -181,6 +181,7 @@ job "cronhook" {
 	if ts, err := time.Parse(time.RFC3339Nano, body["time"].(string)); err != nil || !ts.Equal(trig.Time) {
 		t.Errorf("body time %v (%v), want the event's time %s", body["time"], err, trig.Time.Format(time.RFC3339Nano))
 	}
+	k.waitCode(5*time.Second, "hook", "stopped", 1) // right after exitSuccess: done for good
 	hookEvs := k.events("hook")
 	if got := eventCodes(hookEvs, ""); !slices.Equal(got, []string{"started", "exitSuccess", "stopped"}) {
 		t.Errorf("the webhook job published %v, want started, exitSuccess, stopped (done for good)", got)
@@ -283,6 +284,7 @@ job "keep" {
 	if n := len(k.logsOf("webhook failed; retrying", "flaky")); n != 2 {
 		t.Errorf("%d retry log lines for flaky, want 2", n)
 	}
+	k.waitCode(5*time.Second, "flaky", "stopped", 1)
 	if n := len(k.events("flaky")); len(withCode(k.events("flaky"), "exitFailed")) != 0 || n != 3 {
 		t.Errorf("flaky published %v, want started, exitSuccess, stopped", eventNames(k.events("flaky")))
 	}
