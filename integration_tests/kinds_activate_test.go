@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pilotfish/pilotfish/control/client"
 )
 
 // activatedTCP is a socket-activated server written against the LISTEN_FDS convention
@@ -108,7 +110,8 @@ job "eager" {
 `, opts{Dir: dir})
 
 	// Nothing runs until the first connection.
-	if j := k.job("act"); j.State != "listening" || j.Pid != 0 {
+	// (startup reaches the job a moment after the socket answers)
+	if j := k.waitJob(5*time.Second, "act", func(j client.Job) bool { return j.State != "waiting" }, "act armed"); j.State != "listening" || j.Pid != 0 {
 		t.Errorf("act before any connection: %q pid %d, want listening, 0", j.State, j.Pid)
 	}
 	if n := len(k.events("act")); n != 0 {
@@ -247,7 +250,7 @@ job "uact" {
   env    = { IDLE = "0.3" }
 }
 `, opts{Dir: dir})
-	if j := k.job("uact"); j.State != "listening" {
+	if j := k.waitJob(5*time.Second, "uact", func(j client.Job) bool { return j.State != "waiting" }, "uact armed"); j.State != "listening" {
 		t.Errorf("uact before any datagram: %q, want listening", j.State)
 	}
 	ask := func(msg string) map[string]string {

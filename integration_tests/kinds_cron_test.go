@@ -87,7 +87,7 @@ job "utc" {
 	t0 := time.Now()
 
 	// Before its first due time a cron job is scheduled, not running.
-	if j := k.job("hourly"); j.State != "scheduled" || j.Kind != "cron" {
+	if j := k.waitJob(5*time.Second, "hourly", func(j client.Job) bool { return j.State != "waiting" }, "hourly armed"); j.State != "scheduled" || j.Kind != "cron" {
 		t.Errorf("hourly: kind %q state %q, want cron, scheduled", j.Kind, j.State)
 	}
 

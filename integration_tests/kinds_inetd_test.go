@@ -82,7 +82,7 @@ job "early" {
 
 	// The sockets were open before startup was published; nothing runs yet.
 	for _, name := range []string{"echo", "unixecho", "udpecho"} {
-		if j := k.job(name); j.State != "listening" || j.Pid != 0 || j.Kind != "inetd" {
+		if j := k.waitJob(5*time.Second, name, func(j client.Job) bool { return j.State != "waiting" }, name+" armed"); j.State != "listening" || j.Pid != 0 || j.Kind != "inetd" {
 			t.Errorf("%s before any connection: kind %q state %q pid %d, want inetd, listening, 0", name, j.Kind, j.State, j.Pid)
 		}
 		if v := k.metric("pilotfish_inetd_connections_total", map[string]string{"job": name}); v != 0 {
