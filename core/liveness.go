@@ -44,6 +44,10 @@ func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
 	live := map[string]bool{}
 	for _, j := range list {
 		st := status[j.Name()]
+		if st.Settling {
+			live[st.Name] = true // its last events are on their way
+			continue
+		}
 		switch st.State {
 		case jobs.Starting, jobs.Running, jobs.Backoff, jobs.Stopping, jobs.Scheduled, jobs.Listening:
 			live[st.Name] = true

@@ -57,6 +57,7 @@ type Job struct {
 	shutdown     bool
 	held         bool // stopped on request: triggers are ignored until started again
 	paused       bool // stopped by an operator, who may start it again
+	settling     bool // a run ended and its events are being published
 	runs         map[uint64]*activeRun
 	nextRun      uint64
 	restartsUsed int
@@ -735,6 +736,9 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 	}
 	if j.stop == nil {
 		j.next(res, started, forceRestart)
+		// The new state is visible before the events, but the job counts as live until
+		// they are out: a job waiting for them must not look like it waits in vain.
+		j.settling = true
 		j.publishStatus()
 	}
 	j.publish(exit, attrs)
@@ -747,6 +751,7 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 	case j.stop == nil && (j.state == Completed || j.state == Failed):
 		j.publish(events.Stopped, nil) // done for good: its hooks run, its service goes
 	}
+	j.settling = false
 }
 
 // next chooses what follows a run that ended on its own.
@@ -1015,6 +1020,7 @@ func (j *Job) snapshot() Status {
 		Since:     j.since,
 		Status:    j.statusLine,
 		Paused:    j.paused,
+		Settling:  j.settling,
 		Seen:      j.seen,
 		Runs:      len(j.runs),
 		HasHealth: j.hasHealth,
@@ -1035,6 +1041,7 @@ func (j *Job) publishStatus() {
 	st := j.snapshot()
 	j.mu.Lock()
 	same := st.State == j.status.State && st.Pid == j.status.Pid && st.Restarts == j.status.Restarts &&
+		st.Settling == j.status.Settling && st.Paused == j.status.Paused &&
 		st.Health == j.status.Health && st.Seen == j.status.Seen && st.Runs == j.status.Runs &&
 		st.TimerArmed == j.status.TimerArmed && st.Status == j.status.Status &&
 		slices.Equal(st.Pending, j.status.Pending) && sameCode(st.ExitCode, j.status.ExitCode)

@@ -55,6 +55,8 @@ type Status struct {
 	Seen uint64 `json:"-"`
 	// Paused is true for a job an operator stopped: it may be started again.
 	Paused bool `json:"-"`
+	// Settling is true while the events of a run that just ended are being published.
+	Settling bool `json:"-"`
 	// Pending lists the triggers still awaited while Waiting (for liveness).
 	Pending []config.Trigger `json:"-"`
 	// TimerArmed is true while a when.timeout or interval timer is running.
