@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -53,11 +54,12 @@ func (n *outerNotify) update(list []*jobs.Job) {
 	if n == nil {
 		return
 	}
-	counts := map[jobs.State]int{}
+	counts := map[string]int{}
 	healthy, withHealth := 0, 0
+	allSeen := true
 	for _, j := range list {
 		st := j.Status()
-		counts[st.State]++
+		counts[string(st.State)]++
 		if !st.HasHealth {
 			continue
 		}
@@ -66,18 +68,11 @@ func (n *outerNotify) update(list []*jobs.Job) {
 			healthy++
 			n.seen[st.Name] = true
 		}
-	}
-	allSeen := true
-	for _, j := range list {
-		if st := j.Status(); st.HasHealth && !n.seen[st.Name] {
-			allSeen = false
-		}
+		allSeen = allSeen && n.seen[st.Name]
 	}
 	var parts []string
-	keys := mapsKeys(counts)
-	slices.Sort(keys)
-	for _, s := range keys {
-		parts = append(parts, fmt.Sprintf("%d %s", counts[jobs.State(s)], s))
+	for _, s := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 	}
 	status := fmt.Sprintf("%d jobs: %s", len(list), strings.Join(parts, ", "))
 	if withHealth > 0 {
@@ -104,14 +99,6 @@ func (n *outerNotify) update(list []*jobs.Job) {
 
 func (n *outerNotify) stopping() {
 	n.send("STOPPING=1\nSTATUS=shutting down\n")
-}
-
-func mapsKeys(m map[jobs.State]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, string(k))
-	}
-	return out
 }
 
 // withoutNotifySocket keeps the host's NOTIFY_SOCKET away from the jobs: only pilotfish

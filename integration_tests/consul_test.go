@@ -1425,25 +1425,6 @@ func (p *csTCPProxy) stop(all bool) {
 	}
 }
 
-// waitBusy waits until a request is pending on some connection (pilotfish's blocking query
-// on the catalog), so that cutting the connections is something pilotfish can notice.
-func (p *csTCPProxy) waitBusy() {
-	p.t.Helper()
-	waitFor(p.t, 10*time.Second, func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for c := range p.conns {
-			c.mu.Lock()
-			busy := c.busy
-			c.mu.Unlock()
-			if busy {
-				return true
-			}
-		}
-		return false
-	}, "a pending request through the proxy")
-}
-
 func (p *csTCPProxy) pause()    { p.stop(true) }
 func (p *csTCPProxy) pauseNew() { p.stop(false) }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -182,10 +183,12 @@ func (j *Job) execCheck(ctx context.Context, argv []string, env []string) (strin
 func (j *Job) logMatcher(expr string, runID uint64) func([]byte) {
 	re := regexp.MustCompile(expr) // validated with the config
 	var once sync.Once
+	var matched atomic.Bool
 	return func(line []byte) {
-		if !re.Match(line) {
-			return
+		if matched.Load() || !re.Match(line) {
+			return // once healthy, lines are not matched any more
 		}
+		matched.Store(true)
 		once.Do(func() {
 			res := probeResult{runID: runID, ok: true, msg: "log matched: " + string(line)}
 			go func() {

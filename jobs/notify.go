@@ -275,6 +275,9 @@ func (r *notifyRun) owns(pid int) bool {
 		roots = append(roots, r.mainPID)
 	}
 	r.mu.Unlock()
+	if slices.Contains(roots, pid) {
+		return true // the usual case (a watchdog ping from the program): no /proc scan
+	}
 	for _, root := range roots {
 		if slices.Contains(processTree(root), pid) {
 			return true

@@ -342,17 +342,6 @@ func userEnv(env, vars []string, jobEnv map[string]string) []string {
 	return mergeEnv(env, set)
 }
 
-// withDefaults adds each KEY=VALUE of defs whose key env does not set.
-func withDefaults(env, defs []string) []string {
-	for _, d := range defs {
-		k, _, _ := strings.Cut(d, "=")
-		if envValue(env, k) == "" {
-			env = append(env, d)
-		}
-	}
-	return env
-}
-
 // mergeEnv returns base with each of the overrides applied in order; later keys win, and
 // every key appears once.
 func mergeEnv(base []string, overrides ...map[string]string) []string {

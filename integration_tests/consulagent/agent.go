@@ -63,12 +63,6 @@ func Start(t testing.TB) *Agent {
 	return start(t, os.Getenv(EnvRequire) == "1")
 }
 
-// Require is Start, but a missing binary fails the test instead of skipping it.
-func Require(t testing.TB) *Agent {
-	t.Helper()
-	return start(t, true)
-}
-
 func start(t testing.TB, required bool) *Agent {
 	t.Helper()
 	bin, explicit, err := findBinary()
