@@ -33,6 +33,12 @@ func (d *Daemon) check() string {
 		}
 	}
 	if !anyLive(list, status) {
+		// Exiting by itself, pilotfish reports a job that failed for good (docs/jobs.md).
+		for _, st := range status {
+			if st.State == jobs.Failed {
+				d.failedExit = true
+			}
+		}
 		return "no job is running or can start again"
 	}
 	return ""

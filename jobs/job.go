@@ -287,9 +287,18 @@ func (j *Job) StartNow(ctx context.Context) error {
 		j.held, j.paused = false, false
 		j.restartsUsed = 0
 		j.backoffT.stop()
+		j.rearmInterval()
 		j.activate(apiEvent)
 		return nil
 	})
+}
+
+// rearmInterval sets the interval timer again after a stop cleared it, so that an
+// interval job started by hand keeps its period.
+func (j *Job) rearmInterval() {
+	if w := j.cfg.When; w != nil && w.Interval > 0 && !j.intervalT.armed() && !j.shutdown {
+		j.intervalT.set(w.Interval)
+	}
 }
 
 // Stop stops the job and waits until it has stopped or ctx ends. Stopping a job that is
@@ -327,6 +336,7 @@ func (j *Job) Restart(ctx context.Context) error {
 		}
 		j.held, j.paused = false, false
 		j.restartsUsed = 0
+		j.rearmInterval()
 		if len(j.runs) == 0 && j.stop == nil {
 			j.backoffT.stop()
 			j.activate(apiEvent)
@@ -536,8 +546,9 @@ func (j *Job) onStartup(ev events.Event) {
 		j.intervalT.set(w.Interval)
 		j.fire(ev)
 	default:
-		if j.trig.firePrimed() {
-			j.fire(ev)
+		if primed, ok := j.trig.firePrimed(); ok {
+			primed.Time = ev.Time
+			j.fire(primed)
 		} else if w.Timeout > 0 {
 			j.timeoutT.set(w.Timeout)
 		}
@@ -794,13 +805,18 @@ func (j *Job) canRestart() bool {
 	return j.cfg.Restarts == config.Unlimited || j.restartsUsed < j.cfg.Restarts
 }
 
-// nextDelay doubles the backoff delay, jitters it by ±20% and keeps it within max.
+// nextDelay doubles the backoff delay and jitters it by ±20%, within max. At the cap the
+// delay is still random (80–100% of max), so crash-looping jobs do not restart in
+// lock-step.
 func nextDelay(prev time.Duration, b config.Backoff) time.Duration {
 	d := b.Initial
 	if prev > 0 {
 		d = 2 * prev
 	}
-	return min(time.Duration(float64(d)*(0.8+0.4*rand.Float64())), b.Max)
+	if d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())); d > b.Max {
+		d = time.Duration(float64(b.Max) * (0.8 + 0.2*rand.Float64()))
+	}
+	return d
 }
 
 func (j *Job) onProbe(r probeResult) {

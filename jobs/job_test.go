@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
 )
 
@@ -340,4 +341,116 @@ job "svc" {
 			t.Fatalf("events %s", got)
 		}
 	})
+}
+
+// A once = "stopping" hook fires at every stop of the job it hooks, not once per lifetime.
+func TestStoppingHookFiresAtEveryStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, `
+job "app" { exec = "app" }
+job "drain" {
+  exec = "drain"
+  when {
+    source = "app"
+    once   = "stopping"
+  }
+}`)
+		w.drivers["drain"].auto = &Result{}
+		w.startup()
+		synctest.Wait()
+		app := w.jobs["app"]
+		for i := 1; i <= 3; i++ {
+			if err := app.Restart(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if n := w.drivers["drain"].count(); n != i {
+				t.Fatalf("after restart %d the hook ran %d times", i, n)
+			}
+		}
+		if err := app.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.drivers["drain"].count(); n != 4 {
+			t.Fatalf("after the final stop the hook ran %d times", n)
+		}
+	})
+}
+
+// An interval job stopped and started by hand ticks again.
+func TestIntervalRearmsAfterStopStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, `
+job "tick" {
+  exec = "tick"
+  when {
+    interval = "1s"
+  }
+}`)
+		d := w.drivers["tick"]
+		d.auto = &Result{}
+		w.startup()
+		synctest.Wait()
+		j := w.jobs["tick"]
+		if err := j.Pause(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		held := d.count()
+		if err := j.StartNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(3500 * time.Millisecond)
+		synctest.Wait()
+		if got := d.count() - held; got != 4 {
+			t.Fatalf("%d runs in 3.5 s after the start by hand, want 4 (one at once, then a tick a second)", got)
+		}
+		if st := j.Status(); st.State != Waiting || !st.TimerArmed {
+			t.Fatalf("between ticks: %+v", st)
+		}
+	})
+}
+
+// A job added by a reload whose once trigger already holds runs with that event.
+func TestPrimedTriggerGivesItsEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, `
+job "db" { exec = "db" }
+job "app" {
+  exec = "app"
+  when {
+    source = "db"
+    once   = "exitSuccess"
+  }
+}`)
+		w.jobs["app"].Prime([]config.Trigger{{Source: "db", Code: events.ExitSuccess}})
+		w.startup()
+		synctest.Wait()
+		d := w.drivers["app"]
+		if d.count() != 1 {
+			t.Fatal("primed job did not start")
+		}
+		env := strings.Join(d.last().env, " ")
+		if !strings.Contains(env, "PILOTFISH_EVENT=exitSuccess") || !strings.Contains(env, "PILOTFISH_EVENT_SOURCE=db") {
+			t.Fatalf("env %s", env)
+		}
+	})
+}
+
+// At the cap, the delay stays random: crash loops do not restart in lock-step.
+func TestBackoffJitterAtCap(t *testing.T) {
+	b := config.Backoff{Initial: time.Second, Max: 4 * time.Second}
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		d := nextDelay(4*time.Second, b)
+		if d < 3200*time.Millisecond || d > 4*time.Second {
+			t.Fatalf("delay %s outside 80–100%% of max", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 100 {
+		t.Fatalf("only %d distinct delays at the cap", len(seen))
+	}
 }

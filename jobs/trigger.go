@@ -53,7 +53,9 @@ func (t *trigger) match(ev events.Event, shuttingDown bool) (fire, debounce bool
 	w := t.when
 	switch {
 	case w.Once != "":
-		if t.fired {
+		// A hook's once counts per run of the job it hooks: it fires at every stop
+		// (docs/events.md, "Hooks").
+		if t.fired && !hookOnly(k) {
 			return false, false
 		}
 		t.fired = true
@@ -74,20 +76,25 @@ func (t *trigger) match(ev events.Event, shuttingDown bool) (fire, debounce bool
 }
 
 // firePrimed applies primed levels at startup and reports whether they satisfy a once or
-// after trigger.
-func (t *trigger) firePrimed() bool {
+// after trigger, with the event the run is to see as its trigger: the once event, or the
+// last of the after events.
+func (t *trigger) firePrimed() (events.Event, bool) {
 	w := t.when
 	if len(t.primed) == 0 || t.fired || (w.Once == "" && len(w.After) == 0) {
-		return false
+		return events.Event{}, false
 	}
 	for k := range t.primed {
 		delete(t.remaining, k)
 	}
 	if w.Once != "" && !t.primed[triggerKey{w.Source, w.Once}] || len(w.After) > 0 && len(t.remaining) > 0 {
-		return false
+		return events.Event{}, false
 	}
 	t.fired = true
-	return true
+	if w.Once != "" {
+		return events.Event{Code: w.Once, Source: w.Source}, true
+	}
+	last := w.After[len(w.After)-1]
+	return events.Event{Code: last.Code, Source: last.Source}, true
 }
 
 // pending lists the triggers still awaited, for the liveness check.

@@ -12,7 +12,7 @@ control {
 
 # A stand-in database: ready after a second, then keeps running.
 job "db" {
-  exec     = ["sh", "-c", "echo starting; sleep 1; touch db.ready; echo ready; exec sleep 100000"]
+  exec     = ["sh", "-c", "rm -f db.ready; echo starting; sleep 1; touch db.ready; echo ready; exec sleep 100000"]
   restarts = "unlimited"
   health {
     exec     = ["test", "-f", "db.ready"]
@@ -52,11 +52,21 @@ job "report" {
   }
 }
 
-# A pre-stop hook: runs when app is stopping, before app gets its signal.
+# A pre-stop hook: runs at every stop of app (pilotfish restart app, the container's
+# shutdown), before app gets its signal.
 job "drain" {
-  exec = ["sh", "-c", "echo draining app connections; sleep 0.5; echo drained; rm -f db.ready"]
+  exec = ["sh", "-c", "echo draining app connections; sleep 0.5; echo drained"]
   when {
     source = "app"
     once   = "stopping"
+  }
+}
+
+# A post-stop hook: cleans up once db's process is gone.
+job "cleanup" {
+  exec = ["sh", "-c", "rm -f db.ready; echo db cleaned up"]
+  when {
+    source = "db"
+    once   = "stopped"
   }
 }
