@@ -7,7 +7,7 @@ CONSUL   := .bin/consul
 
 export CGO_ENABLED := 0
 
-.PHONY: build test unit integration bench lint example fuzz consul clean
+.PHONY: build test unit integration chaos bench lint example fuzz consul clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pilotfish
@@ -23,6 +23,11 @@ unit:
 
 integration: build
 	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./integration_tests/...
+
+# The fault suite alone (it is part of `make test` too): kill and reload storms, control-API
+# abuse, dead peers, blocked output and signals at the worst moment, each bounded in time.
+chaos: build consul
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -run 'Chaos' ./integration_tests/
 
 # Benchmarks: the bus, the control API and telemetry in-process; the kinds, Consul watches,
 # syslog (against rsyslog when installed) and sd_notify through the binary; then the
