@@ -55,10 +55,22 @@ var forwarded = []os.Signal{syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGWINCH, 
 // outputIdle is how long an exiting pilotfish waits for job output that has stopped moving.
 const outputIdle = 500 * time.Millisecond
 
+// The shutdown budget past the top-level stop_timeout (docs/jobs.md, "Shutdown"): the
+// whole shutdown ends within stop_timeout plus one second, whatever the outside world does.
+const (
+	killGrace   = 400 * time.Millisecond // SIGKILL what is left and see it die
+	outputGrace = 500 * time.Millisecond // the last output of a job killed at the deadline
+	exitGrace   = 800 * time.Millisecond // pilotfish's own last log lines; then it exits
+)
+
 // Daemon is one running pilotfish.
 type Daemon struct {
 	opts     Options
 	log      *slog.Logger
+	stdout   *output.Sink      // pilotfish's stdout and stderr, shared by every job
+	stderr   *output.Sink      // (docs/jobs.md, "Output")
+	logw     *output.LogWriter // pilotfish's own log lines, queued for stderr
+	exitBy   time.Time         // when the last log lines must be out (set by shutdown)
 	logLevel *slog.LevelVar
 	bus      *events.Bus
 	reaper   *reaper.Reaper
@@ -123,11 +135,16 @@ func New(opts Options) (*Daemon, int) {
 	}
 	level := &slog.LevelVar{}
 	level.Set(parseLevel(cfg.Logging.Level))
+	stderr := output.NewSink(opts.Stderr)
+	logw := output.NewLogWriter(stderr)
 	d := &Daemon{
 		opts:        opts,
 		cfg:         cfg,
 		logLevel:    level,
-		log:         newLogger(opts.Stderr, level, cfg.Logging.Format),
+		log:         newLogger(logw, level, cfg.Logging.Format),
+		stdout:      output.NewSink(opts.Stdout),
+		stderr:      stderr,
+		logw:        logw,
 		bus:         events.NewBus(nil),
 		reaper:      reaper.New(),
 		env:         env,
@@ -167,6 +184,7 @@ func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 
 // Run starts everything, supervises until shutdown and returns the exit code.
 func (d *Daemon) Run() int {
+	defer d.flushLogs() // first in, so last out: after everything else has logged
 	d.reaper.OnOrphan = func(st reaper.Status) { d.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String()) }
 	if err := d.reaper.Start(); err != nil {
 		d.log.Error("cannot reap children", "err", err)
@@ -177,8 +195,8 @@ func (d *Daemon) Run() int {
 	d.rt = &jobs.Runtime{
 		Bus:        d.bus,
 		Spawner:    d.reaper,
-		Stdout:     output.NewSink(d.opts.Stdout),
-		Stderr:     output.NewSink(d.opts.Stderr),
+		Stdout:     d.stdout,
+		Stderr:     d.stderr,
 		Log:        d.log,
 		Environ:    d.env.List,
 		OnChange:   d.poke,
@@ -369,7 +387,7 @@ func (d *Daemon) reloadOnSignal() {
 		var cfgErr *control.ConfigError
 		if errors.As(err, &cfgErr) {
 			for _, line := range cfgErr.Diagnostics {
-				fmt.Fprintln(d.opts.Stderr, line)
+				fmt.Fprintln(d.logw, line)
 			}
 		}
 		d.log.Error("reload on SIGHUP refused", "err", err)
@@ -401,13 +419,17 @@ func (d *Daemon) config() *config.Config {
 	return d.cfg
 }
 
-// shutdown stops every job in reverse dependency order within the top-level stop_timeout.
+// shutdown stops every job in reverse dependency order within the top-level stop_timeout,
+// then kills what is left, abandons what jobs owe to peers and output nobody reads, so that
+// the whole shutdown ends within stop_timeout plus one second (docs/jobs.md, "Shutdown").
 func (d *Daemon) shutdown(reason string) {
 	d.shuttingDown.Store(true)
 	start := time.Now()
 	cfg := d.config()
+	deadline := start.Add(cfg.StopTimeout)
+	d.exitBy = deadline.Add(exitGrace)
 	d.log.Info("shutting down", "reason", reason, "stop_timeout", cfg.StopTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	// A second SIGINT (Ctrl-C pressed again) ends the wait at once. Repeated SIGTERMs are
 	// ignored: wrappers such as timeout(1) deliver one to the process and one to its group.
@@ -430,18 +452,28 @@ func (d *Daemon) shutdown(reason string) {
 			}
 		}
 	}()
-	// A reload in progress finishes first (bounded by its own stop budget).
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
+	// A reload in progress finishes first, within the budget.
+	if d.lockReload(ctx) {
+		defer d.reloadMu.Unlock()
+	}
 	d.bus.Publish(events.Shutdown, events.Global, nil)
 	list := d.jobList()
 	for _, j := range list {
 		_ = j.BeginShutdown(ctx)
 	}
 	d.stopInOrder(ctx, cfg, list, nil)
+	outputBy := deadline
 	if ctx.Err() != nil {
+		end := time.Now() // the deadline, or a second SIGINT
+		d.exitBy = end.Add(exitGrace)
+		outputBy = end.Add(outputGrace)
 		d.log.Warn("shutdown budget spent; killing what is left", "stop_timeout", cfg.StopTimeout)
-		kctx, kcancel := context.WithTimeout(context.Background(), time.Second)
+		// Nothing waits for a peer any more: a syslog queue toward a target that is down
+		// is dropped (and counted) now.
+		for _, j := range list {
+			j.Abandon()
+		}
+		kctx, kcancel := context.WithDeadline(context.Background(), end.Add(killGrace))
 		for _, j := range list {
 			_ = j.KillAll(kctx)
 		}
@@ -453,12 +485,63 @@ func (d *Daemon) shutdown(reason string) {
 	for _, j := range list {
 		j.Close()
 	}
-	// Every line the jobs wrote reaches the terminal before pilotfish exits, even a slow one.
-	if !d.rt.WaitOutput(outputIdle) {
+	// Every line the jobs wrote reaches the terminal before pilotfish exits, even a slow
+	// one, until the deadline; what a stdout nobody reads still holds then is dropped.
+	if !d.rt.WaitOutput(outputIdle, outputBy) && !d.dropOutput() {
 		d.log.Debug("job output still open after shutdown; a leftover process holds it")
 	}
 	d.exitCode = d.finalCode()
 	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "exit_code", d.exitCode)
+}
+
+// lockReload takes reloadMu, waiting at most until ctx ends (then it reports false).
+func (d *Daemon) lockReload(ctx context.Context) bool {
+	if d.reloadMu.TryLock() {
+		return true
+	}
+	locked := make(chan struct{})
+	go func() {
+		d.reloadMu.Lock()
+		close(locked)
+	}()
+	select {
+	case <-locked:
+		return true
+	case <-ctx.Done():
+		// The reload goes on holding the jobs it stops; the kill phase takes them all. The
+		// lock, once the reload lets it go, stays with the goroutine: nothing reloads now.
+		return false
+	}
+}
+
+// dropOutput abandons pilotfish's stdout and stderr where a write is still blocked (nobody
+// reads them), and reports what was dropped on stderr, if stderr takes it. It reports
+// whether anything was abandoned.
+func (d *Daemon) dropOutput() bool {
+	abandoned := false
+	for _, s := range []*output.Sink{d.stdout, d.stderr} {
+		if s.Busy() {
+			s.Abandon()
+			abandoned = true
+		}
+	}
+	out, errs, logs := d.stdout.Dropped(), d.stderr.Dropped(), d.logw.Dropped()
+	if out.Bytes+errs.Bytes+logs.Bytes > 0 {
+		d.log.Warn("output nobody read was dropped at the shutdown deadline",
+			"stdout_lines", out.Lines, "stdout_bytes", out.Bytes,
+			"stderr_lines", errs.Lines, "stderr_bytes", errs.Bytes, "log_lines", logs.Lines)
+	}
+	return abandoned
+}
+
+// flushLogs lets pilotfish's last log lines out before it exits, at most until exitBy (a
+// stderr nobody reads must not hold the exit).
+func (d *Daemon) flushLogs() {
+	by := d.exitBy
+	if by.IsZero() {
+		by = time.Now().Add(time.Second)
+	}
+	d.logw.Flush(by)
 }
 
 // stopInOrder stops the jobs of list (only those in only, when it is not nil) layer by

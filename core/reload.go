@@ -24,6 +24,9 @@ const (
 // file changes nothing. Build new, diff, swap, stop old (caddy's order): if a new job
 // cannot be built, nothing was stopped yet.
 func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
+	if d.shuttingDown.Load() { // shutdown holds reloadMu: answer now, not when it is over
+		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	if d.shuttingDown.Load() {

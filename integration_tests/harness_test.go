@@ -204,7 +204,8 @@ type opts struct {
 	Groups     []uint32 // supplementary groups pilotfish starts with (root only)
 	Dir        string   // working dir (default: a fresh t.TempDir())
 	StdoutRate int      // if set, pilotfish's stdout is read at most this many bytes/s (a slow terminal)
-	StdoutFile *os.File // if set, receives pilotfish's stdout instead of memory (benchmarks)
+	StdoutFile *os.File // if set, receives pilotfish's stdout instead of memory (benchmarks, a pipe nobody reads)
+	StderrFile *os.File // if set, receives pilotfish's stderr instead of memory
 	// PrivateDev gives the namespace its own /dev: a directory of the test (TESTDIR/dev,
 	// also reachable from the host) with null, zero, random and urandom bound in. pilotfish
 	// then creates the default /dev/log there.
@@ -310,6 +311,9 @@ func start(t testing.TB, o opts) *instance {
 	}
 	if o.StdoutFile != nil {
 		cmd.Stdout = o.StdoutFile
+	}
+	if o.StderrFile != nil {
+		cmd.Stderr = o.StderrFile
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if o.Groups != nil {

@@ -265,7 +265,8 @@ job "keep" {
   exec = "sleep 1000"
 }
 `)
-	// 500, 500, 200: three attempts, 500 ms then 1 s apart, and success.
+	// 500, 500, 200: three attempts, about 100 ms then 200 ms apart (with jitter), and
+	// success.
 	k.waitCode(10*time.Second, "flaky", "exitSuccess", 1)
 	f := srv.requests("/flaky")
 	if len(f) != 3 {
@@ -273,8 +274,8 @@ job "keep" {
 	}
 	gap1, gap2 := f[1].At.Sub(f[0].At), f[2].At.Sub(f[1].At)
 	t.Logf("retry gaps: %s, %s", gap1, gap2)
-	if gap1 < 450*time.Millisecond || gap1 > 1500*time.Millisecond || gap2 < 950*time.Millisecond || gap2 > 2500*time.Millisecond {
-		t.Errorf("retries came after %s and %s, want about 500ms and 1s", gap1, gap2)
+	if gap1 < 70*time.Millisecond || gap1 > 450*time.Millisecond || gap2 < 145*time.Millisecond || gap2 > 800*time.Millisecond {
+		t.Errorf("retries came after %s and %s, want about 100ms and 200ms", gap1, gap2)
 	}
 	for i := 1; i < 3; i++ {
 		if string(f[i].Body) != string(f[0].Body) {
@@ -307,12 +308,12 @@ job "keep" {
 	d := srv.requests("/down")
 	if len(d) != 2 {
 		t.Errorf("/down got %d requests, want 2 (retries = 1)", len(d))
-	} else if g := d[1].At.Sub(d[0].At); g < 450*time.Millisecond || g > 1500*time.Millisecond {
-		t.Errorf("/down retried after %s, want about 500ms", g)
+	} else if g := d[1].At.Sub(d[0].At); g < 70*time.Millisecond || g > 450*time.Millisecond {
+		t.Errorf("/down retried after %s, want about 100ms", g)
 	}
 	k.waitMetric(5*time.Second, "pilotfish_job_exits_total", map[string]string{"job": "down", "result": "failure"}, func(v float64) bool { return v == 1 })
 	k.waitMetric(5*time.Second, "pilotfish_job_exits_total", map[string]string{"job": "flaky", "result": "success"}, func(v float64) bool { return v == 1 })
-	// After flaky's 1.5 s of retries, /missing still had its one request.
+	// After flaky's retries, /missing still had its one request.
 	if n := len(srv.requests("/missing")); n != 1 {
 		t.Errorf("/missing got %d requests in the end, want 1", n)
 	}

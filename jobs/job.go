@@ -411,10 +411,21 @@ func (j *Job) WaitIdleAfter(ctx context.Context, seq uint64) error {
 	}
 }
 
+// Abandon makes the job give up at once, from any goroutine, on what it still owes the
+// outside world — a syslog output's queue toward a target that is down — dropping and
+// counting it: the shutdown budget is spent (docs/jobs.md, "Shutdown").
+func (j *Job) Abandon() {
+	if a, ok := j.drv.(abandoner); ok {
+		a.Abandon()
+	}
+}
+
 // Close ends the job's loop, unsubscribes it and releases its driver. Stop it first; what
-// still runs is killed. A job that never started only releases its driver.
+// still runs is killed and what it still owes a peer is abandoned, so Close never waits on
+// the outside world. A job that never started only releases its driver.
 func (j *Job) Close() {
 	j.closed.Do(func() {
+		j.Abandon()
 		if j.sub == nil {
 			j.drv.Close()
 			close(j.loopDone)

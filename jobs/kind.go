@@ -37,6 +37,12 @@ type Driver interface {
 	Close()
 }
 
+// abandoner is a driver that owes the outside world work it can give up at once (a queue
+// toward a peer), from any goroutine, counting what it drops.
+type abandoner interface {
+	Abandon()
+}
+
 // Activation is what an armed driver hands to one run: a connection, a listening socket.
 type Activation struct {
 	Stdin, Stdout *os.File   // replace /dev/null and the stdout pipe when set
@@ -123,10 +129,10 @@ type Runtime struct {
 	activity output.Activity
 }
 
-// WaitOutput waits until every job's output has been written out. It gives up once no
-// output has moved for idle (a process outside pilotfish's control may hold a pipe open
-// without writing), and reports whether all of it was written.
-func (rt *Runtime) WaitOutput(idle time.Duration) bool {
+// WaitOutput waits until every job's output has been written out, at most until deadline.
+// It gives up earlier once no output has moved for idle (a process outside pilotfish's
+// control may hold a pipe open without writing), and reports whether all of it was written.
+func (rt *Runtime) WaitOutput(idle time.Duration, deadline time.Time) bool {
 	done := make(chan struct{})
 	go func() {
 		rt.copiers.Wait()
@@ -134,10 +140,14 @@ func (rt *Runtime) WaitOutput(idle time.Duration) bool {
 	}()
 	tick := time.NewTicker(idle / 10)
 	defer tick.Stop()
+	end := time.NewTimer(time.Until(deadline))
+	defer end.Stop()
 	for {
 		select {
 		case <-done:
 			return true
+		case <-end.C:
+			return false
 		case <-tick.C:
 			if rt.activity.Idle(idle) {
 				return false

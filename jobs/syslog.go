@@ -1,11 +1,14 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
@@ -159,6 +162,7 @@ type syslogDriver struct {
 
 	parseErrors atomic.Uint64
 	dropped     atomic.Uint64
+	abandoned   atomic.Bool // outputs write nothing more that would wait (Abandon)
 }
 
 func (d *syslogDriver) Concurrent() bool { return false }
@@ -211,16 +215,18 @@ func (d *syslogDriver) Arm() (<-chan Activation, State, error) {
 		}
 		for _, l := range d.listeners {
 			d.readers.Add(1)
-			go func(l syslogListener) {
+			go func(l syslogListener, stop <-chan struct{}) { // not d.stop: Disarm clears it
 				defer d.readers.Done()
-				l.Serve(d.handle, d.stop)
-			}(l)
+				l.Serve(d.handle, stop)
+			}(l, d.stop)
 		}
 	}
 	return make(chan Activation), Listening, nil
 }
 
-// Disarm stops receiving, then lets every output write what it queued.
+// Disarm stops receiving, then lets every output write what it queued, all of them together
+// within the job's stop_timeout (at once after Abandon); what is left then is dropped and
+// counted (docs/syslog.md, "Queues and drops").
 func (d *syslogDriver) Disarm() {
 	d.mu.Lock()
 	stop := d.stop
@@ -234,8 +240,24 @@ func (d *syslogDriver) Disarm() {
 		return
 	}
 	d.readers.Wait()
+	deadline := time.Now().Add(d.job.StopTimeout)
+	var wg sync.WaitGroup
 	for _, o := range d.outputs {
-		o.drain()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.drain(deadline)
+		}()
+	}
+	wg.Wait()
+}
+
+// Abandon makes every output give up at once on what it still has to write: the shutdown
+// budget is spent, or the job is being closed. Safe from any goroutine.
+func (d *syslogDriver) Abandon() {
+	d.abandoned.Store(true)
+	for _, o := range d.outputs {
+		o.abandon()
 	}
 }
 
@@ -290,23 +312,35 @@ func (d *syslogDriver) Counters() []Counter {
 		Counter{Metric: "pilotfish_syslog_parse_errors_total", N: float64(d.parseErrors.Load())})
 }
 
-// syslogOutput is one destination with its queue.
+// syslogOutput is one destination with its queue. Its writer goroutine runs from start to
+// drain; a give-up (drain's deadline, Abandon) cancels the writer's context, which ends its
+// write toward a peer and every wait at once.
 type syslogOutput struct {
 	d       *syslogDriver
 	cfg     *SyslogOutput
 	sel     *syslogmsg.Selector
 	match   *regexp.Regexp
 	prefix  []byte
-	w       interface{ Write([]byte) (int, error) }
+	w       io.Writer // a sink or a file; nil for a forward output
 	file    *output.RotatingFile
 	fwd     *forwarder
 	queue   chan *syslogmsg.Message
 	written atomic.Uint64
+	// pending is the size of the batch being written; whoever takes it (the writer once
+	// it is written, a give-up otherwise) counts it, so that no message counts twice.
+	pending atomic.Uint64
 
 	mu      sync.Mutex
 	running bool
 	idle    chan struct{} // closed when the writer goroutine ends
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
+
+// giveUpWait is how long a give-up waits for the writer to leave its write: a forward or
+// a file returns at once; a write to a stdout nobody reads only when the daemon abandons
+// that sink at the shutdown deadline.
+const giveUpWait = 100 * time.Millisecond
 
 func newSyslogOutput(d *syslogDriver, c *SyslogOutput) (*syslogOutput, error) {
 	o := &syslogOutput{d: d, cfg: c, queue: make(chan *syslogmsg.Message, SyslogQueue)}
@@ -339,7 +373,6 @@ func newSyslogOutput(d *syslogDriver, c *SyslogOutput) (*syslogOutput, error) {
 	default:
 		network, addr, _ := parseListen(c.Forward, "udp", "tcp")
 		o.fwd = newForwarder(network, addr, d.rt.Log.With("job", d.job.Name, "output", c.Name))
-		o.w = o.fwd
 	}
 	return o, nil
 }
@@ -357,26 +390,34 @@ func (o *syslogOutput) start() {
 		return
 	}
 	o.running, o.idle = true, make(chan struct{})
-	go o.write(o.idle)
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	go o.write(o.ctx, o.idle)
 }
 
-// write takes queued messages in batches and writes each batch at once.
-func (o *syslogOutput) write(idle chan struct{}) {
+// write takes queued messages in batches and writes each batch at once, until the drain
+// marker (nil) or until ctx ends.
+func (o *syslogOutput) write(ctx context.Context, idle chan struct{}) {
 	defer close(idle)
 	var buf []byte
-	for m := range o.queue {
+	for {
+		var m *syslogmsg.Message
+		select {
+		case m = <-o.queue:
+		case <-ctx.Done():
+			return
+		}
 		if m == nil {
 			return // drain marker
 		}
 		buf = o.appendOne(buf[:0], m)
-		n := 1
+		n, last := 1, false
 	batch:
 		for n < 512 {
 			select {
 			case m := <-o.queue:
 				if m == nil {
-					o.flush(buf, n)
-					return
+					last = true
+					break batch
 				}
 				buf = o.appendOne(buf, m)
 				n++
@@ -384,7 +425,9 @@ func (o *syslogOutput) write(idle chan struct{}) {
 				break batch
 			}
 		}
-		o.flush(buf, n)
+		if !o.flush(ctx, buf, n) || last {
+			return
+		}
 	}
 }
 
@@ -396,27 +439,112 @@ func (o *syslogOutput) appendOne(buf []byte, m *syslogmsg.Message) []byte {
 	return syslogmsg.AppendFormat(buf, m, o.cfg.Format, o.d.host)
 }
 
-func (o *syslogOutput) flush(buf []byte, n int) {
-	if _, err := o.w.Write(buf); err == nil {
-		o.written.Add(uint64(n))
+// flush writes one batch of n messages; false means the output gave up (ctx ended), and
+// the batch is left for the give-up to count.
+func (o *syslogOutput) flush(ctx context.Context, buf []byte, n int) bool {
+	o.pending.Store(uint64(n))
+	var err error
+	if o.fwd != nil {
+		err = o.fwd.Send(ctx, buf)
+	} else {
+		_, err = o.w.Write(buf)
 	}
+	if err != nil && ctx.Err() != nil {
+		return false
+	}
+	if n := o.pending.Swap(0); err == nil {
+		o.written.Add(n)
+	}
+	return true
 }
 
-// drain writes what is queued and stops the writer until the next start.
-func (o *syslogOutput) drain() {
+// drain lets the writer write what is queued, at most until deadline, and stops it until
+// the next start. At the deadline, or on Abandon meanwhile, the output gives up: what it
+// still holds is dropped, counted and logged.
+func (o *syslogOutput) drain(deadline time.Time) {
 	o.mu.Lock()
-	running, idle := o.running, o.idle
+	running, idle, ctx, cancel := o.running, o.idle, o.ctx, o.cancel
 	o.running = false
 	o.mu.Unlock()
 	if !running {
 		return
 	}
-	o.queue <- nil
-	<-idle
+	if o.d.abandoned.Load() {
+		deadline = time.Now()
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case o.queue <- nil:
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	case <-idle:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	written := false
+	select {
+	case <-idle:
+		written = ctx.Err() == nil
+	default:
+	}
+	cancel()
+	if written {
+		return
+	}
+	select {
+	case <-idle:
+	case <-time.After(giveUpWait):
+	}
+	o.dropQueued()
+}
+
+// dropQueued counts what a given-up output still held: the batch it was writing and its
+// queue.
+func (o *syslogOutput) dropQueued() {
+	lost := o.pending.Swap(0)
+	for more := true; more; {
+		select {
+		case m := <-o.queue:
+			if m != nil {
+				lost++
+			}
+		default:
+			more = false
+		}
+	}
+	if lost == 0 {
+		return
+	}
+	o.d.dropped.Add(lost)
+	to := "stdout"
+	switch {
+	case o.fwd != nil:
+		to = o.fwd.target()
+	case o.file != nil:
+		to = o.cfg.File
+	case o.cfg.Stderr:
+		to = "stderr"
+	}
+	o.d.rt.Log.Warn("syslog output gave up; queued messages dropped", "job", o.d.job.Name, "output", o.cfg.Name,
+		"to", to, "dropped", lost)
+}
+
+// abandon ends the writer's current write and waits at once.
+func (o *syslogOutput) abandon() {
+	o.mu.Lock()
+	cancel := o.cancel
+	o.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (o *syslogOutput) close() {
-	o.drain()
+	o.drain(time.Now().Add(o.d.job.StopTimeout))
 	if o.file != nil {
 		o.file.Close()
 	}

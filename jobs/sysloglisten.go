@@ -3,6 +3,7 @@ package jobs
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pilotfish/pilotfish/internal/retry"
 	"github.com/pilotfish/pilotfish/internal/syslogmsg"
 )
 
@@ -178,20 +180,26 @@ func readFrames(r io.Reader, p *syslogmsg.Parser, handle func(*syslogmsg.Parser,
 }
 
 // forwarder sends messages on as RFC 5424, over UDP (a datagram each) or TCP (octet
-// counted frames), reconnecting with backoff. While it cannot send, its output's queue
-// fills and further messages are dropped and counted; nothing blocks a client.
+// counted frames). While the target is down it retries with backoff (internal/retry) and
+// its output's queue fills: further messages are dropped and counted, nothing blocks a
+// client. Every attempt has a deadline, and the context of Send ends every wait at once
+// when the output gives up (docs/syslog.md, "Queues and drops"). One goroutine, the
+// output's writer, calls Send; Close may come from any.
 type forwarder struct {
 	network, addr string
 	log           *slog.Logger
+	down          bool // the last attempt failed: the outage was logged (writer only)
 
-	mu     sync.Mutex
-	conn   net.Conn
-	closed bool
-	wake   chan struct{}
+	mu   sync.Mutex
+	conn net.Conn
 }
 
+// forwardTimeout bounds one attempt: a connect, or the write of one batch to a target that
+// accepts but does not read.
+const forwardTimeout = 10 * time.Second
+
 func newForwarder(network, addr string, log *slog.Logger) *forwarder {
-	return &forwarder{network: network, addr: addr, log: log, wake: make(chan struct{})}
+	return &forwarder{network: network, addr: addr, log: log}
 }
 
 // append frames one message: "LEN MSG".
@@ -205,28 +213,60 @@ func (f *forwarder) append(buf []byte, m *syslogmsg.Message, host string) []byte
 	return append(buf, msg...)
 }
 
-// Write sends a batch of frames, retrying until it went out or the forwarder is closed.
-func (f *forwarder) Write(batch []byte) (int, error) {
-	delay := 100 * time.Millisecond
+// Send sends a batch of frames, retrying until it went out or ctx ends.
+func (f *forwarder) Send(ctx context.Context, batch []byte) error {
+	var backoff retry.Backoff
 	for {
-		conn, err := f.connect()
+		err := f.attempt(ctx, batch)
 		if err == nil {
-			if err = f.send(conn, batch); err == nil {
-				return len(batch), nil
+			if f.down {
+				f.down = false
+				f.log.Info("forwarding syslog messages again", "to", f.target())
 			}
-			f.drop(conn)
+			return nil
 		}
-		if errors.Is(err, net.ErrClosed) {
-			return 0, err
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		f.log.Warn("cannot forward syslog messages; retrying", "to", f.network+"://"+f.addr, "err", err)
-		select {
-		case <-time.After(delay):
-		case <-f.wake:
-			return 0, net.ErrClosed
+		if !f.down {
+			f.down = true
+			f.log.Warn("cannot forward syslog messages; retrying", "to", f.target(), "err", err)
+		} else {
+			f.log.Debug("cannot forward syslog messages; retrying", "to", f.target(), "err", err)
 		}
-		delay = min(2*delay, 5*time.Second)
+		if err := backoff.Wait(ctx); err != nil {
+			return err
+		}
 	}
+}
+
+func (f *forwarder) target() string { return f.network + "://" + f.addr }
+
+// attempt connects if needed and writes the batch, within forwardTimeout; ctx ending
+// interrupts both.
+func (f *forwarder) attempt(ctx context.Context, batch []byte) error {
+	f.mu.Lock()
+	conn := f.conn
+	f.mu.Unlock()
+	if conn == nil {
+		dctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+		c, err := (&net.Dialer{}).DialContext(dctx, f.network, f.addr)
+		cancel()
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.conn, conn = c, c
+		f.mu.Unlock()
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(forwardTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
+	err := f.send(conn, batch)
+	stop()
+	if err != nil {
+		f.drop(conn) // a partial frame was maybe sent: start over on a new connection
+	}
+	return err
 }
 
 func (f *forwarder) send(conn net.Conn, batch []byte) error {
@@ -245,23 +285,6 @@ func (f *forwarder) send(conn net.Conn, batch []byte) error {
 	return nil
 }
 
-func (f *forwarder) connect() (net.Conn, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return nil, net.ErrClosed
-	}
-	if f.conn != nil {
-		return f.conn, nil
-	}
-	c, err := net.DialTimeout(f.network, f.addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	f.conn = c
-	return c, nil
-}
-
 func (f *forwarder) drop(c net.Conn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -271,15 +294,12 @@ func (f *forwarder) drop(c net.Conn) {
 	}
 }
 
+// Close closes the connection; a later Send opens a new one.
 func (f *forwarder) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return
-	}
-	f.closed = true
-	close(f.wake)
 	if f.conn != nil {
 		f.conn.Close()
+		f.conn = nil
 	}
 }

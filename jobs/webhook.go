@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/retry"
 )
 
 // webhookKind sends an HTTP request describing the event that triggered it.
@@ -34,8 +35,6 @@ type WebhookSpec struct {
 const (
 	DefaultWebhookTimeout = 10 * time.Second
 	DefaultWebhookRetries = 2
-	webhookBackoff        = 500 * time.Millisecond
-	webhookBackoffMax     = 10 * time.Second
 )
 
 func (webhookKind) Schema() *hcl.BodySchema {
@@ -125,19 +124,23 @@ func (d *webhookDriver) Start(req RunRequest) (Run, error) {
 	return r, nil
 }
 
-// call sends the request, retrying network errors and 5xx answers with backoff.
+// call sends the request, retrying network errors and 5xx answers with backoff (from about
+// 100 ms, doubling up to about 5 s, with jitter). Stopping the run (ctx) ends it at once,
+// whatever attempt or wait it is in: a webhook never holds a stop or a shutdown.
 func (d *webhookDriver) call(ctx context.Context, payload []byte) Result {
-	delay := webhookBackoff
+	var backoff retry.Backoff
 	var last error
 	for attempt := 0; attempt <= d.spec.Retries; attempt++ {
 		if attempt > 0 {
-			d.rt.Log.Warn("webhook failed; retrying", "job", d.job.Name, "attempt", attempt+1, "in", delay, "err", last)
+			delay := backoff.Next()
+			d.rt.Log.Warn("webhook failed; retrying", "job", d.job.Name, "attempt", attempt+1, "in", delay.Round(time.Millisecond), "err", last)
+			t := time.NewTimer(delay)
 			select {
-			case <-time.After(delay):
+			case <-t.C:
 			case <-ctx.Done():
+				t.Stop()
 				return Result{Code: 1, Err: ctx.Err()}
 			}
-			delay = min(2*delay, webhookBackoffMax)
 		}
 		status, err := d.once(ctx, payload)
 		if err == nil {

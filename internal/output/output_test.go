@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Several jobs flooding one sink: every line arrives whole, none is lost.
@@ -137,3 +138,91 @@ func TestRotation(t *testing.T) {
 		})
 	}
 }
+
+// blockedWriter blocks every Write until release is closed, like a pipe nobody reads.
+type blockedWriter struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockedWriter) Write(p []byte) (int, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return len(p), nil
+}
+
+// At the shutdown deadline a sink nobody reads is abandoned: writers waiting for their turn
+// and later writers return at once, and everything given up is counted, the write stuck in
+// progress included.
+func TestSinkAbandon(t *testing.T) {
+	bw := &blockedWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(bw.release)
+	s := NewSink(bw)
+	go func() { _, _ = s.Write([]byte("a1\na2\n")) }() // stuck inside the writer
+	<-bw.entered
+	if !s.Busy() {
+		t.Fatal("a sink with a write in progress is not busy")
+	}
+	waiting := make(chan struct{})
+	go func() {
+		_, _ = s.Write([]byte("b1\n")) // waits for its turn
+		close(waiting)
+	}()
+	select {
+	case <-waiting:
+		t.Fatal("a second write did not wait for the first")
+	case <-time.After(20 * time.Millisecond):
+	}
+	s.Abandon()
+	<-waiting
+	if n, err := s.Write([]byte("c1\nc2\nc3")); n != 8 || err != nil {
+		t.Fatalf("a write after Abandon: %d, %v", n, err)
+	}
+	if d := s.Dropped(); d.Lines != 6 || d.Bytes != 6+3+8 {
+		t.Fatalf("dropped %+v, want 6 lines and 17 bytes", d)
+	}
+}
+
+// pilotfish's own log lines never wait for stderr: they are queued (up to LogQueue bytes),
+// written in order, and dropped and counted beyond.
+func TestLogWriterNeverBlocks(t *testing.T) {
+	bw := &blockedWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	var out bytes.Buffer
+	s := NewSink(io.MultiWriter(bw, &out))
+	l := NewLogWriter(s)
+	line := []byte(strings.Repeat("x", 1023) + "\n")
+	_, _ = l.Write(line)
+	<-bw.entered // the writer is stuck with the first line
+	start := time.Now()
+	for range LogQueue/len(line) + 10 {
+		_, _ = l.Write(line)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("logging into a stuck stderr took %s", took)
+	}
+	if l.Flush(time.Now().Add(20 * time.Millisecond)) {
+		t.Fatal("Flush reported the lines written while stderr takes nothing")
+	}
+	if d := l.Dropped(); d.Lines != 10 {
+		t.Fatalf("dropped %+v, want the 10 lines beyond the queue", d)
+	}
+	close(bw.release)
+	go func() {
+		for range bw.entered {
+		}
+	}()
+	if !l.Flush(time.Now().Add(5 * time.Second)) {
+		t.Fatal("Flush did not end once stderr took the lines")
+	}
+	for i := range 3 {
+		fmt.Fprintf(l, "after %d\n", i)
+	}
+	if !l.Flush(time.Now().Add(5 * time.Second)) {
+		t.Fatal("Flush did not end once stderr took the lines")
+	}
+	if !strings.HasSuffix(out.String(), "after 0\nafter 1\nafter 2\n") {
+		t.Fatalf("log lines out of order: %q", tail(out.String()))
+	}
+}
+
+func tail(s string) string { return s[max(0, len(s)-40):] }
