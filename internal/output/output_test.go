@@ -151,9 +151,9 @@ func (b *blockedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// At the shutdown deadline a sink nobody reads is abandoned: writers waiting for their turn
-// and later writers return at once, and everything given up is counted, the write stuck in
-// progress included.
+// At the shutdown deadline a sink nobody reads is abandoned: later writes return at once,
+// and everything given up is counted — the write stuck in progress and those waiting behind
+// it included.
 func TestSinkAbandon(t *testing.T) {
 	bw := &blockedWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	defer close(bw.release)
@@ -168,18 +168,32 @@ func TestSinkAbandon(t *testing.T) {
 		_, _ = s.Write([]byte("b1\n")) // waits for its turn
 		close(waiting)
 	}()
-	select {
-	case <-waiting:
-		t.Fatal("a second write did not wait for the first")
-	case <-time.After(20 * time.Millisecond):
+	waitUntil(t, func() bool { return s.waiting.bytes.Load() == 3 })
+	if d := s.Dropped(); d != (Dropped{}) {
+		t.Fatalf("dropped %+v before Abandon", d)
 	}
 	s.Abandon()
-	<-waiting
 	if n, err := s.Write([]byte("c1\nc2\nc3")); n != 8 || err != nil {
 		t.Fatalf("a write after Abandon: %d, %v", n, err)
 	}
 	if d := s.Dropped(); d.Lines != 6 || d.Bytes != 6+3+8 {
 		t.Fatalf("dropped %+v, want 6 lines and 17 bytes", d)
+	}
+	select {
+	case <-waiting:
+		t.Fatal("the waiting write went through")
+	default:
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

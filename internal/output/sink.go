@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -17,27 +18,42 @@ const MaxLine = 64 << 10
 //
 // A write blocks for as long as the destination takes: a slow reader slows the writer and
 // nothing is lost. At the shutdown deadline the daemon abandons a sink that still has a
-// write in progress: every waiting and later write returns at once and counts as dropped.
+// write in progress: every later write returns at once, and what is given up is counted.
 //
 // Why writes are abandoned this way, rather than with a non-blocking descriptor and write
 // deadlines: O_NONBLOCK belongs to the open file description, which pilotfish shares with
 // its parent (a shell, containerd) and with a main job given the terminal, so setting it
 // would make their writes fail with EAGAIN. Instead, only expendable goroutines — the job
-// output copiers, the syslog writers and the log queue's writer (LogWriter) — ever block in
-// write(2). The turn to write is a channel, not a mutex, so a waiter can give up on it, and a
-// goroutine stuck inside write(2) for a pipe nobody reads simply stays there until the
-// process exits. The goroutines that pilotfish cannot lose (the supervisor, the jobs' loops)
-// never write to a sink themselves: their log lines go through a LogWriter.
+// output copiers, the syslog writers and the log queue's writer (LogWriter) — ever write to
+// a sink. One of them stuck inside write(2) on a pipe nobody reads, and those waiting for
+// their turn behind it, simply stay there until the process exits; the goroutines pilotfish
+// cannot lose (the supervisor, the jobs' loops) never write to a sink themselves: their log
+// lines go through a LogWriter, and every wait for output has a deadline.
 type Sink struct {
-	w    io.Writer
-	tty  bool
-	turn chan struct{} // holds a token while a write is in progress
-	gone chan struct{} // closed by Abandon
-	once sync.Once
+	w   io.Writer
+	tty bool
+	mu  sync.Mutex // the turn to write
 
-	mu       sync.Mutex // guards the counters below, never held across I/O
-	inflight []byte     // the write in progress (its caller owns it and is blocked)
-	dropped  Dropped
+	gone     atomic.Bool
+	inflight atomic.Pointer[[]byte] // the write in progress
+	waiting  counter                // writes waiting for their turn
+	dropped  counter                // writes given up since Abandon
+}
+
+type counter struct{ lines, bytes atomic.Int64 }
+
+func (c *counter) add(p []byte, sign int64) {
+	c.bytes.Add(sign * int64(len(p)))
+	c.lines.Add(sign * lines(p))
+}
+
+// lines counts the lines of p, a last one without a newline included.
+func lines(p []byte) int64 {
+	n := int64(bytes.Count(p, []byte{'\n'}))
+	if len(p) > 0 && p[len(p)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 // Dropped counts output given up.
@@ -45,17 +61,9 @@ type Dropped struct {
 	Lines, Bytes uint64
 }
 
-func (d *Dropped) add(p []byte) {
-	d.Bytes += uint64(len(p))
-	d.Lines += uint64(bytes.Count(p, []byte{'\n'}))
-	if len(p) > 0 && p[len(p)-1] != '\n' {
-		d.Lines++ // a partial line counts as one
-	}
-}
-
 // NewSink wraps w. Colour is allowed ("auto") only when w is a terminal.
 func NewSink(w io.Writer) *Sink {
-	s := &Sink{w: w, turn: make(chan struct{}, 1), gone: make(chan struct{})}
+	s := &Sink{w: w}
 	if f, ok := w.(*os.File); ok {
 		s.tty = isatty.IsTerminal(f.Fd())
 	}
@@ -68,69 +76,46 @@ func (s *Sink) IsTerminal() bool { return s.tty }
 // Write writes p in one piece. Callers pass whole lines (or, for pass-through jobs, raw
 // chunks). Once the sink is abandoned, p is counted as dropped and Write returns at once.
 func (s *Sink) Write(p []byte) (int, error) {
-	select {
-	case s.turn <- struct{}{}:
-	case <-s.gone:
-		s.drop(p)
+	if s.gone.Load() {
+		s.dropped.add(p, 1)
 		return len(p), nil
 	}
-	defer func() { <-s.turn }()
-	s.mu.Lock()
-	select {
-	case <-s.gone:
-		s.dropped.add(p)
-		s.mu.Unlock()
-		return len(p), nil
-	default:
+	if !s.mu.TryLock() {
+		s.waiting.add(p, 1) // counted only on this slow path
+		s.mu.Lock()
+		s.waiting.add(p, -1)
 	}
-	s.inflight = p
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.gone.Load() {
+		s.dropped.add(p, 1)
+		return len(p), nil
+	}
+	s.inflight.Store(&p)
 	n, err := s.w.Write(p)
-	s.mu.Lock()
-	s.inflight = nil
-	if s.abandoned() && n < len(p) {
-		s.dropped.add(p[n:])
+	s.inflight.Store(nil)
+	if n < len(p) && s.gone.Load() {
+		s.dropped.add(p[n:], 1)
 	}
-	s.mu.Unlock()
 	return n, err
 }
 
-func (s *Sink) drop(p []byte) {
-	s.mu.Lock()
-	s.dropped.add(p)
-	s.mu.Unlock()
-}
-
-func (s *Sink) abandoned() bool {
-	select {
-	case <-s.gone:
-		return true
-	default:
-		return false
-	}
-}
-
 // Busy reports whether a write is in progress (a reader is slow, or reads nothing).
-func (s *Sink) Busy() bool { return len(s.turn) > 0 }
+func (s *Sink) Busy() bool { return s.inflight.Load() != nil }
 
-// Abandon gives up on the destination for good: writes waiting for their turn and every
-// later write return at once, counted as dropped, and so is the write in progress, whose
-// goroutine stays blocked until the process exits.
-func (s *Sink) Abandon() {
-	s.once.Do(func() {
-		s.mu.Lock()
-		close(s.gone)
-		s.mu.Unlock()
-	})
-}
+// Abandon gives up on the destination for good: every later write returns at once.
+func (s *Sink) Abandon() { s.gone.Store(true) }
 
-// Dropped is what was given up since Abandon, counting the write still blocked.
+// Dropped is what was given up since Abandon: later writes, and those still blocked (in
+// progress or waiting for their turn) that will never be written.
 func (s *Sink) Dropped() Dropped {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.dropped
-	if s.abandoned() {
-		d.add(s.inflight)
+	if !s.gone.Load() {
+		return Dropped{}
+	}
+	d := Dropped{Lines: uint64(s.dropped.lines.Load() + s.waiting.lines.Load()),
+		Bytes: uint64(s.dropped.bytes.Load() + s.waiting.bytes.Load())}
+	if p := s.inflight.Load(); p != nil {
+		d.Lines += uint64(lines(*p))
+		d.Bytes += uint64(len(*p))
 	}
 	return d
 }
@@ -165,7 +150,8 @@ func (l *LogWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.queue)+len(p) > LogQueue {
-		l.dropped.add(p)
+		l.dropped.Bytes += uint64(len(p))
+		l.dropped.Lines += uint64(lines(p))
 		return len(p), nil
 	}
 	l.queue = append(l.queue, p...)
@@ -196,9 +182,13 @@ func (l *LogWriter) write(idle chan struct{}) {
 	}
 }
 
-// Flush waits until every line queued so far is written (or dropped by an abandoned sink),
-// or until deadline; it reports whether everything went out.
+// Flush waits until every line queued so far is written, or until deadline; it reports
+// whether everything went out. Once the sink is abandoned, nothing more can: it returns at
+// once.
 func (l *LogWriter) Flush(deadline time.Time) bool {
+	if l.sink.gone.Load() {
+		return false
+	}
 	l.mu.Lock()
 	idle := l.idle
 	l.mu.Unlock()
