@@ -52,6 +52,21 @@ func hungServer(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// termWithin sends SIGTERM and checks that pilotfish exits 0 within stopTimeout plus one
+// second; it returns how long that took.
+func termWithin(t testing.TB, p *instance, stopTimeout time.Duration, fault string) time.Duration {
+	t.Helper()
+	code, took := p.SignalWait(syscall.SIGTERM, stopTimeout+10*time.Second)
+	t.Logf("stop_timeout %s, %s: exited %d after %s", stopTimeout, fault, code, took.Round(time.Millisecond))
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if took > stopTimeout+time.Second {
+		t.Errorf("the shutdown took %s, want at most stop_timeout + 1s = %s", took, stopTimeout+time.Second)
+	}
+	return took
+}
+
 // waitPipeFull waits until the pipe whose read end is r is about full (the kernel fills it
 // by pages, so a large write blocks with some bytes of the last page still free): whoever
 // writes into it blocks.
@@ -298,14 +313,7 @@ job "onstop" {
 	}
 	k.WaitLogN(10*time.Second, retried+2, is("webhook failed; retrying", "down"), "the new down to retry")
 
-	code, took := k.SignalWait(syscall.SIGTERM, 10*time.Second)
-	t.Logf("stop_timeout 2s, webhooks retrying: exited %d after %s", code, took.Round(time.Millisecond))
-	if code != 0 {
-		t.Errorf("exit code %d, want 0", code)
-	}
-	if took > 3*time.Second {
-		t.Errorf("the shutdown took %s, want at most stop_timeout + 1s = 3s", took)
-	}
+	termWithin(t, k.instance, 2*time.Second, "webhooks retrying")
 	if len(k.logsOf("started", "onstop")) == 0 {
 		t.Errorf("the stopping hook did not run")
 	}
@@ -331,14 +339,7 @@ job "y" {
 	p.WaitStarted()
 	waitPipeFull(t, r, "pilotfish's stdout")
 
-	code, took := p.SignalWait(syscall.SIGTERM, 15*time.Second)
-	t.Logf("stop_timeout 3s, stdout nobody reads: exited %d after %s", code, took.Round(time.Millisecond))
-	if code != 0 {
-		t.Errorf("exit code %d, want 0", code)
-	}
-	if took > 4*time.Second {
-		t.Errorf("the shutdown took %s, want at most stop_timeout + 1s = 4s", took)
-	}
+	termWithin(t, p, 3*time.Second, "stdout nobody reads")
 	e := p.WaitLog(time.Second, is("output nobody read was dropped at the shutdown deadline", ""), "the drop report")
 	if n, _ := strconv.Atoi(e.str("stdout_lines")); n <= 0 || e.str("stdout_bytes") == "0" {
 		t.Errorf("drop report %v, want the stdout lines and bytes dropped", e)
@@ -392,12 +393,5 @@ job "chatty" {
 		}
 	}
 
-	code, took := p.SignalWait(syscall.SIGTERM, 15*time.Second)
-	t.Logf("stop_timeout 2s, stdout and stderr nobody reads: exited %d after %s", code, took.Round(time.Millisecond))
-	if code != 0 {
-		t.Errorf("exit code %d, want 0", code)
-	}
-	if took > 3*time.Second {
-		t.Errorf("the shutdown took %s, want at most stop_timeout + 1s = 3s", took)
-	}
+	termWithin(t, p, 2*time.Second, "stdout and stderr nobody reads")
 }
