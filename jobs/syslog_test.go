@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -109,6 +110,38 @@ job "log" {
 				t.Errorf("no drop report in the log:\n%s", log.String())
 			}
 		})
+	}
+}
+
+// A target that accepts and never reads: the write of a batch blocks once the socket
+// buffers are full, and the end of the context (a give-up) still ends it at once.
+func TestSyslogForwardHungTargetGivesUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held open, never read
+		}
+	}()
+	defer func() {
+		select {
+		case c := <-accepted:
+			c.Close()
+		default:
+		}
+	}()
+	f := newForwarder("tcp", ln.Addr().String(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	err = f.Send(ctx, make([]byte, 16<<20)) // more than the socket buffers hold
+	if took := time.Since(t0); err == nil || took > 3*time.Second {
+		t.Fatalf("Send to a hung target: %v after %s, want the context's end after 300ms", err, took)
 	}
 }
 
