@@ -1,10 +1,11 @@
 package integration
 
-// SPEC §6 and §11: every shutdown ends within the top-level stop_timeout plus one second,
-// whatever the outside world does — a syslog forward target that is down, a webhook target
-// that is down or hung, a stdout or stderr that nobody reads — and what is given up is
-// counted. Each test runs the real binary as PID 1 against real peers: logger(1), TCP
-// listeners that never answer, pipes nobody reads.
+// The fault suite (`make chaos`), dead and slow peers: every shutdown ends within the
+// top-level stop_timeout plus one second whatever the outside world does (SPEC §6, §11) — a
+// syslog forward target that is down, a webhook target that is down or hung, a stdout or
+// stderr that nobody reads — and what is given up is counted. Each test runs the real
+// binary as PID 1 against real peers: logger(1), TCP listeners that never answer, pipes
+// nobody reads.
 
 import (
 	"fmt"
@@ -86,7 +87,7 @@ func waitPipeFull(t testing.TB, r *os.File, what string) {
 // listens on, then SIGTERM. pilotfish exits 0 within stop_timeout plus one second and says
 // it dropped the five; meanwhile a reload is refused at once and a second SIGTERM changes
 // nothing.
-func TestSyslogForwardDownShutdown(t *testing.T) {
+func TestChaosSyslogForwardDownAtShutdown(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
@@ -144,7 +145,7 @@ job "app" {
 // A forward target that is down holds neither `pilotfish stop JOB` nor a reload that
 // changes the job beyond the job's stop_timeout: the queue is dropped and counted in
 // pilotfish_syslog_dropped_total, and the new outputs work.
-func TestSyslogForwardDownStopAndReload(t *testing.T) {
+func TestChaosSyslogForwardDownStopAndReload(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "log.sock")
@@ -245,7 +246,7 @@ job "app" {
 // A webhook retrying toward a target that is down, one toward a target that accepts and
 // never answers, and a stopping hook doing the same: a reload that changes them answers
 // at once, and SIGTERM ends pilotfish within stop_timeout plus one second.
-func TestShutdownWebhookRetrying(t *testing.T) {
+func TestChaosWebhookRetryingAtShutdown(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	down := freePorts(t, 2)
@@ -322,7 +323,7 @@ job "onstop" {
 // The fault of SPEC §6: `pilotfish … | sleep 40` — a stdout nobody reads — with a job
 // flooding it. The job is stopped at once, the output pending at the deadline is dropped
 // and counted on stderr, and pilotfish exits 0 within stop_timeout plus one second.
-func TestShutdownStdoutNobodyReads(t *testing.T) {
+func TestChaosStdoutNobodyReads(t *testing.T) {
 	t.Parallel()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -352,7 +353,7 @@ job "y" {
 // Neither stdout nor stderr is read, and jobs flood both: pilotfish's own log lines must
 // not block it either. It answers the control API, and SIGTERM ends it within stop_timeout
 // plus one second.
-func TestShutdownStdoutAndStderrNobodyReads(t *testing.T) {
+func TestChaosStdoutAndStderrNobodyReads(t *testing.T) {
 	t.Parallel()
 	outR, outW, err := os.Pipe()
 	if err != nil {
