@@ -68,7 +68,7 @@ type Daemon struct {
 	opts     Options
 	log      *slog.Logger
 	stdout   *output.Sink      // pilotfish's stdout and stderr, shared by every job
-	stderr   *output.Sink      // (docs/jobs.md, "Output")
+	stderr   *output.Sink      // (docs/jobs.md, "Logging")
 	logw     *output.LogWriter // pilotfish's own log lines, queued for stderr
 	exitBy   time.Time         // when the last log lines must be out (set by shutdown)
 	logLevel *slog.LevelVar

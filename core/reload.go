@@ -101,6 +101,15 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 		}
 	}
 
+	if d.shuttingDown.Load() {
+		// The shutdown stopped waiting for this reload (its budget ran out) and took the
+		// job list as it was: start nothing it would not stop.
+		for _, j := range fresh {
+			j.Close()
+		}
+		d.countReload(ReloadFailed)
+		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+	}
 	levels := d.levels(keep)
 	for _, j := range fresh {
 		j.Prime(levels(j.Config()))
