@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -76,6 +77,7 @@ type connLimiter struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]connInfo
+	peak  int // most connections open at once since the last flood ended
 }
 
 type connInfo struct {
@@ -105,6 +107,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		full := len(l.conns) >= l.max
 		if !full {
 			l.conns[c] = connInfo{since: time.Now()}
+			l.noteOpenLocked()
 		}
 		l.mu.Unlock()
 		if victim != nil {
@@ -143,12 +146,22 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 		l.conns[c] = connInfo{since: time.Now()}
 	case http.StateClosed, http.StateHijacked:
 		delete(l.conns, c)
+		l.released()
 	}
 }
 
-// open is the number of connections counted now.
-func (l *connLimiter) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
+// floodSize is the number of connections open at once that counts as a flood.
+const floodSize = 4 * MaxStreams
+
+// noteOpenLocked records the number of open connections.
+func (l *connLimiter) noteOpenLocked() { l.peak = max(l.peak, len(l.conns)) }
+
+// released gives the memory of a flood back once it is gone: the heap that thousands of
+// connections took would otherwise stay mapped until the next garbage collection, which an
+// idle PID 1 may not need for a long time.
+func (l *connLimiter) released() {
+	if l.peak >= floodSize && len(l.conns) <= MaxStreams {
+		l.peak = len(l.conns)
+		go debug.FreeOSMemory()
+	}
 }

@@ -291,8 +291,14 @@ func (d *Daemon) Run() int {
 	return d.exitCode
 }
 
-// startJobs starts the jobs, announces start-up and opens the control API to mutating calls.
+// startJobs opens the control API to mutating calls (every job is installed) and starts
+// the jobs. A reload waits until they are all started.
 func (d *Daemon) startJobs(built []*jobs.Job) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.ctl != nil {
+		d.ctl.Started()
+	}
 	for _, j := range built {
 		j.Start()
 	}
@@ -306,9 +312,6 @@ func (d *Daemon) startJobs(built []*jobs.Job) {
 		d.log.Debug("signals ignored by pilotfish's parent stay ignored, for its jobs too", "signals", signalNames(d.inherited))
 	}
 	d.bus.Publish(events.Startup, events.Global, nil)
-	if d.ctl != nil {
-		d.ctl.Started()
-	}
 	d.poke()
 	// Parsing and setting up leave garbage that a long-lived PID 1 should not keep resident.
 	debug.FreeOSMemory()
