@@ -89,7 +89,7 @@ type Daemon struct {
 
 // Run is pilotfish's `run` command: it returns the process exit code.
 func Run(opts Options) int {
-	// Signal handlers go in first, before the configuration is read (docs/jobs.md#signals).
+	// Signal handlers go in first, before the configuration is read (docs/jobs.md#pid-1-duties-and-signals).
 	sigs := catchSignals()
 	defer sigs.stop()
 

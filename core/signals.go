@@ -9,7 +9,7 @@ import (
 	"syscall"
 )
 
-// Signals and what they mean are in docs/jobs.md#signals.
+// Signals and what they mean are in docs/jobs.md#pid-1-duties-and-signals.
 //
 // Go resets a caught signal to its default action in a child (exec does), but an ignored one
 // stays ignored. So pilotfish catches what it must not die of instead of ignoring it, and
@@ -67,8 +67,8 @@ func catchSignals() *signalSet {
 	add(&catch, controlSignals)
 	add(&catch, forwarded)
 	add(&own, ownSignals)
-	signal.Notify(s.own, own...)
 	signal.Notify(s.C, catch...)
+	signal.Notify(s.own, own...) // last: a caught SIGTTIN shows that SIGTERM is handled
 	return s
 }
 
@@ -80,7 +80,7 @@ func (s *signalSet) stop() { signal.Stop(s.C) }
 // is what the parent set, for those the Go runtime leaves alone at start-up: SIGHUP and
 // SIGINT, and the job-control signals SIGCONT, SIGTSTP, SIGTTIN and SIGTTOU. (Go installs its
 // own handler on every other signal before pilotfish runs, so a parent's ignored SIGTERM
-// or SIGSEGV cannot be seen; see docs/jobs.md#signals.)
+// or SIGSEGV cannot be seen; see docs/jobs.md#pid-1-duties-and-signals.)
 func ignoredAtStart() map[syscall.Signal]bool {
 	out := map[syscall.Signal]bool{}
 	if mask, ok := procSigIgn(); ok {
