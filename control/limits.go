@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -67,69 +68,113 @@ func maxConns() int {
 	return max(n, MaxStreams+32)
 }
 
-// connLimiter is a listener that keeps at most max connections open. When one more
-// arrives it closes the connection that has waited longest without a request in progress
-// (idle keep-alive, or not a full request yet), or else the newcomer: a request in flight
-// is never cut, and a flood of silent clients cannot lock out /v1/ping.
+// connLimiter is a listener that keeps at most max connections open. When it is full it
+// makes room by closing the connection that has waited longest without a request in
+// progress: an idle keep-alive one, or one that has not sent a byte for newGrace. With none
+// of those it stops accepting until a connection ends; the kernel's backlog holds the
+// newcomers meanwhile. A request in flight is never cut, and a flood of clients can take
+// neither the file descriptors that jobs need nor /v1/ping's turn for long.
 type connLimiter struct {
 	net.Listener
-	max int
+	max     int
+	changed chan struct{} // poked when a connection ends or turns idle
+	done    chan struct{} // closed by Close
 
 	mu    sync.Mutex
 	conns map[net.Conn]connInfo
-	peak  int // most connections open at once since the last flood ended
+	peak  int         // most connections open at once since the last flood ended
+	free  *time.Timer // gives a flood's memory back once it has gone; nil when none
+	once  sync.Once
 }
 
 type connInfo struct {
-	active bool // a request is being answered
-	since  time.Time
+	state http.ConnState
+	since time.Time
 }
+
+// newGrace is how long a new connection may stay silent before it may be closed to make
+// room for another; a real client sends its request at once.
+const newGrace = 250 * time.Millisecond
 
 func newConnLimiter(ln net.Listener, max int) *connLimiter {
-	return &connLimiter{Listener: ln, max: max, conns: map[net.Conn]connInfo{}}
+	return &connLimiter{Listener: ln, max: max, changed: make(chan struct{}, 1), done: make(chan struct{}),
+		conns: map[net.Conn]connInfo{}}
 }
 
-// Accept returns the next connection, making room for it first.
+// Accept waits until there is room, then returns the next connection.
 func (l *connLimiter) Accept() (net.Conn, error) {
+	if err := l.waitRoom(); err != nil {
+		return nil, err
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conns[c] = connInfo{state: http.StateNew, since: time.Now()}
+	l.peak = max(l.peak, len(l.conns))
+	l.mu.Unlock()
+	return c, nil
+}
+
+// Close stops accepting, also a waiting Accept.
+func (l *connLimiter) Close() error {
+	l.once.Do(func() { close(l.done) })
+	l.mu.Lock()
+	if l.free != nil {
+		l.free.Stop()
+	}
+	l.mu.Unlock()
+	return l.Listener.Close()
+}
+
+// waitRoom returns once fewer than max connections are open, closing one that waits
+// (see connLimiter) if it must. Only Accept adds connections, so the room stays.
+func (l *connLimiter) waitRoom() error {
 	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
 		l.mu.Lock()
-		var victim net.Conn
-		if len(l.conns) >= l.max {
-			victim = l.oldestWaitingLocked()
-			if victim != nil {
-				delete(l.conns, victim)
-			}
+		if len(l.conns) < l.max {
+			l.mu.Unlock()
+			return nil
 		}
-		full := len(l.conns) >= l.max
-		if !full {
-			l.conns[c] = connInfo{since: time.Now()}
-			l.noteOpenLocked()
+		victim, wake := l.waitingLocked(time.Now())
+		if victim != nil {
+			delete(l.conns, victim)
 		}
 		l.mu.Unlock()
 		if victim != nil {
 			victim.Close()
-		}
-		if full {
-			c.Close()
 			continue
 		}
-		return c, nil
+		timer := time.NewTimer(wake)
+		select {
+		case <-l.changed:
+		case <-timer.C:
+		case <-l.done:
+			timer.Stop()
+			return net.ErrClosed
+		}
+		timer.Stop()
 	}
 }
 
-func (l *connLimiter) oldestWaitingLocked() net.Conn {
+// waitingLocked picks the connection to close for room: the idle or silent new one that has
+// waited longest. With none, it says when a new one will have been silent for newGrace.
+func (l *connLimiter) waitingLocked(now time.Time) (net.Conn, time.Duration) {
 	var oldest net.Conn
 	var at time.Time
+	wake := newGrace
 	for c, info := range l.conns {
-		if !info.active && (oldest == nil || info.since.Before(at)) {
-			oldest, at = c, info.since
+		switch {
+		case info.state == http.StateIdle, info.state == http.StateNew && now.Sub(info.since) >= newGrace:
+			if oldest == nil || info.since.Before(at) {
+				oldest, at = c, info.since
+			}
+		case info.state == http.StateNew:
+			wake = min(wake, newGrace-now.Sub(info.since))
 		}
 	}
-	return oldest
+	return oldest, wake
 }
 
 // connState is the http.Server's ConnState hook.
@@ -137,31 +182,47 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.conns[c]; !ok {
-		return // evicted, or never counted
+		return // closed to make room, or never counted
 	}
 	switch st {
-	case http.StateActive:
-		l.conns[c] = connInfo{active: true, since: time.Now()}
-	case http.StateIdle:
-		l.conns[c] = connInfo{since: time.Now()}
+	case http.StateActive, http.StateIdle:
+		l.conns[c] = connInfo{state: st, since: time.Now()}
 	case http.StateClosed, http.StateHijacked:
 		delete(l.conns, c)
 		l.released()
 	}
+	if st != http.StateActive {
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// floodSize is the number of connections open at once that counts as a flood.
+// floodSize is the number of connections open at once that counts as a flood (or the
+// cap, when it is lower).
 const floodSize = 4 * MaxStreams
-
-// noteOpenLocked records the number of open connections.
-func (l *connLimiter) noteOpenLocked() { l.peak = max(l.peak, len(l.conns)) }
 
 // released gives the memory of a flood back once it is gone: the heap that thousands of
 // connections took would otherwise stay mapped until the next garbage collection, which an
-// idle PID 1 may not need for a long time.
+// idle PID 1 may not need for a long time. It waits for the flood's last connections to
+// close (freeDelay after the last one).
 func (l *connLimiter) released() {
-	if l.peak >= floodSize && len(l.conns) <= MaxStreams {
+	switch {
+	case l.free != nil && len(l.conns) <= MaxStreams:
+		l.free.Reset(freeDelay)
+	case l.peak >= min(floodSize, l.max) && len(l.conns) <= MaxStreams:
 		l.peak = len(l.conns)
-		go debug.FreeOSMemory()
+		l.free = time.AfterFunc(freeDelay, func() {
+			// Two collections: the first only moves pooled buffers (sync.Pool) aside.
+			runtime.GC()
+			debug.FreeOSMemory()
+			l.mu.Lock()
+			l.free = nil
+			l.mu.Unlock()
+		})
 	}
 }
+
+// freeDelay is the quiet time after a flood before its memory is given back.
+const freeDelay = time.Second

@@ -102,23 +102,28 @@ func TestStreamCap(t *testing.T) {
 }
 
 // A listener at its connection cap makes room by closing the connection that has waited
-// longest without a request in progress; with none, the newcomer is closed.
-func TestConnLimiterEvictsIdleFirst(t *testing.T) {
+// longest without a request in progress (idle, or new and silent for newGrace); with none,
+// it waits until a connection ends.
+func TestConnLimiterMakesRoom(t *testing.T) {
 	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "l.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := newConnLimiter(ln, 2)
-	defer l.Close()
-	accepted := make(chan net.Conn)
+	accepted := make(chan net.Conn, 1)
 	go func() {
+		defer close(accepted)
 		for {
 			c, err := l.Accept()
 			if err != nil {
-				close(accepted)
 				return
 			}
 			accepted <- c
+		}
+	}()
+	defer func() {
+		l.Close()
+		for range accepted {
 		}
 	}()
 	dial := func() net.Conn {
@@ -129,18 +134,17 @@ func TestConnLimiterEvictsIdleFirst(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	accept := func() (net.Conn, net.Conn) {
-		c := dial()
+	next := func() net.Conn {
 		select {
 		case s := <-accepted:
-			return c, s
-		case <-time.After(5 * time.Second):
+			return s
+		case <-time.After(10 * time.Second):
 			t.Fatal("not accepted")
 		}
-		return nil, nil
+		return nil
 	}
 	closed := func(c net.Conn) bool {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, err := c.Read(make([]byte, 1))
 		return err == io.EOF
 	}
@@ -150,22 +154,34 @@ func TestConnLimiterEvictsIdleFirst(t *testing.T) {
 		_, ok := l.conns[c]
 		return ok
 	}
-	_, s1 := accept()
-	c2, s2 := accept()
+	dial()
+	s1 := next()
+	c2 := dial()
+	s2 := next()
 	l.connState(s1, http.StateActive)
 	l.connState(s2, http.StateIdle)
-	_, s3 := accept()
+	dial()
+	s3 := next() // room made by closing the idle s2
 	if !closed(c2) || counted(s2) || !counted(s1) || !counted(s3) {
 		t.Fatal("the idle connection was not the one closed to make room")
 	}
 	l.connState(s3, http.StateActive)
-	if c4 := dial(); !closed(c4) {
-		t.Fatal("a connection over the cap, with none to evict, stays open")
-	}
+	// Both busy: the next connection waits until one ends.
+	c4 := dial()
 	l.connState(s1, http.StateClosed)
-	_, s5 := accept()
-	if !counted(s5) {
-		t.Fatal("a closed connection's place was not given to the next one")
+	s4 := next()
+	if !counted(s4) || counted(s1) {
+		t.Fatal("a closed connection's place was not given to the waiting one")
+	}
+	// s4 never sends a byte: after newGrace it makes room for the next.
+	t0 := time.Now()
+	dial()
+	s5 := next()
+	if !closed(c4) || counted(s4) || !counted(s5) {
+		t.Fatal("a silent new connection was not closed to make room")
+	}
+	if d := time.Since(t0); d < newGrace/2 {
+		t.Fatalf("a silent new connection was closed after %s, before its grace of %s", d, newGrace)
 	}
 }
 

@@ -90,7 +90,7 @@ job "steady" {
 // jobs it built). Reloads and job verbs hammer the socket from the moment it appears.
 func TestMutatingCallsDuringStartUp(t *testing.T) {
 	t.Parallel()
-	for round := range 5 {
+	for round := range 3 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			dir := t.TempDir()
 			sock := filepath.Join(dir, "pf.sock")
