@@ -43,6 +43,9 @@ type Options struct {
 	Stdout         io.Writer
 	Stderr         io.Writer
 	Version        string
+	// Signals, if set, has been catching SIGTERM and SIGINT since the process started
+	// (internal/sigearly); Run adds the other signals to it.
+	Signals chan os.Signal
 }
 
 // outputIdle is how long an exiting pilotfish waits for job output that has stopped moving.
@@ -90,7 +93,7 @@ type Daemon struct {
 // Run is pilotfish's `run` command: it returns the process exit code.
 func Run(opts Options) int {
 	// Signal handlers go in first, before the configuration is read (docs/jobs.md#pid-1-duties-and-signals).
-	sigs := catchSignals()
+	sigs := catchSignals(opts.Signals)
 	defer sigs.stop()
 
 	d, code, pending := loadAbandonably(opts, sigs.C)

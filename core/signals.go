@@ -49,10 +49,14 @@ type signalSet struct {
 	inherited []syscall.Signal
 }
 
-// catchSignals installs pilotfish's handlers. Call it first: until then SIGTERM ends the
-// process with Go's default action (exit 2, silently, as PID 1).
-func catchSignals() *signalSet {
-	s := &signalSet{C: make(chan os.Signal, 64), own: make(chan os.Signal, 1)}
+// catchSignals installs pilotfish's handlers, on early if it is set (a channel that has
+// been catching SIGTERM and SIGINT since the process started). Call it first: until then
+// SIGTERM ends the process with Go's default action (exit 2, silently, as PID 1).
+func catchSignals(early chan os.Signal) *signalSet {
+	s := &signalSet{C: early, own: make(chan os.Signal, 1)}
+	if s.C == nil {
+		s.C = make(chan os.Signal, 64)
+	}
 	ignored := ignoredAtStart()
 	var catch, own []os.Signal
 	add := func(list *[]os.Signal, sigs []syscall.Signal) {

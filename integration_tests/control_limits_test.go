@@ -138,7 +138,7 @@ func vmRSS(pid int) int64 {
 // closed connection, /v1/ping and /v1/status keep answering, and the memory the flood took
 // is given back once its clients leave.
 func TestControlStreamFlood(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the flood takes the CPU, and other tests time their answers.
 	requireCurl(t)
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("prlimit(1) is not installed: cannot lower pilotfish's file limit")

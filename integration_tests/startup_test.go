@@ -62,7 +62,7 @@ func TestSignalWhileConfigLoads(t *testing.T) {
 // SPEC §1: a SIGHUP or SIGUSR1 during the load is not lost either: it takes effect once
 // pilotfish runs (here SIGUSR1: maintenance on).
 func TestSignalWhileConfigLoadsIsKept(t *testing.T) {
-	t.Parallel()
+	// Not parallel: thousands of jobs start, and other tests time their answers.
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "pf.sock")
 	cfg := jsonLogs + controlBlock(sock) + `
@@ -89,7 +89,7 @@ job "steady" {
 // may reach a half-built daemon (a reload then panicked inside the handler and leaked the
 // jobs it built). Reloads and job verbs hammer the socket from the moment it appears.
 func TestMutatingCallsDuringStartUp(t *testing.T) {
-	t.Parallel()
+	// Not parallel: four clients hammer the socket, and other tests time their answers.
 	for round := range 3 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			dir := t.TempDir()
