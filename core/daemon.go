@@ -356,20 +356,23 @@ func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jo
 		out = append(out, j)
 		byName[jc.Name] = j
 	}
+	hooks := stoppingHooks(cfg, byName)
 	for _, j := range out {
-		j.SetHooks(stoppingHooks(cfg, j.Name(), byName))
+		j.SetHooks(hooks[j.Name()])
 	}
 	return out, nil
 }
 
-// stoppingHooks are the jobs triggered by name's stopping event: its stop waits for them.
-func stoppingHooks(cfg *config.Config, name string, byName map[string]*jobs.Job) []*jobs.Job {
-	var hooks []*jobs.Job
+// stoppingHooks are, by job name, the jobs triggered by its stopping event: its stop waits
+// for them. One pass over the triggers: a configuration may hold tens of thousands of jobs.
+func stoppingHooks(cfg *config.Config, byName map[string]*jobs.Job) map[string][]*jobs.Job {
+	hooks := map[string][]*jobs.Job{}
 	for _, jc := range cfg.Jobs {
+		j := byName[jc.Name]
 		for _, t := range jc.When.Triggers() {
-			if t.Source == name && t.Code == events.Stopping {
-				hooks = append(hooks, byName[jc.Name])
-				break
+			// A job's triggers come together: a second one on the same source is the last.
+			if hs := hooks[t.Source]; t.Code == events.Stopping && (len(hs) == 0 || hs[len(hs)-1] != j) {
+				hooks[t.Source] = append(hs, j)
 			}
 		}
 	}
