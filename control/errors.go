@@ -16,6 +16,8 @@ var (
 	ErrConflict    = errors.New("conflict")
 	ErrInvalid     = errors.New("invalid request")
 	ErrUnavailable = errors.New("unavailable")
+	// ErrTooLarge: the request would make something grow past its limit (413).
+	ErrTooLarge = errors.New("too large")
 )
 
 // ConfigError is a refused reload: the configuration file has errors.
@@ -34,7 +36,7 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &cfgErr):
 		return http.StatusBadRequest, client.KindInvalidConfig
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, client.KindTooLarge
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, client.KindNotFound
@@ -64,7 +66,7 @@ func writeError(w http.ResponseWriter, err error) {
 // already says.
 func message(err error) string {
 	msg := err.Error()
-	for _, class := range []error{ErrNotFound, ErrConflict, ErrInvalid, ErrUnavailable} {
+	for _, class := range []error{ErrNotFound, ErrConflict, ErrInvalid, ErrUnavailable, ErrTooLarge} {
 		if rest, ok := strings.CutPrefix(msg, class.Error()+": "); ok {
 			return rest
 		}

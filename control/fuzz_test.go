@@ -17,9 +17,12 @@ func FuzzDecoders(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if env, err := DecodeEnviron(bytes.NewReader(body)); err == nil {
-			for k := range env {
+			for k, v := range env {
 				if k == "" || bytes.ContainsAny([]byte(k), "=\x00") {
 					t.Fatalf("accepted env name %q", k)
+				}
+				if bytes.IndexByte([]byte(v), 0) >= 0 || len(k)+1+len(v) > MaxEnvEntry {
+					t.Fatalf("accepted a value the kernel would refuse at exec: %q (%d bytes)", k, len(v))
 				}
 			}
 		}

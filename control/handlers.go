@@ -123,7 +123,16 @@ func (s *Server) environ(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// DecodeEnviron reads {"KEY":"VALUE",…}: string values only, keys without '='.
+// Limits on the values set through /v1/environ (docs/api.md#limits). The kernel refuses to
+// start a program with an environment string (KEY=VALUE and its NUL) over 128 KiB: such a
+// value never gets in, or every job start after it would fail with E2BIG.
+const (
+	MaxEnvEntry = 128<<10 - 1 // len("KEY=VALUE")
+	MaxEnvTotal = 1 << 20     // every value set through putenv, with its name
+)
+
+// DecodeEnviron reads {"KEY":"VALUE",…}: string values only, keys without '=', no NUL in a
+// value, no entry over MaxEnvEntry.
 func DecodeEnviron(body io.Reader) (map[string]string, error) {
 	raw, err := readBody(body)
 	if err != nil {
@@ -141,6 +150,13 @@ func DecodeEnviron(body io.Reader) (map[string]string, error) {
 		var s *string
 		if err := json.Unmarshal(v, &s); err != nil || s == nil {
 			return nil, fmt.Errorf("%w: the value of %q must be a string (the body must be a JSON object of strings)", ErrInvalid, k)
+		}
+		if strings.IndexByte(*s, 0) >= 0 {
+			return nil, fmt.Errorf("%w: the value of %q holds a NUL byte, which no environment variable can hold", ErrInvalid, k)
+		}
+		if n := len(k) + 1 + len(*s); n > MaxEnvEntry {
+			return nil, fmt.Errorf("%w: %s=… is %d bytes; an environment variable may take at most %d bytes with its name "+
+				"(128 KiB: the kernel would refuse to start any job with it, E2BIG)", ErrTooLarge, k, n, MaxEnvEntry)
 		}
 		env[k] = *s
 	}
@@ -283,6 +299,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		follow = b
 	}
+	release, ok := s.openStream(w)
+	if !ok {
+		return
+	}
+	defer release()
 	name := "events"
 	if p, ok := PeerOf(r.Context()); ok {
 		name = fmt.Sprintf("events:pid%d", p.Pid)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,9 +60,13 @@ type Server struct {
 	b    Backend
 	log  *slog.Logger
 	path string
-	ln   net.Listener
+	ln   *connLimiter
 	srv  *http.Server
 	done chan struct{}
+	// streams holds a token per open stream (MaxStreams at most).
+	streams streamSlots
+	// started is false until every job is installed; mutating calls wait for it.
+	started atomic.Bool
 	// cancel ends every request's context: event streams finish when the daemon exits.
 	cancel context.CancelFunc
 }
@@ -74,8 +79,11 @@ func Listen(cfg config.Control, b Backend, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	base, cancel := context.WithCancel(context.Background())
-	s := &Server{b: b, log: log, path: cfg.Socket, ln: ln, done: make(chan struct{}), cancel: cancel}
+	lim := newConnLimiter(ln, maxConns())
+	s := &Server{b: b, log: log, path: cfg.Socket, ln: lim, done: make(chan struct{}), cancel: cancel,
+		streams: make(streamSlots, MaxStreams)}
 	s.srv = &http.Server{
+		ConnState:         lim.connState,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -209,23 +217,25 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusMethodNotAllowed, client.ErrorBody{Error: client.ErrorDetail{Kind: client.KindMethod,
 			Message: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}})
 	})
+	// Every POST changes something: it waits until start-up has installed every job.
+	post := func(path string, h http.HandlerFunc) { r.Post(path, s.whenStarted(h)) }
 	for _, prefix := range []string{"/v1", "/v3"} {
 		r.Get(prefix+"/ping", s.ping)
-		r.Post(prefix+"/reload", s.reload)
-		r.Post(prefix+"/environ", s.environ)
-		r.Post(prefix+"/metric", s.metric)
-		r.Post(prefix+"/maintenance/enable", s.maintenance(true))
-		r.Post(prefix+"/maintenance/disable", s.maintenance(false))
+		post(prefix+"/reload", s.reload)
+		post(prefix+"/environ", s.environ)
+		post(prefix+"/metric", s.metric)
+		post(prefix+"/maintenance/enable", s.maintenance(true))
+		post(prefix+"/maintenance/disable", s.maintenance(false))
 	}
 	r.Get("/v1/status", s.status)
 	r.Get("/v1/jobs/{name}", s.job)
-	r.Post("/v1/jobs/{name}/start", s.jobVerb(Backend.StartJob))
-	r.Post("/v1/jobs/{name}/stop", s.jobVerb(Backend.StopJob))
-	r.Post("/v1/jobs/{name}/restart", s.jobVerb(Backend.RestartJob))
-	r.Post("/v1/jobs/{name}/signal", s.signal)
+	post("/v1/jobs/{name}/start", s.jobVerb(Backend.StartJob))
+	post("/v1/jobs/{name}/stop", s.jobVerb(Backend.StopJob))
+	post("/v1/jobs/{name}/restart", s.jobVerb(Backend.RestartJob))
+	post("/v1/jobs/{name}/signal", s.signal)
 	r.Get("/v1/events", s.events)
 	r.Get("/v1/health", s.health)
-	r.Post("/v1/shutdown", s.shutdown)
+	post("/v1/shutdown", s.shutdown)
 	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) { s.b.Metrics().ServeHTTP(w, r) })
 	return r
 }

@@ -134,6 +134,7 @@ func serve(t *testing.T, cfg config.Control) (*Server, *backend, *client.Client)
 		defer cancel()
 		s.Close(ctx)
 	})
+	s.Started()
 	return s, b, client.New(cfg.Socket)
 }
 

@@ -129,7 +129,9 @@ func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
 
 // PutEnv records environment values for later job starts and the next reload.
 func (d *Daemon) PutEnv(env map[string]string) error {
-	d.env.Set(env)
+	if err := d.env.Set(env); err != nil {
+		return err
+	}
 	d.log.Info("environment updated", "keys", len(env))
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -44,13 +43,10 @@ type Options struct {
 	Stdout         io.Writer
 	Stderr         io.Writer
 	Version        string
+	// Signals, if set, has been catching SIGTERM and SIGINT since the process started
+	// (internal/sigearly); Run adds the other signals to it.
+	Signals chan os.Signal
 }
-
-// forwarded are the signals passed on to the main job. SIGURG is left alone (the Go runtime
-// uses it) and SIGTTIN/SIGTTOU are ignored so that pilotfish never stops itself on the
-// terminal it handed to the main job.
-var forwarded = []os.Signal{syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM,
-	syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGPWR, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGXCPU, syscall.SIGXFSZ}
 
 // outputIdle is how long an exiting pilotfish waits for job output that has stopped moving.
 const outputIdle = 500 * time.Millisecond
@@ -94,8 +90,13 @@ type Daemon struct {
 	shuttingDown atomic.Bool
 	reloads      map[string]uint64 // by result, under mu
 
-	pokes       chan struct{}
-	signals     chan os.Signal
+	pokes     chan struct{}
+	signals   <-chan os.Signal
+	pending   []os.Signal      // signals that came before supervise, handled first
+	inherited []syscall.Signal // ignored when pilotfish started: left ignored, for its jobs too
+	// wrapper: `pilotfish -- CMD` without a configuration file, a drop-in for tini: every
+	// signal goes to the command and its output is passed through untouched.
+	wrapper     bool
 	shutdownReq chan string
 	exitCode    int
 	failedExit  bool
@@ -103,19 +104,49 @@ type Daemon struct {
 
 // Run is pilotfish's `run` command: it returns the process exit code.
 func Run(opts Options) int {
-	// Signal handlers go in first: from here on SIGTERM means a graceful shutdown.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1}, forwarded...)...)
-	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
-	defer signal.Stop(sigs)
+	// Signal handlers go in first, before the configuration is read (docs/jobs.md#pid-1-duties-and-signals).
+	sigs := catchSignals(opts.Signals)
+	defer sigs.stop()
 
-	d, code := New(opts)
+	d, code, pending := loadAbandonably(opts, sigs.C)
 	if d == nil {
 		return code
 	}
-	d.signals = sigs
+	d.signals, d.pending, d.inherited = sigs.C, pending, sigs.inherited
 	return d.Run()
 }
+
+// loadAbandonably runs New while watching the signals: a SIGTERM or SIGINT ends the wait
+// at once (the load goes on in its goroutine until the process exits). Other signals are
+// kept, in order, for when the daemon runs.
+func loadAbandonably(opts Options, sigs <-chan os.Signal) (*Daemon, int, []os.Signal) {
+	type loaded struct {
+		d    *Daemon
+		code int
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		d, code := New(opts)
+		done <- loaded{d, code}
+	}()
+	var pending []os.Signal
+	for {
+		select {
+		case l := <-done:
+			return l.d, l.code, pending
+		case sig := <-sigs:
+			if isShutdownSignal(sig) {
+				log := newLogger(opts.Stderr, slog.LevelInfo, "text")
+				log.Info("shutting down", "reason", "received "+config.SignalName(sig.(syscall.Signal))+
+					" while the configuration was loading; no job was started", "config", opts.ConfigPath, "exit_code", ExitOK)
+				return nil, ExitOK, nil
+			}
+			pending = append(pending, sig)
+		}
+	}
+}
+
+func isShutdownSignal(sig os.Signal) bool { return sig == syscall.SIGTERM || sig == syscall.SIGINT }
 
 // New loads the configuration and builds the daemon without starting anything. On a
 // configuration error it prints the diagnostics and returns nil with exit code 2.
@@ -123,8 +154,10 @@ func New(opts Options) (*Daemon, int) {
 	env := newEnviron(withoutNotifySocket(opts.Env))
 	copts := config.Options{Env: env.Map(), Kinds: jobs.ConfigKinds(), Main: opts.Main}
 	cfg, diags := config.Load(opts.ConfigPath, copts)
+	wrapper := false
 	if _, err := os.Stat(opts.ConfigPath); cfg == nil && os.IsNotExist(err) && opts.ConfigOptional && len(opts.Main) > 0 {
 		cfg, diags = config.Parse(opts.ConfigPath, nil, copts)
+		wrapper = cfg != nil
 	}
 	for _, line := range config.FormatDiagnostics(diags) {
 		fmt.Fprintln(opts.Stderr, line)
@@ -153,6 +186,15 @@ func New(opts Options) (*Daemon, int) {
 		pokes:       make(chan struct{}, 1),
 		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
+		wrapper:     wrapper,
+	}
+	if wrapper {
+		// A drop-in for tini: the command's output reaches the log shipper as it wrote it.
+		for _, j := range cfg.Jobs {
+			if j.Main {
+				j.Logging.Prefix = false
+			}
+		}
 	}
 	d.tel = telemetry.New(metricsSource{d})
 	return d, ExitOK
@@ -237,7 +279,7 @@ func (d *Daemon) Run() int {
 		ctl.Serve()
 		// Jobs reach the daemon with `pilotfish putmetric …` and friends without -socket.
 		if abs, err := filepath.Abs(ctl.Path()); err == nil {
-			d.env.base = append(d.env.base, "PILOTFISH_SOCKET="+abs)
+			d.env.addBase("PILOTFISH_SOCKET=" + abs)
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -259,6 +301,25 @@ func (d *Daemon) Run() int {
 	d.mu.Lock()
 	d.jobs = built
 	d.mu.Unlock()
+	// A SIGTERM that came while setting up ends pilotfish before any job starts.
+	reason := d.takeSignals()
+	if reason == "" {
+		d.startJobs(built)
+		reason = d.supervise()
+	}
+	d.outer.stopping()
+	d.shutdown(reason)
+	return d.exitCode
+}
+
+// startJobs opens the control API to mutating calls (every job is installed) and starts
+// the jobs. A reload waits until they are all started.
+func (d *Daemon) startJobs(built []*jobs.Job) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.ctl != nil {
+		d.ctl.Started()
+	}
 	for _, j := range built {
 		j.Start()
 	}
@@ -268,15 +329,29 @@ func (d *Daemon) Run() int {
 	}
 	d.log.Info("pilotfish started", "version", d.opts.Version, "pid", os.Getpid(), "config", d.cfg.Path,
 		"jobs", len(built), "socket", socket)
+	if len(d.inherited) > 0 {
+		d.log.Debug("signals ignored by pilotfish's parent stay ignored, for its jobs too", "signals", signalNames(d.inherited))
+	}
 	d.bus.Publish(events.Startup, events.Global, nil)
 	d.poke()
 	// Parsing and setting up leave garbage that a long-lived PID 1 should not keep resident.
 	debug.FreeOSMemory()
+}
 
-	reason := d.supervise()
-	d.outer.stopping()
-	d.shutdown(reason)
-	return d.exitCode
+// takeSignals moves the signals that are waiting to the pending list and reports a
+// shutdown if one of them asks for it.
+func (d *Daemon) takeSignals() string {
+	for {
+		select {
+		case sig := <-d.signals:
+			if isShutdownSignal(sig) {
+				return "received " + config.SignalName(sig.(syscall.Signal)) + " during start-up"
+			}
+			d.pending = append(d.pending, sig)
+		default:
+			return ""
+		}
+	}
 }
 
 // buildJobs creates the jobs of cfg, reusing the ones in keep, and tells each which jobs
@@ -299,20 +374,23 @@ func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jo
 		out = append(out, j)
 		byName[jc.Name] = j
 	}
+	hooks := stoppingHooks(cfg, byName)
 	for _, j := range out {
-		j.SetHooks(stoppingHooks(cfg, j.Name(), byName))
+		j.SetHooks(hooks[j.Name()])
 	}
 	return out, nil
 }
 
-// stoppingHooks are the jobs triggered by name's stopping event: its stop waits for them.
-func stoppingHooks(cfg *config.Config, name string, byName map[string]*jobs.Job) []*jobs.Job {
-	var hooks []*jobs.Job
+// stoppingHooks are, by job name, the jobs triggered by its stopping event: its stop waits
+// for them. One pass over the triggers: a configuration may hold tens of thousands of jobs.
+func stoppingHooks(cfg *config.Config, byName map[string]*jobs.Job) map[string][]*jobs.Job {
+	hooks := map[string][]*jobs.Job{}
 	for _, jc := range cfg.Jobs {
+		j := byName[jc.Name]
 		for _, t := range jc.When.Triggers() {
-			if t.Source == name && t.Code == events.Stopping {
-				hooks = append(hooks, byName[jc.Name])
-				break
+			// A job's triggers come together: a second one on the same source is the last.
+			if hs := hooks[t.Source]; t.Code == events.Stopping && (len(hs) == 0 || hs[len(hs)-1] != j) {
+				hooks[t.Source] = append(hs, j)
 			}
 		}
 	}
@@ -338,6 +416,13 @@ func (d *Daemon) poke() {
 
 // supervise runs until pilotfish must shut down and says why.
 func (d *Daemon) supervise() string {
+	for len(d.pending) > 0 {
+		sig := d.pending[0]
+		d.pending = d.pending[1:]
+		if reason := d.onSignal(sig.(syscall.Signal)); reason != "" {
+			return reason
+		}
+	}
 	for {
 		select {
 		case sig := <-d.signals:
@@ -355,12 +440,12 @@ func (d *Daemon) supervise() string {
 }
 
 func (d *Daemon) onSignal(sig syscall.Signal) string {
-	switch sig {
-	case syscall.SIGTERM, syscall.SIGINT:
+	switch {
+	case isShutdownSignal(sig):
 		return "received " + config.SignalName(sig)
-	case syscall.SIGHUP:
+	case sig == syscall.SIGHUP && !d.wrapper:
 		go d.reloadOnSignal()
-	case syscall.SIGUSR1:
+	case sig == syscall.SIGUSR1 && !d.wrapper:
 		go func() {
 			d.mu.Lock()
 			on := !d.maintenance
@@ -368,17 +453,31 @@ func (d *Daemon) onSignal(sig syscall.Signal) string {
 			_ = d.SetMaintenance(context.Background(), on)
 		}()
 	default:
-		if m := d.job(config.MainJob); m != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if err := m.Signal(ctx, sig); err != nil {
-				d.log.Debug("cannot forward signal to the main job", "signal", config.SignalName(sig), "err", err)
-			}
-		} else {
-			d.log.Debug("signal ignored: there is no main job to forward it to", "signal", config.SignalName(sig))
-		}
+		d.forward(sig)
 	}
 	return ""
+}
+
+// forward passes a signal on to the main job, if there is one.
+func (d *Daemon) forward(sig syscall.Signal) {
+	m := d.job(config.MainJob)
+	if m == nil {
+		d.log.Debug("signal ignored: there is no main job to forward it to", "signal", config.SignalName(sig))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := m.Signal(ctx, sig); err != nil {
+		d.log.Debug("cannot forward signal to the main job", "signal", config.SignalName(sig), "err", err)
+	}
+}
+
+func signalNames(sigs []syscall.Signal) []string {
+	out := make([]string, len(sigs))
+	for i, s := range sigs {
+		out[i] = config.SignalName(s)
+	}
+	return out
 }
 
 func (d *Daemon) reloadOnSignal() {
@@ -442,10 +541,14 @@ func (d *Daemon) shutdown(reason string) {
 					d.log.Warn("second SIGINT: killing every job now")
 					cancel()
 					return
-				case syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1:
+				case syscall.SIGTERM:
 					d.log.Debug("already shutting down", "signal", sig)
 				default:
-					d.onSignal(sig.(syscall.Signal))
+					if s := sig.(syscall.Signal); d.wrapper || (s != syscall.SIGHUP && s != syscall.SIGUSR1) {
+						d.forward(s)
+					} else {
+						d.log.Debug("already shutting down", "signal", sig)
+					}
 				}
 			case <-ctx.Done():
 				return

@@ -1,10 +1,13 @@
 package core
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/pilotfish/pilotfish/control"
 )
 
 // environ is pilotfish's own environment plus the values set at run time (putenv).
@@ -40,9 +43,30 @@ func (e *environ) Map() map[string]string {
 	return m
 }
 
-// Set records run-time values.
-func (e *environ) Set(kv map[string]string) {
+// addBase adds a variable of pilotfish's own.
+func (e *environ) addBase(kv string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.base = append(e.base, kv)
+}
+
+// Set records run-time values, unless all of them together would pass control.MaxEnvTotal.
+func (e *environ) Set(kv map[string]string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	total := 0
+	for k, v := range e.set {
+		if _, replaced := kv[k]; !replaced {
+			total += len(k) + len(v) + 2
+		}
+	}
+	for k, v := range kv {
+		total += len(k) + len(v) + 2
+	}
+	if total > control.MaxEnvTotal {
+		return fmt.Errorf("%w: the values set through putenv would take %d bytes, more than the %d (1 MiB) allowed in all; "+
+			"overwrite some with shorter values", control.ErrTooLarge, total, control.MaxEnvTotal)
+	}
 	maps.Copy(e.set, kv)
+	return nil
 }

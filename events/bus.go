@@ -177,7 +177,14 @@ func (b *Bus) remove(s *Subscription) {
 	defer b.mu.Unlock()
 	for i, x := range b.subs {
 		if x == s {
-			b.subs = append(b.subs[:i], b.subs[i+1:]...)
+			last := len(b.subs) - 1
+			copy(b.subs[i:], b.subs[i+1:])
+			b.subs[last] = nil // the backing array must not keep a gone subscriber alive
+			b.subs = b.subs[:last]
+			// After a flood of subscribers, give the large array back too.
+			if cap(b.subs) > 64 && len(b.subs) < cap(b.subs)/4 {
+				b.subs = append([]*Subscription(nil), b.subs...)
+			}
 			return
 		}
 	}

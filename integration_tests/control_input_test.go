@@ -152,9 +152,24 @@ job "done" {
 		code, ctype, resp := curlDo(t, sock, c.method, c.path, body)
 		apiError(t, what, code, ctype, resp, c.code, c.kind)
 	}
-	// Exactly 1 MiB is still accepted.
-	if code, _, resp := rawRequest(sock, "POST", "/v1/environ", []byte(objectOf(mib)), 20*time.Second); code != 200 {
-		t.Errorf("POST /v1/environ with a body of exactly 1 MiB: %d %s, want 200", code, tail(string(resp), 200))
+	// A body of exactly 1 MiB is still accepted: ten values within the putenv limits
+	// (128 KiB each, 1 MiB in all; see TestControlEnvironLimits).
+	var exact strings.Builder
+	exact.WriteString("{")
+	for i := range 10 {
+		if i > 0 {
+			exact.WriteString(",")
+		}
+		fmt.Fprintf(&exact, `"K%d":"`, i)
+		n := 100 << 10
+		if i == 9 {
+			n = mib - exact.Len() - len(`"}`)
+		}
+		exact.WriteString(big(n) + `"`)
+	}
+	exact.WriteString("}")
+	if code, _, resp := rawRequest(sock, "POST", "/v1/environ", []byte(exact.String()), 20*time.Second); code != 200 || exact.Len() != mib {
+		t.Errorf("POST /v1/environ with a body of exactly 1 MiB (%d): %d %s, want 200", exact.Len(), code, tail(string(resp), 200))
 	}
 
 	// Nothing was changed by the refused requests: same process, still not in maintenance,

@@ -160,6 +160,45 @@ job "both" {
 	}
 }
 
+// docs/configuration.md: with `user`, HOME, USER and LOGNAME come from the passwd entry only
+// where they are unset or empty; an inherited value (Docker's HOME=/root, an image's ENV)
+// and the job's own env win.
+func TestUserFillsInOnlyUnsetHomeAndUser(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	show := `["/bin/sh", "-c", "echo \"HOME=$HOME USER=$USER LOGNAME=$LOGNAME\""]`
+	p := start(t, opts{Config: jsonLogs + `
+job "inherited" {
+  exec = ` + show + `
+  user = "nobody"
+}
+job "own" {
+  exec = ` + show + `
+  user = "nobody"
+  env  = { HOME = "/srv/own" }
+}
+job "empty" {
+  exec = ` + show + `
+  user = "nobody"
+  env  = { HOME = "" }
+}
+`, Env: []string{"HOME=/home/image", "USER=", "LOGNAME=builder"}})
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	want := map[string]string{
+		"inherited": "HOME=/home/image USER=nobody LOGNAME=builder", // USER was empty: filled in
+		"own":       "HOME=/srv/own USER=nobody LOGNAME=builder",
+		"empty":     "HOME=/nonexistent USER=nobody LOGNAME=builder", // nobody's passwd entry
+	}
+	for job, w := range want {
+		line := p.WaitStdout(time.Second, `^\[`+job+`\] HOME=`)
+		if got := strings.TrimPrefix(line, "["+job+"] "); got != w {
+			t.Errorf("job %s sees %q, want %q", job, got, w)
+		}
+	}
+}
+
 // SPEC §2: `dir` is the job's working directory; a relative exec path is found there.
 func TestJobDir(t *testing.T) {
 	t.Parallel()

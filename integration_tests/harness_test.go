@@ -212,6 +212,12 @@ type opts struct {
 	PrivateDev bool
 	// Logs is the logging block startPF puts before the configuration (default jsonLogs).
 	Logs string
+	// Launcher runs pilotfish: the program and its arguments, then pilotfish's command line
+	// follow; it must exec pilotfish (a parent that sets limits or signal state, as a
+	// container runtime would).
+	Launcher []string
+	// NoConfig runs pilotfish without -config (wrapper mode when the default file is absent).
+	NoConfig bool
 }
 
 // instance is one running pilotfish.
@@ -276,14 +282,18 @@ func start(t testing.TB, o opts) *instance {
 	if arg == "" {
 		arg = cfgPath
 	}
-	argv := append(append([]string{}, o.Args...), "-config", arg)
+	argv := append([]string{}, o.Args...)
+	if !o.NoConfig {
+		argv = append(argv, "-config", arg)
+	}
 	if len(o.Main) > 0 {
 		argv = append(append(argv, "--"), o.Main...)
 	}
 	var cmd *exec.Cmd
 	var env []string
+	argv = append(append(append([]string{}, o.Launcher...), pilotfishBin), argv...)
 	if o.Plain {
-		cmd = exec.Command(pilotfishBin, argv...)
+		cmd = exec.Command(argv[0], argv[1:]...)
 	} else {
 		// Like a container, the namespace gets its own /run, so that the default control
 		// socket (/var/run/pilotfish.sock) of parallel tests does not collide. The shell
@@ -300,11 +310,11 @@ func start(t testing.TB, o opts) *instance {
 			env = append(env, "DEV="+dev)
 		}
 		cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "/bin/sh", "-c",
-			script, pilotfishBin}, argv...)...)
+			script}, argv...)...)
 	}
 	p := &instance{t: t, Dir: dir, Stdout: newStream(), Stderr: newStream(), pid1: !o.Plain, cmd: cmd, done: make(chan struct{})}
 	cmd.Dir = dir
-	cmd.Env = append(append(append(os.Environ(), "TESTDIR="+dir), env...), o.Env...)
+	cmd.Env = append(append(append(withoutEnv(os.Environ(), "PILOTFISH_CONFIG"), "TESTDIR="+dir), env...), o.Env...)
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if o.StdoutRate > 0 {
 		cmd.Stdout = &throttled{w: p.Stdout, rate: o.StdoutRate}
@@ -331,6 +341,17 @@ func start(t testing.TB, o opts) *instance {
 	}()
 	t.Cleanup(p.cleanup)
 	return p
+}
+
+// withoutEnv returns env without the variable key.
+func withoutEnv(env []string, key string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func (p *instance) cleanup() {
@@ -466,6 +487,39 @@ func (p *instance) hostPID(nsPID int) int {
 // seen from the host.
 func (p *instance) inNS(path string) string {
 	return fmt.Sprintf("/proc/%d/root%s", p.PID(), path)
+}
+
+// WaitSignalHandlers waits until pilotfish has installed its signal handlers: its SIGTTIN
+// disposition is no longer the default, which it changes (caught, or ignored by older
+// builds) right after it has started to catch SIGTERM and SIGINT. Before that instant a
+// signal meets the Go runtime's default action.
+func (p *instance) WaitSignalHandlers(d time.Duration) {
+	p.t.Helper()
+	pid := p.PID()
+	const ttin = 1 << (syscall.SIGTTIN - 1)
+	waitFor(p.t, d, func() bool {
+		st := procStatus(pid)
+		return p.exited() || (st["SigCgt"]|st["SigIgn"])&ttin != 0
+	}, "pilotfish to install its signal handlers")
+}
+
+// procStatus reads the hexadecimal signal masks (SigIgn, SigCgt, SigBlk, …) of a process.
+func procStatus(pid int) map[string]uint64 {
+	out := map[string]uint64{}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !strings.HasPrefix(k, "Sig") {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+			out[k] = n
+		}
+	}
+	return out
 }
 
 // Signal sends sig to pilotfish itself.

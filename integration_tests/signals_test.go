@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -167,5 +168,136 @@ job "steady" {
 
 func unixSignalName(sig syscall.Signal) string {
 	return map[syscall.Signal]string{syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH",
-		syscall.SIGQUIT: "SIGQUIT", syscall.SIGALRM: "SIGALRM"}[sig]
+		syscall.SIGQUIT: "SIGQUIT", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT",
+		syscall.SIGHUP: "SIGHUP", syscall.SIGUSR1: "SIGUSR1"}[sig]
+}
+
+// jobSignalState runs pilotfish (through launcher, if any) with a job that prints its own
+// /proc/self/status, and returns the job's SigIgn and SigBlk masks.
+func jobSignalState(t *testing.T, launcher []string) (ign, blk uint64) {
+	t.Helper()
+	p := start(t, opts{Config: jsonLogs + `
+job "state" {
+  exec = ["cat", "/proc/self/status"]
+}
+`, Launcher: launcher})
+	masks := map[string]uint64{}
+	for _, k := range []string{"SigIgn", "SigBlk"} {
+		line := p.WaitStdout(10*time.Second, `^\[state\] `+k+`:`)
+		v, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(line, "[state] "+k+":")), 16, 64)
+		if err != nil {
+			t.Fatalf("cannot read %q: %v", line, err)
+		}
+		masks[k] = v
+	}
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0 (the job completed, nothing else can run)", code)
+	}
+	return masks["SigIgn"], masks["SigBlk"]
+}
+
+func sigMask(sigs ...syscall.Signal) uint64 {
+	var m uint64
+	for _, s := range sigs {
+		m |= 1 << (s - 1)
+	}
+	return m
+}
+
+// SPEC §6: a job starts with nothing of pilotfish's own signal handling. pilotfish must not
+// die of SIGPIPE nor stop on SIGTTIN/SIGTTOU, but its jobs get the default action of each.
+func TestJobsDoNotInheritPilotfishSignalHandling(t *testing.T) {
+	t.Parallel()
+	ign, blk := jobSignalState(t, nil)
+	if ign != 0 || blk != 0 {
+		t.Errorf("the job starts with SigIgn %016x SigBlk %016x, want none ignored or blocked (pilotfish was given none)", ign, blk)
+	}
+}
+
+// SPEC §6, tini's sigconf test: the ignored dispositions and the signal mask pilotfish was
+// given reach its jobs. A parent ignores SIGINT, SIGHUP and SIGTTOU and blocks SIGTTIN and
+// SIGUSR2, then execs pilotfish.
+func TestJobsInheritTheSignalStatePilotfishWasGiven(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	launcher := writePython(t, dir, "sigconf.py", `import os, signal, sys
+# Python itself ignores SIGPIPE and SIGXFSZ; a plain parent would not.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTTOU):
+    signal.signal(s, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTIN, signal.SIGUSR2})
+os.execv(sys.argv[1], sys.argv[1:])
+`)
+	ign, blk := jobSignalState(t, []string{python, launcher})
+	if want := sigMask(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTTOU); ign != want {
+		t.Errorf("the job's SigIgn is %016x, want %016x (SIGINT, SIGHUP, SIGTTOU as pilotfish was given them)", ign, want)
+	}
+	if want := sigMask(syscall.SIGTTIN, syscall.SIGUSR2); blk != want {
+		t.Errorf("the job's SigBlk is %016x, want %016x (SIGTTIN, SIGUSR2 as pilotfish was given them)", blk, want)
+	}
+}
+
+// SPEC §6: `yes | head -1` in a job behaves as under a shell: yes dies of SIGPIPE (141),
+// instead of printing "Broken pipe" and exiting 1.
+func TestShellPipelineInJobDiesOfSIGPIPE(t *testing.T) {
+	t.Parallel()
+	p := start(t, opts{Config: jsonLogs + `
+job "pipe" {
+  exec = ["/bin/sh", "-c", "(yes; echo $? > \"$TESTDIR/yes.status\") | head -n 1"]
+}
+`})
+	p.WaitLog(10*time.Second, is("exited", "pipe"), "the pipeline to end")
+	waitFor(t, 5*time.Second, func() bool { return strings.TrimSpace(readFile(t, filepath.Join(p.Dir, "yes.status"))) != "" }, "yes's status")
+	if got := strings.TrimSpace(readFile(t, filepath.Join(p.Dir, "yes.status"))); got != "141" {
+		t.Errorf("yes ended with status %s, want 141 (killed by SIGPIPE); stderr:\n%s", got, tail(p.Stderr.String(), 500))
+	}
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// requireNoDefaultConfig skips a wrapper-mode test on a host that has the default
+// configuration file (pilotfish would read it).
+func requireNoDefaultConfig(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/etc/pilotfish/pilotfish.hcl"); err == nil {
+		t.Skip("/etc/pilotfish/pilotfish.hcl exists: pilotfish -- CMD would read it")
+	}
+}
+
+// SPEC §6 wrapper mode: `pilotfish -- CMD` without a configuration file is a drop-in for
+// tini. SIGUSR1 and SIGHUP reach the command (nothing to reload or put in maintenance),
+// its output passes through untouched (a JSON log line stays JSON), SIGTERM stops it with
+// stop_signal and pilotfish exits with its code.
+func TestWrapperModeIsTransparent(t *testing.T) {
+	t.Parallel()
+	requireNoDefaultConfig(t)
+	p := start(t, opts{NoConfig: true, Main: []string{"/bin/sh", "-c", `
+for s in USR1 HUP USR2 WINCH; do trap "echo '{\"got\":\"'$s'\"}'" $s; done
+trap 'echo "{\"got\":\"TERM\"}"; exit 7' TERM
+echo '{"level":"info","msg":"ready"}'
+printf 'no newline at the end'
+printf '\n'
+while :; do sleep 0.05; done`}})
+	p.WaitStdout(10*time.Second, `^\{"level":"info","msg":"ready"\}$`)
+	p.WaitStdout(10*time.Second, `^no newline at the end$`)
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGWINCH} {
+		p.Signal(sig)
+		name := strings.TrimPrefix(unixSignalName(sig), "SIG")
+		p.WaitStdout(10*time.Second, `^\{"got":"`+name+`"\}$`)
+	}
+	if strings.Contains(p.Stdout.String(), "[main]") {
+		t.Errorf("the command's output is prefixed:\n%s", p.Stdout.String())
+	}
+	for _, e := range p.Logs() {
+		if m := e.msg(); strings.Contains(m, "maintenance") || strings.Contains(m, "reload") {
+			t.Errorf("pilotfish acted on a signal meant for the command: %s", e)
+		}
+	}
+	code, _ := p.SignalWait(syscall.SIGTERM, 20*time.Second)
+	p.WaitStdout(time.Second, `^\{"got":"TERM"\}$`)
+	if code != 7 {
+		t.Errorf("exit code %d, want 7 (the command's)", code)
+	}
 }

@@ -132,7 +132,7 @@ func (j *Job) execCheck(ctx context.Context, argv []string, env []string) (strin
 		return "", err
 	}
 	if cred != nil {
-		env = userEnv(env, home, j.cfg.Env)
+		env = userEnv(env, home)
 	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {

@@ -168,7 +168,7 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	}
 	if cred != nil {
 		sys.Credential = cred
-		env = userEnv(env, home, job.Env)
+		env = userEnv(env, home)
 	}
 	spec := reaper.Spec{Path: path, Args: job.Exec, Env: env, Dir: job.Dir, Sys: sys}
 	if vars := req.Activation.PidVars; len(vars) > 0 && rt.Self != "" {
@@ -329,13 +329,14 @@ func envValue(env []string, key string) string {
 	return ""
 }
 
-// userEnv sets HOME, USER and LOGNAME of the job's user, as systemd does for User=: they
-// replace inherited values but not the ones the job's own env gives.
-func userEnv(env, vars []string, jobEnv map[string]string) []string {
+// userEnv fills in HOME, USER and LOGNAME of the job's user where env (pilotfish's own,
+// putenv values and the job's env, merged) leaves them unset or empty (docs/jobs.md): an
+// image's HOME stays what the image says.
+func userEnv(env, vars []string) []string {
 	set := map[string]string{}
 	for _, kv := range vars {
 		k, v, _ := strings.Cut(kv, "=")
-		if _, own := jobEnv[k]; !own {
+		if envValue(env, k) == "" {
 			set[k] = v
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/core"
+	"github.com/pilotfish/pilotfish/internal/sigearly"
 	"github.com/pilotfish/pilotfish/jobs"
 )
 
@@ -56,6 +57,9 @@ func dispatch(args []string) int {
 		if v, rest, ok := clientFlagsFirst(args); ok {
 			verb, args = v, rest // pilotfish -socket PATH status
 		}
+	}
+	if verb != "run" {
+		sigearly.Release()
 	}
 	switch verb {
 	case "run", "validate", "plan":
@@ -121,7 +125,7 @@ func configCommand(verb string, args []string) int {
 	if verb == "run" {
 		fs.Visit(func(f *flag.Flag) { optional = optional && f.Name != "config" })
 		return core.Run(core.Options{ConfigPath: *path, ConfigOptional: optional, Main: main, Env: os.Environ(),
-			Stdout: os.Stdout, Stderr: os.Stderr, Version: version})
+			Stdout: os.Stdout, Stderr: os.Stderr, Version: version, Signals: sigearly.Take()})
 	}
 	return core.Check(verb, *path, os.Stdout, os.Stderr)
 }

@@ -94,6 +94,10 @@ const (
 	KindTimeout       = "timeout"
 	KindUnavailable   = "unavailable"
 	KindInternal      = "internal"
+	// KindStarting: a mutating call before start-up has installed every job (503).
+	KindStarting = "starting"
+	// KindTooManyStreams: every stream slot is taken (429).
+	KindTooManyStreams = "too-many-streams"
 )
 
 // ErrorBody is the JSON of every error answer: {"error":{"kind","message"}}, plus the

@@ -1,0 +1,228 @@
+package control
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pilotfish/pilotfish/control/client"
+)
+
+// Limits that keep the control API answering whatever its clients do (docs/api.md#limits).
+const (
+	// MaxStreams is how many long-lived answers (event streams, followed logs) may be open
+	// at once; one more gets 429 too-many-streams.
+	MaxStreams = 64
+	// maxConnsCap bounds the open connections even when the file limit is huge.
+	maxConnsCap = 1024
+)
+
+// streamSlots is the shared cap on streams. Every endpoint that answers for as long as its
+// client stays takes a slot with Server.openStream and gives it back when it ends.
+type streamSlots chan struct{}
+
+// openStream takes a stream slot, or answers 429 and reports false. The caller must call
+// the returned release when its answer ends.
+func (s *Server) openStream(w http.ResponseWriter) (release func(), ok bool) {
+	select {
+	case s.streams <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-s.streams }) }, true
+	default:
+		writeJSON(w, http.StatusTooManyRequests, client.ErrorBody{Error: client.ErrorDetail{Kind: client.KindTooManyStreams,
+			Message: fmt.Sprintf("%d streams are open already, the most pilotfish serves at once; close one and retry", MaxStreams)}})
+		return nil, false
+	}
+}
+
+// whenStarted answers 503 starting until Started was called: before every job is
+// installed, a reload or a job verb would act on a half-built daemon.
+func (s *Server) whenStarted(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.started.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, client.ErrorBody{Error: client.ErrorDetail{Kind: client.KindStarting,
+				Message: "pilotfish is still starting its jobs; retry in a moment"}})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// Started opens the mutating endpoints: every job is installed.
+func (s *Server) Started() { s.started.Store(true) }
+
+// maxConns is the number of open control connections allowed: a quarter of the file limit
+// (so that a flood of clients cannot take the descriptors jobs and listeners need), at
+// least room for every stream plus some requests, at most maxConnsCap.
+func maxConns() int {
+	var rl syscall.Rlimit
+	n := maxConnsCap
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(4*maxConnsCap) {
+		n = int(rl.Cur / 4)
+	}
+	return max(n, MaxStreams+32)
+}
+
+// connLimiter is a listener that keeps at most max connections open. When it is full it
+// makes room by closing the connection that has waited longest without a request in
+// progress: an idle keep-alive one, or one that has not sent a byte for newGrace. With none
+// of those it stops accepting until a connection ends; the kernel's backlog holds the
+// newcomers meanwhile. A request in flight is never cut, and a flood of clients can take
+// neither the file descriptors that jobs need nor /v1/ping's turn for long.
+type connLimiter struct {
+	net.Listener
+	max     int
+	changed chan struct{} // poked when a connection ends or turns idle
+	done    chan struct{} // closed by Close
+
+	mu    sync.Mutex
+	conns map[net.Conn]connInfo
+	peak  int         // most connections open at once since the last flood ended
+	free  *time.Timer // gives a flood's memory back once it has gone; nil when none
+	once  sync.Once
+}
+
+type connInfo struct {
+	state http.ConnState
+	since time.Time
+}
+
+// newGrace is how long a new connection may stay silent before it may be closed to make
+// room for another; a real client sends its request at once.
+const newGrace = 250 * time.Millisecond
+
+func newConnLimiter(ln net.Listener, max int) *connLimiter {
+	return &connLimiter{Listener: ln, max: max, changed: make(chan struct{}, 1), done: make(chan struct{}),
+		conns: map[net.Conn]connInfo{}}
+}
+
+// Accept waits until there is room, then returns the next connection.
+func (l *connLimiter) Accept() (net.Conn, error) {
+	if err := l.waitRoom(); err != nil {
+		return nil, err
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conns[c] = connInfo{state: http.StateNew, since: time.Now()}
+	l.peak = max(l.peak, len(l.conns))
+	l.mu.Unlock()
+	return c, nil
+}
+
+// Close stops accepting, also a waiting Accept.
+func (l *connLimiter) Close() error {
+	l.once.Do(func() { close(l.done) })
+	l.mu.Lock()
+	if l.free != nil {
+		l.free.Stop()
+	}
+	l.mu.Unlock()
+	return l.Listener.Close()
+}
+
+// waitRoom returns once fewer than max connections are open, closing one that waits
+// (see connLimiter) if it must. Only Accept adds connections, so the room stays.
+func (l *connLimiter) waitRoom() error {
+	for {
+		l.mu.Lock()
+		if len(l.conns) < l.max {
+			l.mu.Unlock()
+			return nil
+		}
+		victim, wake := l.waitingLocked(time.Now())
+		if victim != nil {
+			delete(l.conns, victim)
+		}
+		l.mu.Unlock()
+		if victim != nil {
+			victim.Close()
+			continue
+		}
+		timer := time.NewTimer(wake)
+		select {
+		case <-l.changed:
+		case <-timer.C:
+		case <-l.done:
+			timer.Stop()
+			return net.ErrClosed
+		}
+		timer.Stop()
+	}
+}
+
+// waitingLocked picks the connection to close for room: the idle or silent new one that has
+// waited longest. With none, it says when a new one will have been silent for newGrace.
+func (l *connLimiter) waitingLocked(now time.Time) (net.Conn, time.Duration) {
+	var oldest net.Conn
+	var at time.Time
+	wake := newGrace
+	for c, info := range l.conns {
+		switch {
+		case info.state == http.StateIdle, info.state == http.StateNew && now.Sub(info.since) >= newGrace:
+			if oldest == nil || info.since.Before(at) {
+				oldest, at = c, info.since
+			}
+		case info.state == http.StateNew:
+			wake = min(wake, newGrace-now.Sub(info.since))
+		}
+	}
+	return oldest, wake
+}
+
+// connState is the http.Server's ConnState hook.
+func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.conns[c]; !ok {
+		return // closed to make room, or never counted
+	}
+	switch st {
+	case http.StateActive, http.StateIdle:
+		l.conns[c] = connInfo{state: st, since: time.Now()}
+	case http.StateClosed, http.StateHijacked:
+		delete(l.conns, c)
+		l.released()
+	}
+	if st != http.StateActive {
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// floodSize is the number of connections open at once that counts as a flood (or the
+// cap, when it is lower).
+const floodSize = 4 * MaxStreams
+
+// released gives the memory of a flood back once it is gone: the heap that thousands of
+// connections took would otherwise stay mapped until the next garbage collection, which an
+// idle PID 1 may not need for a long time. It waits for the flood's last connections to
+// close (freeDelay after the last one).
+func (l *connLimiter) released() {
+	switch {
+	case l.free != nil && len(l.conns) <= MaxStreams:
+		l.free.Reset(freeDelay)
+	case l.peak >= min(floodSize, l.max) && len(l.conns) <= MaxStreams:
+		l.peak = len(l.conns)
+		l.free = time.AfterFunc(freeDelay, func() {
+			// Two collections: the first only moves pooled buffers (sync.Pool) aside.
+			runtime.GC()
+			debug.FreeOSMemory()
+			l.mu.Lock()
+			l.free = nil
+			l.mu.Unlock()
+		})
+	}
+}
+
+// freeDelay is the quiet time after a flood before its memory is given back.
+const freeDelay = time.Second
