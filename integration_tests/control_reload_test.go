@@ -33,10 +33,15 @@ func whenStarted(source string) string {
 	return "  when {\n    source = \"" + source + "\"\n    once   = \"started\"\n  }\n"
 }
 
-// writeConfig replaces the running configuration file (the next reload reads it).
+// writeConfig replaces the running configuration file (the next reload reads it) at once,
+// as an editor saving by rename does: a reload never reads half a file.
 func writeConfig(t testing.TB, p *instance, sock, cfg string) {
 	t.Helper()
-	writeFile(t, filepath.Join(p.Dir, "pilotfish.hcl"), cfg+controlBlock(sock), 0o644)
+	path := filepath.Join(p.Dir, "pilotfish.hcl")
+	writeFile(t, path+".new", cfg+controlBlock(sock), 0o644)
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func sorted(s []string) []string {
