@@ -9,15 +9,16 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// evalContext exposes `env.NAME`, `env("NAME", "default")` and HCL's standard functions.
-func evalContext(env map[string]string) *hcl.EvalContext {
+// evalContext exposes `env.NAME`, `env("NAME", "default")` and HCL's standard functions,
+// under the guard g.
+func evalContext(env map[string]string, g *guard) *hcl.EvalContext {
 	vals := make(map[string]cty.Value, len(env))
 	for k, v := range env {
 		vals[k] = cty.StringVal(v)
 	}
 	return &hcl.EvalContext{
 		Variables: map[string]cty.Value{"env": cty.ObjectVal(vals)},
-		Functions: functions(env),
+		Functions: functions(env, g),
 	}
 }
 
@@ -71,7 +72,7 @@ func typesOf(args []cty.Value) []cty.Type {
 	return out
 }
 
-func functions(env map[string]string) map[string]function.Function {
+func functions(env map[string]string, g *guard) map[string]function.Function {
 	return map[string]function.Function{
 		"env":        envFunc(env),
 		"abs":        stdlib.AbsoluteFunc,
@@ -85,12 +86,12 @@ func functions(env map[string]string) map[string]function.Function {
 		"element":    stdlib.ElementFunc,
 		"flatten":    stdlib.FlattenFunc,
 		"floor":      stdlib.FloorFunc,
-		"format":     stdlib.FormatFunc,
-		"formatlist": stdlib.FormatListFunc,
-		"indent":     stdlib.IndentFunc,
-		"join":       stdlib.JoinFunc,
-		"jsondecode": stdlib.JSONDecodeFunc,
-		"jsonencode": stdlib.JSONEncodeFunc,
+		"format":     g.guardFunc(stdlib.FormatFunc, preFormat),
+		"formatlist": g.guardFunc(stdlib.FormatListFunc, preFormatList),
+		"indent":     g.guardFunc(stdlib.IndentFunc, preIndent),
+		"join":       g.guardFunc(stdlib.JoinFunc, preJoin),
+		"jsondecode": g.guardFunc(stdlib.JSONDecodeFunc, preJSONDecode),
+		"jsonencode": g.guardFunc(stdlib.JSONEncodeFunc, preJSONEncode),
 		"keys":       stdlib.KeysFunc,
 		"length":     stdlib.LengthFunc,
 		"lookup":     stdlib.LookupFunc,
@@ -98,14 +99,14 @@ func functions(env map[string]string) map[string]function.Function {
 		"max":        stdlib.MaxFunc,
 		"merge":      stdlib.MergeFunc,
 		"min":        stdlib.MinFunc,
-		"parseint":   stdlib.ParseIntFunc,
+		"parseint":   g.guardFunc(stdlib.ParseIntFunc, preParseInt),
 		"range":      stdlib.RangeFunc,
-		"regex":      stdlib.RegexFunc,
-		"regexall":   stdlib.RegexAllFunc,
-		"replace":    stdlib.ReplaceFunc,
+		"regex":      g.guardFunc(stdlib.RegexFunc, preRegex),
+		"regexall":   g.guardFunc(stdlib.RegexAllFunc, preRegexAll),
+		"replace":    g.guardFunc(stdlib.ReplaceFunc, preReplace),
 		"reverse":    stdlib.ReverseListFunc,
 		"sort":       stdlib.SortFunc,
-		"split":      stdlib.SplitFunc,
+		"split":      g.guardFunc(stdlib.SplitFunc, preSplit),
 		"strrev":     stdlib.ReverseFunc,
 		"substr":     stdlib.SubstrFunc,
 		"title":      stdlib.TitleFunc,
@@ -122,7 +123,7 @@ func functions(env map[string]string) map[string]function.Function {
 // FunctionNames lists the functions available in configuration files, for the reference.
 func FunctionNames() []string {
 	var names []string
-	for n := range functions(nil) {
+	for n := range functions(nil, nil) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
