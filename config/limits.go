@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
 )
 
 // What a configuration file may hold and compute (docs/configuration.md#limits). HCL parses
@@ -97,13 +98,36 @@ func checkSource(path string, src []byte, isJSON bool) hcl.Diagnostics {
 	if err == nil {
 		return nil
 	}
+	if err.broken >= 0 {
+		if diags := syntaxErrorsBefore(path, src, err.broken); diags.HasErrors() {
+			return diags
+		}
+	}
 	pos := posAt(src, err.offset)
 	return hcl.Diagnostics{{
 		Severity: hcl.DiagError,
 		Summary:  err.summary(),
-		Detail:   err.detail(),
+		Detail:   err.detail(src),
 		Subject:  &hcl.Range{Filename: path, Start: pos, End: pos},
 	}}
+}
+
+// syntaxErrorsBefore returns HCL's own diagnostics of the syntax error at offset broken:
+// the file up to there nests within the limits, so HCL may parse that much of it.
+func syntaxErrorsBefore(path string, src []byte, broken int) hcl.Diagnostics {
+	end := len(src)
+	if n := bytes.IndexByte(src[broken:], '\n'); n >= 0 {
+		end = broken + n
+	}
+	end = min(end, broken+MaxDepth) // the rest of the line may open more levels
+	_, diags := hclparse.NewParser().ParseHCL(src[:end], path)
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Subject != nil && d.Subject.Start.Byte <= broken {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // posAt turns a byte offset into a line and column (counted in characters, from 1).

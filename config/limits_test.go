@@ -3,8 +3,10 @@ package config
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +63,7 @@ func TestScanLevels(t *testing.T) {
 			case c.want < 0 && (err == nil || err.limit != overDepth):
 				t.Fatalf("not refused: %d levels, %v", levels, err)
 			case c.want >= 0 && err != nil:
-				t.Fatalf("refused: %s", err.detail())
+				t.Fatalf("refused: %s", err.detail([]byte(c.src)))
 			case c.want >= 0 && levels != c.want:
 				t.Fatalf("%d levels, want %d", levels, c.want)
 			}
@@ -141,15 +143,8 @@ func parseFromPipe(t *testing.T, src string) (*Config, []string) {
 		w.Close()
 	}()
 	defer r.Close()
-	cfg, diags := Load("/dev/fd/"+itoa(int(r.Fd())), Options{Kinds: kinds})
+	cfg, diags := Load("/dev/fd/"+strconv.Itoa(int(r.Fd())), Options{Kinds: kinds})
 	return cfg, FormatDiagnostics(diags)
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 func TestTokenAndCopyLimits(t *testing.T) {
@@ -268,7 +263,53 @@ func BenchmarkScanNative(b *testing.B) {
 	b.SetBytes(int64(len(src)))
 	for b.Loop() {
 		if _, err := scanNative(src); err != nil {
-			b.Fatal(err.detail())
+			b.Fatal(err.detail(src))
 		}
+	}
+}
+
+// The limits a user relies on are stated in docs/configuration.md#limits with the values
+// the code enforces.
+func TestLimitsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(doc), "\n## Limits\n")
+	if i < 0 {
+		t.Fatal("docs/configuration.md has no Limits section")
+	}
+	section := string(doc[i:])
+	section = section[:strings.Index(section[1:], "\n## ")+1]
+	for _, want := range []string{
+		fmt.Sprintf("| file size | %d MiB (%s bytes)", MaxFileSize>>20, thousands(MaxFileSize)),
+		fmt.Sprintf("| nesting | %d levels", MaxDepth),
+		fmt.Sprintf("| tokens | %s names", thousands(MaxTokens)),
+		fmt.Sprintf("| string joining | %d MiB of copying", MaxTemplateCopy>>20),
+		fmt.Sprintf("| a string | %d MiB (%s bytes)", MaxString>>20, thousands(MaxString)),
+		fmt.Sprintf("| a list, tuple, map or object | %s elements", thousands(MaxElements)),
+		fmt.Sprintf("| all values | %d MiB", MaxEvalBytes>>20),
+		fmt.Sprintf("| time | %d seconds for a whole load", int(EvalTimeout.Seconds())),
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the Limits section does not say %q", want)
+		}
+	}
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// A syntax error that leaves levels counted is reported as HCL reports it.
+func TestDeepBecauseOfSyntaxError(t *testing.T) {
+	src := "job \"a\" {\n  exec = \"x\" }\n" + strings.Repeat("job \"b\" { exec = \"y\" }\n", MaxDepth+1)
+	_, diags := parse(t, src, nil)
+	if len(diags) != 1 || !strings.HasPrefix(diags[0], "test.hcl:2:") || strings.Contains(diags[0], "nested too deeply") {
+		t.Fatalf("got %q, want HCL's own error on line 2", diags)
 	}
 }

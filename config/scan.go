@@ -19,12 +19,12 @@ import (
 //   - where a string, heredoc, comment or ${…} starts and ends follows hclsyntax's lexer
 //     exactly (a mistake there would swap code and text);
 //   - blocks follow its body parser: a } closes a block only at the start of an item;
-//   - a level the parser may still be in after an error (a closing bracket that does not
-//     match, a } in the middle of an item, a one-line block after a syntax error) is never
-//     given back: it stays counted to the end of the file.
+//   - after a syntax error (a closing bracket that does not match, a } in the middle of an
+//     item, …) HCL's parser recovers in ways the structure no longer tells: no level is
+//     given back from there on.
 //
-// A file with a syntax error may therefore be refused as too deep; the message then names
-// the first error seen.
+// A file with a syntax error may therefore be refused as too deep; checkSource then reports
+// HCL's own diagnostic of that first error.
 
 type scanLimit uint8
 
@@ -37,7 +37,7 @@ const (
 type scanError struct {
 	offset int
 	limit  scanLimit
-	broken hcl.Pos // the first syntax error seen before, if Line > 0
+	broken int // offset of the first syntax error seen before, or -1
 }
 
 func (e *scanError) summary() string {
@@ -50,7 +50,7 @@ func (e *scanError) summary() string {
 	return "Configuration nested too deeply"
 }
 
-func (e *scanError) detail() string {
+func (e *scanError) detail(src []byte) string {
 	var msg string
 	switch e.limit {
 	case overTokens:
@@ -59,8 +59,9 @@ func (e *scanError) detail() string {
 		msg = fmt.Sprintf("HCL copies a string's text once per line or ${…} in it, and the strings up to here would make it copy more than %d MiB; shorten this string or heredoc", MaxTemplateCopy>>20)
 	default:
 		msg = fmt.Sprintf("more than %d levels of blocks, brackets, braces, parentheses, ${…}, template if/for or chained operators here", MaxDepth)
-		if e.broken.Line > 0 {
-			msg += fmt.Sprintf(", counting those a syntax error at line %d, column %d may leave open; fix that first", e.broken.Line, e.broken.Column)
+		if e.broken >= 0 {
+			p := posAt(src, e.broken)
+			msg += fmt.Sprintf(", counting those a syntax error at line %d, column %d may leave open; fix that first", p.Line, p.Column)
 		}
 	}
 	return msg + "; see " + limitsDoc
@@ -171,9 +172,14 @@ func newScanner(src []byte, kind frameKind, depth int, budget *scanBudget) *scan
 
 // scanNative measures a file in HCL's native syntax; it returns how deeply it nests.
 func scanNative(src []byte) (int, *scanError) {
+	s := scanFile(src)
+	return s.max, s.err
+}
+
+func scanFile(src []byte) *scanner {
 	s := newScanner(src, frameRoot, 0, &scanBudget{})
 	s.run()
-	return s.max, s.err
+	return s
 }
 
 // scanTemplate measures a template given as text (a string of HCL JSON) that starts at
@@ -190,14 +196,14 @@ func (s *scanner) fail(limit scanLimit, at int) {
 	if s.err != nil {
 		return
 	}
-	s.err = &scanError{offset: at, limit: limit}
-	if s.broken >= 0 && limit == overDepth {
-		s.err.broken = posAt(s.src, s.broken)
+	s.err = &scanError{offset: at, limit: limit, broken: -1}
+	if limit == overDepth {
+		s.err.broken = s.broken
 	}
 }
 
-// syntaxError notes a certain syntax error: HCL's parser recovers from it in ways that
-// may leave levels open, so from here on no block gives its level back.
+// syntaxError notes a certain syntax error: HCL's parser recovers from it in ways its
+// structure no longer tells, so from here on no level is ever given back.
 func (s *scanner) syntaxError(at int) {
 	if s.broken < 0 {
 		s.broken = at
@@ -228,13 +234,14 @@ func (s *scanner) push(kind frameKind, at int) *frame {
 	return f
 }
 
-// pop closes the top frame; a stuck one keeps its levels counted.
+// pop closes the top frame; a stuck one keeps its levels counted, and so does every one
+// after a syntax error.
 func (s *scanner) pop(stuck bool) {
 	f := s.top()
 	if f.kind.text() {
 		s.endTemplate(f, s.i)
 	}
-	if !stuck {
+	if !stuck && s.broken < 0 {
 		s.depth -= f.cost
 	}
 	s.frames = s.frames[:len(s.frames)-1]
@@ -242,8 +249,10 @@ func (s *scanner) pop(stuck bool) {
 
 // endItem ends an item of a body, object or list: its operators nest no more.
 func (s *scanner) endItem(f *frame) {
-	f.cost -= f.chain
-	s.depth -= f.chain
+	if s.broken < 0 {
+		f.cost -= f.chain
+		s.depth -= f.chain
+	}
 	f.chain = 0
 	f.operand = false
 	f.values = 0
@@ -540,7 +549,7 @@ func (s *scanner) closeBrace(at int) {
 		p.blocks++
 		s.deeper(p, 1, at)
 	case -1:
-		if p.blocks > 0 {
+		if p.blocks > 0 && s.broken < 0 {
 			p.blocks--
 			p.cost--
 			s.depth--

@@ -101,6 +101,14 @@ func FuzzScan(f *testing.F) {
 		if _, err := scan([]byte(deep + src)); err == nil || err.limit != overDepth {
 			t.Fatalf("%d levels open before the input, and not refused: %v", MaxDepth+1, err)
 		}
+		// A syntax error the scanner sees keeps levels counted: a valid file has none.
+		if !asJSON {
+			if s := scanFile([]byte(src)); s.err == nil && s.broken >= 0 {
+				if _, diags := hclparse.NewParser().ParseHCL([]byte(src), "fuzz.hcl"); !diags.HasErrors() {
+					t.Fatalf("a syntax error at offset %d of a valid file", s.broken)
+				}
+			}
+		}
 		// Repeating the input shows a level the scanner gives back too early: it adds up.
 		for _, in := range []string{src, strings.Repeat(src, 8)} {
 			levels, err := scan([]byte(in))

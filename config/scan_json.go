@@ -20,14 +20,14 @@ func scanJSON(src []byte) (deepest int, err *scanError) {
 			continue
 		}
 		if budget.tokens++; budget.tokens > MaxTokens {
-			return deepest, &scanError{offset: i, limit: overTokens}
+			return deepest, &scanError{offset: i, limit: overTokens, broken: -1}
 		}
 		switch {
 		case c == '{' || c == '[':
 			stack = append(stack, c)
 			deepest = max(deepest, len(stack))
 			if len(stack) > MaxDepth {
-				return deepest, &scanError{offset: i, limit: overDepth}
+				return deepest, &scanError{offset: i, limit: overDepth, broken: -1}
 			}
 			i++
 		case c == '}' || c == ']':

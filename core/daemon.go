@@ -80,6 +80,8 @@ type Daemon struct {
 	reloadMu     sync.Mutex
 	reloading    atomic.Bool
 	shuttingDown atomic.Bool
+	stopLoads    context.CancelCauseFunc // at shutdown: a reload's load ends at once
+	loads        context.Context
 	reloads      map[string]uint64 // by result, under mu
 
 	pokes       chan struct{}
@@ -137,6 +139,7 @@ func New(opts Options) (*Daemon, int) {
 		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
 	}
+	d.loads, d.stopLoads = context.WithCancelCause(context.Background())
 	d.tel = telemetry.New(metricsSource{d})
 	return d, ExitOK
 }
@@ -404,6 +407,7 @@ func (d *Daemon) config() *config.Config {
 // shutdown stops every job in reverse dependency order within the top-level stop_timeout.
 func (d *Daemon) shutdown(reason string) {
 	d.shuttingDown.Store(true)
+	d.stopLoads(errShuttingDown)
 	start := time.Now()
 	cfg := d.config()
 	d.log.Info("shutting down", "reason", reason, "stop_timeout", cfg.StopTimeout)
