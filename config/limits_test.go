@@ -117,7 +117,7 @@ func TestFileSizeLimit(t *testing.T) {
 	if err := os.WriteFile(ok, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, diags := Load(ok, Options{Kinds: kinds}); cfg == nil {
+	if cfg, diags := Load(ok, Options{Kinds: kinds, evalTimeout: time.Minute}); cfg == nil {
 		t.Fatalf("refused: %q", FormatDiagnostics(diags))
 	}
 	// One byte more is not, also from a reader that does not tell its size.
@@ -194,7 +194,7 @@ func TestEvaluationLimits(t *testing.T) {
 				if json {
 					name, src = "test.json", `{"job": {"a": {"exec": "x", "dir": "${`+jsonEscape(c.expr)+`}"}}}`
 				}
-				cfg, diags := Parse(name, []byte(src), Options{Kinds: kinds})
+				cfg, diags := Parse(name, []byte(src), Options{Kinds: kinds, evalTimeout: time.Minute})
 				lines := FormatDiagnostics(diags)
 				if cfg != nil || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
 					t.Fatalf("%s: got %q, want one error with %q", name, lines, c.want)
