@@ -286,7 +286,7 @@ func TestConfigLimitsSlowReloadKeepsAnswering(t *testing.T) {
 		}
 	}
 	t.Logf("reload refused after %v; %d ping+status meanwhile, slowest %v", first.at.Sub(t0).Round(time.Millisecond), n, slowest)
-	if n < 3 || slowest > 2*time.Second {
+	if n < 3 || slowest > 3*time.Second {
 		t.Errorf("during the reload: %d ping+status, the slowest took %v", n, slowest)
 	}
 	if maintenanceAt.IsZero() || maintenanceAt.After(first.at) {
