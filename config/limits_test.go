@@ -242,6 +242,8 @@ job "a" {
     OBJ  = jsonencode({ for k, v in { x = 1, y = 2 } : k => v * 2 })
     TPL  = "%{ for x in ["p", "q"] }${x}.%{ endfor }"
     SPL  = length([{ a = [1, 2] }, { a = [3] }][*].a)
+    DIST = jsonencode(distinct([["x"], ["y"], ["x"], ["x", "y"]]))
+    MANY = length(distinct(flatten([for i in range(4) : [for j in range(1000) : "${i}-${j % 500}"]])))
   }
 }
 `, nil)
@@ -249,7 +251,8 @@ job "a" {
 	if got := strings.Join(j.Exec, " "); got != "A C" {
 		t.Errorf("exec = %q", got)
 	}
-	want := map[string]string{"LIST": "00,01,02", "OBJ": `{"x":2,"y":4}`, "TPL": "p.q.", "SPL": "2"}
+	want := map[string]string{"LIST": "00,01,02", "OBJ": `{"x":2,"y":4}`, "TPL": "p.q.", "SPL": "2",
+		"DIST": `[["x"],["y"],["x","y"]]`, "MANY": "2000"}
 	for k, v := range want {
 		if j.Env[k] != v {
 			t.Errorf("%s = %q, want %q", k, j.Env[k], v)
