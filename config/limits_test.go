@@ -319,3 +319,37 @@ func TestDeepBecauseOfSyntaxError(t *testing.T) {
 		t.Fatalf("got %q, want HCL's own error on line 2", diags)
 	}
 }
+
+// Validation of a file with thousands of mistakes stays linear: "did you mean" is looked
+// for a few times, and a few trigger cycles are reported, each in a line of bounded length.
+func TestValidationBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&b, "job \"job%d\" {\n  exec = \"x\"\n  when {\n    source = \"jobb%d\"\n    once   = \"started\"\n  }\n}\n", i, i)
+	}
+	_, diags := parse(t, b.String(), nil)
+	if len(diags) != 2000 {
+		t.Fatalf("%d diagnostics, want one per job", len(diags))
+	}
+	if n := strings.Count(strings.Join(diags, "\n"), "did you mean"); n != maxSuggestions {
+		t.Errorf("%d suggestions, want %d", n, maxSuggestions)
+	}
+
+	b.Reset()
+	for i := range 2000 {
+		fmt.Fprintf(&b, "job \"j%d\" {\n  exec = \"x\"\n  when {\n    any = { j%d = \"started\", j0 = \"started\" }\n  }\n}\n", i, (i+1)%2000)
+	}
+	_, diags = parse(t, b.String(), nil)
+	cycles := 0
+	for _, d := range diags {
+		if strings.Contains(d, "trigger cycle") {
+			cycles++
+			if len(d) > 300 {
+				t.Errorf("diagnostic %q", d)
+			}
+		}
+	}
+	if cycles != maxCycles {
+		t.Fatalf("%d cycles reported, want %d: %q", cycles, maxCycles, diags[:min(3, len(diags))])
+	}
+}

@@ -157,6 +157,8 @@ func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 type loader struct {
 	opts Options
 	d    *Decoder
+	// reported so far: bounded, whatever the file (see validate.go)
+	suggestions, cycles int
 }
 
 var rootSchema = &hcl.BodySchema{
