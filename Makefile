@@ -43,6 +43,7 @@ lint:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime 60s ./config/
 
 # Runs the bundled example in the foreground: several dependent jobs, no Consul needed.
 # Stop it with Ctrl-C.

@@ -28,7 +28,8 @@ var kinds = map[string]Kind{"exec": testKind{}, "hook": testKind{exec: ExecForbi
 
 func parse(t *testing.T, src string, env map[string]string) (*Config, []string) {
 	t.Helper()
-	cfg, diags := Parse("test.hcl", []byte(src), Options{Env: env, Kinds: kinds})
+	// Not the time budget: a loaded machine must not make these fail (TestEvaluationTime).
+	cfg, diags := Parse("test.hcl", []byte(src), Options{Env: env, Kinds: kinds, evalTimeout: time.Minute})
 	return cfg, FormatDiagnostics(diags)
 }
 

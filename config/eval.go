@@ -9,15 +9,16 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// evalContext exposes `env.NAME`, `env("NAME", "default")` and HCL's standard functions.
-func evalContext(env map[string]string) *hcl.EvalContext {
+// evalContext exposes `env.NAME`, `env("NAME", "default")` and HCL's standard functions,
+// under the guard g.
+func evalContext(env map[string]string, g *guard) *hcl.EvalContext {
 	vals := make(map[string]cty.Value, len(env))
 	for k, v := range env {
 		vals[k] = cty.StringVal(v)
 	}
 	return &hcl.EvalContext{
 		Variables: map[string]cty.Value{"env": cty.ObjectVal(vals)},
-		Functions: functions(env),
+		Functions: functions(env, g),
 	}
 }
 
@@ -63,6 +64,40 @@ var coalesceFunc = function.New(&function.Spec{
 	},
 })
 
+// distinctFunc is cty's distinct with a hash per element: cty compares each element with
+// all the ones before it, through a function call each time (seconds for a few thousand).
+var distinctFunc = function.New(&function.Spec{
+	Description: "Removes any duplicate values from the given list, preserving the order of remaining elements.",
+	Params:      []function.Parameter{{Name: "list", Type: cty.List(cty.DynamicPseudoType)}},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		return args[0].Type(), nil
+	},
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		list := args[0]
+		if !list.IsWhollyKnown() {
+			return cty.UnknownVal(retType), nil
+		}
+		var out []cty.Value
+		seen := map[int][]cty.Value{}
+	elements:
+		for it := list.ElementIterator(); it.Next(); {
+			_, v := it.Element()
+			h := v.Hash()
+			for _, prev := range seen[h] {
+				if prev.Equals(v).True() {
+					continue elements
+				}
+			}
+			seen[h] = append(seen[h], v)
+			out = append(out, v)
+		}
+		if len(out) == 0 {
+			return cty.ListValEmpty(retType.ElementType()), nil
+		}
+		return cty.ListVal(out), nil
+	},
+})
+
 func typesOf(args []cty.Value) []cty.Type {
 	out := make([]cty.Type, len(args))
 	for i, a := range args {
@@ -71,7 +106,7 @@ func typesOf(args []cty.Value) []cty.Type {
 	return out
 }
 
-func functions(env map[string]string) map[string]function.Function {
+func functions(env map[string]string, g *guard) map[string]function.Function {
 	return map[string]function.Function{
 		"env":        envFunc(env),
 		"abs":        stdlib.AbsoluteFunc,
@@ -81,16 +116,16 @@ func functions(env map[string]string) map[string]function.Function {
 		"compact":    stdlib.CompactFunc,
 		"concat":     stdlib.ConcatFunc,
 		"contains":   stdlib.ContainsFunc,
-		"distinct":   stdlib.DistinctFunc,
+		"distinct":   distinctFunc,
 		"element":    stdlib.ElementFunc,
 		"flatten":    stdlib.FlattenFunc,
 		"floor":      stdlib.FloorFunc,
-		"format":     stdlib.FormatFunc,
-		"formatlist": stdlib.FormatListFunc,
-		"indent":     stdlib.IndentFunc,
-		"join":       stdlib.JoinFunc,
-		"jsondecode": stdlib.JSONDecodeFunc,
-		"jsonencode": stdlib.JSONEncodeFunc,
+		"format":     g.guardFunc(stdlib.FormatFunc, preFormat),
+		"formatlist": g.guardFunc(stdlib.FormatListFunc, preFormatList),
+		"indent":     g.guardFunc(stdlib.IndentFunc, preIndent),
+		"join":       g.guardFunc(stdlib.JoinFunc, preJoin),
+		"jsondecode": g.guardFunc(stdlib.JSONDecodeFunc, preJSONDecode),
+		"jsonencode": g.guardFunc(stdlib.JSONEncodeFunc, preJSONEncode),
 		"keys":       stdlib.KeysFunc,
 		"length":     stdlib.LengthFunc,
 		"lookup":     stdlib.LookupFunc,
@@ -98,14 +133,14 @@ func functions(env map[string]string) map[string]function.Function {
 		"max":        stdlib.MaxFunc,
 		"merge":      stdlib.MergeFunc,
 		"min":        stdlib.MinFunc,
-		"parseint":   stdlib.ParseIntFunc,
+		"parseint":   g.guardFunc(stdlib.ParseIntFunc, preParseInt),
 		"range":      stdlib.RangeFunc,
-		"regex":      stdlib.RegexFunc,
-		"regexall":   stdlib.RegexAllFunc,
-		"replace":    stdlib.ReplaceFunc,
+		"regex":      g.guardFunc(stdlib.RegexFunc, preRegex),
+		"regexall":   g.guardFunc(stdlib.RegexAllFunc, preRegexAll),
+		"replace":    g.guardFunc(stdlib.ReplaceFunc, preReplace),
 		"reverse":    stdlib.ReverseListFunc,
 		"sort":       stdlib.SortFunc,
-		"split":      stdlib.SplitFunc,
+		"split":      g.guardFunc(stdlib.SplitFunc, preSplit),
 		"strrev":     stdlib.ReverseFunc,
 		"substr":     stdlib.SubstrFunc,
 		"title":      stdlib.TitleFunc,
@@ -122,7 +157,7 @@ func functions(env map[string]string) map[string]function.Function {
 // FunctionNames lists the functions available in configuration files, for the reference.
 func FunctionNames() []string {
 	var names []string
-	for n := range functions(nil) {
+	for n := range functions(nil, nil) {
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -10,7 +10,8 @@ import (
 // must hold jobs that have names.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.hcl")
-	for _, s := range seeds {
+	limits, _ := filepath.Glob("testdata/limits/*.hcl")
+	for _, s := range append(seeds, limits...) {
 		b, err := os.ReadFile(s)
 		if err != nil {
 			f.Fatal(err)
@@ -18,7 +19,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(string(b), false)
 	}
 	jsonSeeds, _ := filepath.Glob("testdata/*.json")
-	for _, s := range jsonSeeds {
+	jsonLimits, _ := filepath.Glob("testdata/limits/*.json")
+	for _, s := range append(jsonSeeds, jsonLimits...) {
 		b, _ := os.ReadFile(s)
 		f.Add(string(b), true)
 	}

@@ -20,7 +20,7 @@ func (d *Decoder) Object(attrs hcl.Attributes, name string, keys ...string) (hcl
 	if !ok {
 		return nil, false
 	}
-	v, diags := a.Expr.Value(d.ctx)
+	v, diags := d.eval(a.Expr)
 	d.Diags = append(d.Diags, diags...)
 	if diags.HasErrors() {
 		return nil, false
@@ -32,7 +32,7 @@ func (d *Decoder) Object(attrs hcl.Attributes, name string, keys ...string) (hcl
 	ranges := map[string]hcl.Range{}
 	if items, diags := hcl.ExprMap(a.Expr); !diags.HasErrors() {
 		for _, kv := range items {
-			if k, diags := kv.Key.Value(d.ctx); !diags.HasErrors() && k.Type() == cty.String {
+			if k, diags := d.eval(kv.Key); !diags.HasErrors() && k.Type() == cty.String {
 				ranges[k.AsString()] = kv.Value.Range()
 			}
 		}

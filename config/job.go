@@ -115,7 +115,7 @@ func (l *loader) restarts(attrs hcl.Attributes, j *Job) {
 	if !ok {
 		return
 	}
-	v, diags := a.Expr.Value(l.d.ctx)
+	v, diags := l.d.eval(a.Expr)
 	l.d.Diags = append(l.d.Diags, diags...)
 	if diags.HasErrors() || v.IsNull() {
 		return

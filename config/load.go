@@ -1,13 +1,14 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"maps"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -23,32 +24,43 @@ type Options struct {
 	Kinds map[string]Kind
 	// Main is the command given after `--`; it becomes the job "main".
 	Main []string
+	// Context, when done, ends the load early with a diagnostic (pilotfish is stopping).
+	Context context.Context
+
+	evalTimeout time.Duration // EvalTimeout unless set (tests)
 }
 
 // Load reads, decodes and validates the file at path. The returned diagnostics may hold
-// warnings even when the config is valid; on any error the Config is nil.
+// warnings even when the config is valid; on any error the Config is nil. A file over the
+// limits of docs/configuration.md#limits is refused with a diagnostic, within EvalTimeout.
 func Load(path string, opts Options) (*Config, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read configuration",
-			Detail:   err.Error(),
-			Subject:  &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos},
-		}}
+	start := time.Now()
+	src, diags := readConfig(path)
+	if diags.HasErrors() {
+		return nil, diags
 	}
-	return Parse(path, src, opts)
+	return parseSource(path, src, opts, start)
 }
 
 // Parse is Load for a file already in memory; path decides the syntax (".json" is HCL JSON)
 // and names the file in diagnostics.
 func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
+	return parseSource(path, src, opts, time.Now())
+}
+
+func parseSource(path string, src []byte, opts Options, start time.Time) (*Config, hcl.Diagnostics) {
+	isJSON := strings.HasSuffix(strings.ToLower(path), ".json")
+	// HCL's parser and evaluator recurse: a file nested too deeply must never reach them.
+	if diags := checkSource(path, src, isJSON); diags.HasErrors() {
+		return nil, diags
+	}
+	g := newGuard(opts.Context, start, opts.evalTimeout)
 	p := hclparse.NewParser()
 	var (
 		f     *hcl.File
 		diags hcl.Diagnostics
 	)
-	if strings.HasSuffix(strings.ToLower(path), ".json") {
+	if isJSON {
 		f, diags = p.ParseJSON(src, path)
 	} else {
 		f, diags = p.ParseHCL(src, path)
@@ -56,16 +68,39 @@ func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, sortDiags(diags)
 	}
+	fileStart := hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos}
+	if err := g.poll(); err != nil {
+		return nil, g.diag(fileStart, err)
+	}
 	env, unset := withUnsetEnv(f.Body, opts.Env)
-	l := &loader{opts: opts, d: &Decoder{ctx: evalContext(env), Diags: unset}}
+	if syn, ok := f.Body.(*hclsyntax.Body); ok {
+		g.wrapBody(syn) // after withUnsetEnv, which looks for the bare nodes
+	}
+	l := &loader{opts: opts, d: &Decoder{ctx: evalContext(env, g), g: g, Diags: unset}}
 	cfg := l.decode(f.Body)
 	cfg.Path = path
 	l.validate(cfg)
-	all := sortDiags(append(diags, l.d.Diags...))
+	all := sortDiags(dropRepeated(append(diags, l.d.Diags...)))
+	if g.err != nil && !all.HasErrors() {
+		g.reported = false
+		all = append(all, g.diag(fileStart, g.err)...)
+	}
 	if all.HasErrors() {
 		return nil, all
 	}
 	return cfg, all
+}
+
+// dropRepeated removes the errors of expressions that failed only because an earlier one
+// went over a limit.
+func dropRepeated(diags hcl.Diagnostics) hcl.Diagnostics {
+	out := diags[:0]
+	for _, d := range diags {
+		if _, rep := d.Extra.(repeated); !rep {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // withUnsetEnv gives every ${env.NAME} the file refers to a value: "" (with a warning) for
@@ -122,6 +157,8 @@ func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 type loader struct {
 	opts Options
 	d    *Decoder
+	// reported so far: bounded, whatever the file (see validate.go)
+	suggestions, cycles int
 }
 
 var rootSchema = &hcl.BodySchema{

@@ -70,7 +70,7 @@ func (l *loader) validate(cfg *Config) {
 			case !ok && strings.HasPrefix(t.Source, events.WatchPrefix):
 				d.Errorf(t.Range, "job %q waits for %q, but there is no watch %q; declare it with watch %q {}", j.Name, t.Source, strings.TrimPrefix(t.Source, events.WatchPrefix), strings.TrimPrefix(t.Source, events.WatchPrefix))
 			case !ok:
-				d.Errorf(t.Range, "job %q waits for %q, which is not a job, a watch (\"watch.NAME\") or \"global\"%s", j.Name, t.Source, suggest(t.Source, emits))
+				d.Errorf(t.Range, "job %q waits for %q, which is not a job, a watch (\"watch.NAME\") or \"global\"%s", j.Name, t.Source, l.suggest(t.Source, emits))
 			case t.Source == j.Name:
 				d.Errorf(t.Range, "job %q cannot be triggered by its own events", j.Name)
 			case !hasCode(codes, t.Code):
@@ -128,10 +128,22 @@ func joinCodes(codes []events.Code) string {
 	return strings.Join(s, ", ")
 }
 
-func suggest(name string, known map[string][]events.Code) string {
+// maxSuggestions bounds the "did you mean" searches of one file: each compares a name with
+// every known one, and a hostile file may hold thousands of unknown names.
+const maxSuggestions = 16
+
+// suggest returns a "did you mean" for a name within two edits of a known one.
+func (l *loader) suggest(name string, known map[string][]events.Code) string {
+	if l.suggestions >= maxSuggestions || len(name) > 128 {
+		return ""
+	}
+	l.suggestions++
 	best, bestD := "", 3
 	for k := range known {
-		if d := editDistance(name, k); d < bestD {
+		if abs(len(k)-len(name)) >= bestD || len(k) > 128 {
+			continue
+		}
+		if d := editDistance(name, k, bestD); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -141,7 +153,15 @@ func suggest(name string, known map[string][]events.Code) string {
 	return "; did you mean \"" + best + "\"?"
 }
 
-func editDistance(a, b string) int {
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it is limit or more.
+func editDistance(a, b string, limit int) int {
 	prev := make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
@@ -149,17 +169,28 @@ func editDistance(a, b string) int {
 	for i := 1; i <= len(a); i++ {
 		cur := make([]int, len(b)+1)
 		cur[0] = i
+		least := cur[0]
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			least = min(least, cur[j])
+		}
+		if least >= limit {
+			return limit // every later row is at least as far
 		}
 		prev = cur
 	}
-	return prev[len(b)]
+	return min(prev[len(b)], limit)
 }
+
+// maxCycles bounds the trigger cycles reported, and cycleNames the names shown in one.
+const (
+	maxCycles  = 10
+	cycleNames = 8
+)
 
 // checkCycles reports every trigger cycle between jobs once.
 func (l *loader) checkCycles(cfg *Config) {
@@ -186,11 +217,17 @@ func (l *loader) checkCycles(cfg *Config) {
 			case white:
 				visit(t.Source)
 			case grey:
+				if l.cycles++; l.cycles > maxCycles {
+					continue
+				}
 				i := len(stack) - 1
 				for stack[i] != t.Source {
 					i--
 				}
 				cycle := append(append([]string(nil), stack[i:]...), t.Source)
+				if len(cycle) > cycleNames {
+					cycle = append(append(cycle[:cycleNames-1:cycleNames-1], fmt.Sprintf("… (%d jobs)", len(cycle)-cycleNames)), t.Source)
+				}
 				l.d.Errorf(t.Range, "trigger cycle: %s (each waits for the next; none of them can ever start)", strings.Join(cycle, " → "))
 			}
 		}

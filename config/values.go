@@ -20,7 +20,17 @@ import (
 // to read their own keys.
 type Decoder struct {
 	ctx   *hcl.EvalContext
+	g     *guard
 	Diags hcl.Diagnostics
+}
+
+// eval evaluates e under the load's guard (docs/configuration.md#limits). Every value a
+// Decoder reads goes through here.
+func (d *Decoder) eval(e hcl.Expression) (cty.Value, hcl.Diagnostics) {
+	if d.g != nil && isJSONExpr(e) {
+		return d.g.evalJSON(e, d.ctx)
+	}
+	return e.Value(d.ctx)
 }
 
 func (d *Decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
@@ -47,7 +57,7 @@ func (d *Decoder) Warnf(rng hcl.Range, format string, args ...any) {
 // value evaluates attr and converts it to ty; ok is false when it failed (diagnostics added)
 // or when the value is null.
 func (d *Decoder) value(attr *hcl.Attribute, ty cty.Type) (cty.Value, bool) {
-	v, diags := attr.Expr.Value(d.ctx)
+	v, diags := d.eval(attr.Expr)
 	d.Diags = append(d.Diags, diags...)
 	if diags.HasErrors() {
 		return cty.NilVal, false
@@ -170,7 +180,7 @@ func (d *Decoder) StringList(attrs hcl.Attributes, name string, dst *[]string) b
 	if !ok {
 		return false
 	}
-	v, diags := a.Expr.Value(d.ctx)
+	v, diags := d.eval(a.Expr)
 	d.Diags = append(d.Diags, diags...)
 	if diags.HasErrors() {
 		return false
@@ -189,7 +199,7 @@ func (d *Decoder) Command(attrs hcl.Attributes, name string, dst *[]string) bool
 	if !ok {
 		return false
 	}
-	v, diags := a.Expr.Value(d.ctx)
+	v, diags := d.eval(a.Expr)
 	d.Diags = append(d.Diags, diags...)
 	if diags.HasErrors() {
 		return false
@@ -265,8 +275,8 @@ func (d *Decoder) Pairs(attrs hcl.Attributes, name string) ([]Pair, bool) {
 	var out []Pair
 	okAll := true
 	for _, kv := range items {
-		kval, kd := kv.Key.Value(d.ctx)
-		vval, vd := kv.Value.Value(d.ctx)
+		kval, kd := d.eval(kv.Key)
+		vval, vd := d.eval(kv.Value)
 		d.Diags = append(d.Diags, kd...)
 		d.Diags = append(d.Diags, vd...)
 		if kd.HasErrors() || vd.HasErrors() {
@@ -291,7 +301,7 @@ func (d *Decoder) Duration(attrs hcl.Attributes, name string, dst *time.Duration
 	if !ok {
 		return false
 	}
-	v, diags := a.Expr.Value(d.ctx)
+	v, diags := d.eval(a.Expr)
 	d.Diags = append(d.Diags, diags...)
 	if diags.HasErrors() {
 		return false

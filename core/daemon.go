@@ -88,6 +88,8 @@ type Daemon struct {
 	reloadMu     sync.Mutex
 	reloading    atomic.Bool
 	shuttingDown atomic.Bool
+	stopLoads    context.CancelCauseFunc // at shutdown: a reload's load ends at once
+	loads        context.Context
 	reloads      map[string]uint64 // by result, under mu
 
 	pokes     chan struct{}
@@ -196,6 +198,7 @@ func New(opts Options) (*Daemon, int) {
 			}
 		}
 	}
+	d.loads, d.stopLoads = context.WithCancelCause(context.Background())
 	d.tel = telemetry.New(metricsSource{d})
 	return d, ExitOK
 }
@@ -523,6 +526,7 @@ func (d *Daemon) config() *config.Config {
 // the whole shutdown ends within stop_timeout plus one second (docs/jobs.md, "Shutdown").
 func (d *Daemon) shutdown(reason string) {
 	d.shuttingDown.Store(true)
+	d.stopLoads(errShuttingDown)
 	start := time.Now()
 	cfg := d.config()
 	deadline := start.Add(cfg.StopTimeout)

@@ -3,7 +3,9 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control"
@@ -11,6 +13,8 @@ import (
 	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/jobs"
 )
+
+var errShuttingDown = errors.New("pilotfish is shutting down")
 
 // Reload results counted in pilotfish_reloads_total.
 const (
@@ -33,9 +37,17 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
 	}
 	old := d.config()
-	cfg, diags := config.Load(old.Path, config.Options{Env: d.env.Map(), Kinds: jobs.ConfigKinds(), Main: d.opts.Main})
+	// The load is bounded (docs/configuration.md#limits) and holds no lock that ping, status
+	// or the bus need; shutdown cuts it short.
+	cfg, diags := config.Load(old.Path, config.Options{Env: d.env.Map(), Kinds: jobs.ConfigKinds(), Main: d.opts.Main, Context: d.loads})
 	if cfg == nil {
+		if d.loads.Err() != nil {
+			return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+		}
 		d.countReload(ReloadInvalid)
+		// A refused file may have taken much memory to read and evaluate: give it back now,
+		// not at the runtime's leisure.
+		debug.FreeOSMemory()
 		return client.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags)}
 	}
 	res := client.Reload{Changed: []string{}, Added: []string{}, Removed: []string{}}
