@@ -33,8 +33,8 @@ const bombConfig = `job "bomb" {
 }
 `
 
-// slowConfig takes longer than the evaluation budget (each inner join converts a list).
-const slowConfig = `job "slow" {
+// overBudgetConfig takes longer than the evaluation budget (each inner join converts a list).
+const overBudgetConfig = `job "slow" {
   exec = "sleep 1000"
   dir  = join("", [for i in range(1000) : join("", [for j in range(1000) : "abc"])])
 }
@@ -240,7 +240,7 @@ func TestConfigLimitsSlowReloadKeepsAnswering(t *testing.T) {
 	t.Parallel()
 	k := startPF(t, twoSleepers)
 	a := k.waitState(10*time.Second, "a", "running")
-	writeFile(t, filepath.Join(k.Dir, "pilotfish.hcl"), slowConfig, 0o644)
+	writeFile(t, filepath.Join(k.Dir, "pilotfish.hcl"), overBudgetConfig, 0o644)
 
 	type answer struct {
 		code int
@@ -313,7 +313,7 @@ func TestConfigLimitsSIGTERMDuringSlowReload(t *testing.T) {
 	t.Parallel()
 	k := startPF(t, twoSleepers)
 	k.waitState(10*time.Second, "a", "running")
-	writeFile(t, filepath.Join(k.Dir, "pilotfish.hcl"), slowConfig, 0o644)
+	writeFile(t, filepath.Join(k.Dir, "pilotfish.hcl"), overBudgetConfig, 0o644)
 	go rawRequest(k.sock, "POST", "/v1/reload", nil, 30*time.Second)
 	pid := k.PID()
 	cpu := cpuTicks(t, pid)

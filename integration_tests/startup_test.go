@@ -17,9 +17,9 @@ import (
 	"github.com/pilotfish/pilotfish/control/client"
 )
 
-// slowConfig is a valid configuration of about size bytes that takes long to load: cron
-// jobs (none due for a year), each with an interpolation; 3.8 MB (under the 4 MiB file
-// limit) take seconds. Its one job started at start-up writes dir/ran.
+// slowConfig is a configuration of about size bytes that takes a while to load: cron jobs
+// (none due for a year), each with an interpolation. Its one job started at start-up
+// writes dir/ran.
 func slowConfig(dir string, size int) string {
 	var b strings.Builder
 	b.WriteString(jsonLogs)
@@ -39,7 +39,8 @@ func TestSignalWhileConfigLoads(t *testing.T) {
 		t.Run(unixSignalName(sig), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			p := start(t, opts{Config: slowConfig(dir, 3_800_000), Dir: dir})
+			// Its evaluation runs for the whole load budget (seconds) before it is refused.
+			p := start(t, opts{Config: slowConfig(dir, 1000) + overBudgetConfig, Dir: dir})
 			p.WaitSignalHandlers(10 * time.Second)
 			code, took := p.SignalWait(sig, 30*time.Second)
 			if code != 0 {
