@@ -154,11 +154,13 @@ func readFrames(r io.Reader, p *syslogmsg.Parser, handle func(*syslogmsg.Parser,
 			return
 		}
 		if first[0] >= '1' && first[0] <= '9' {
-			lenStr, err := br.ReadString(' ')
+			// ReadSlice, not ReadString: a length that never ends fills the buffer once
+			// and ends the connection instead of growing without bound.
+			lenStr, err := br.ReadSlice(' ')
 			if err != nil {
 				return
 			}
-			n, err := strconv.Atoi(lenStr[:len(lenStr)-1])
+			n, err := strconv.Atoi(string(lenStr[:len(lenStr)-1]))
 			if err != nil || n <= 0 || n > maxSyslogMessage {
 				return // not a frame: the stream cannot be trusted any more
 			}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	syslog "github.com/leodido/go-syslog/v4"
@@ -71,8 +70,7 @@ func (p *Parser) Parse(b []byte) (Message, error) {
 		}
 		m.Text = string(rest)
 	default:
-		if sm, err := p.m3164.Parse(b); err == nil && sm != nil {
-			fill3164(&m, sm.(*rfc3164.SyslogMessage))
+		if p.parse3164(&m, b) {
 			break
 		}
 		// No timestamp, as Python's SysLogHandler sends: "<PRI>tag[pid]: text".
@@ -86,6 +84,50 @@ func (p *Parser) Parse(b []byte) (Message, error) {
 		m.Time = p.now()
 	}
 	return m, nil
+}
+
+// parse3164 runs the RFC 3164 machine. The machine drops the whole text at a control
+// character (ESC, DEL, NUL…) and cuts it at a newline, so it reads a copy where they are
+// replaced, and the text is then taken from b as it came. A control character in the
+// header makes it unparsable.
+func (p *Parser) parse3164(m *Message, b []byte) bool {
+	in, ctl := b, controlIndex(b)
+	if ctl < len(b) {
+		in = bytes.Clone(b)
+		for i := ctl; i < len(in); i++ {
+			if isControl(in[i]) {
+				in[i] = '.'
+			}
+		}
+	}
+	sm, err := p.m3164.Parse(in)
+	if err != nil || sm == nil {
+		return false
+	}
+	s := sm.(*rfc3164.SyslogMessage)
+	text := str(s.Message)
+	if ctl < len(b) {
+		start := len(b) - len(text)
+		if start > ctl || !bytes.HasSuffix(in, []byte(text)) {
+			return false
+		}
+		text = string(b[start:])
+	}
+	fill3164(m, s)
+	m.Text = text
+	return true
+}
+
+func isControl(c byte) bool { return (c < ' ' && c != '\t') || c == 0x7f }
+
+// controlIndex is the index of the first control character but tab in b, or len(b).
+func controlIndex[T string | []byte](b T) int {
+	for i := 0; i < len(b); i++ {
+		if isControl(b[i]) {
+			return i
+		}
+	}
+	return len(b)
 }
 
 var bareTag = regexp.MustCompile(`^([^\s\[\]:]{1,48})(?:\[(\d{1,10})\])?: ?((?s).*)$`)
@@ -144,7 +186,8 @@ const (
 )
 
 // AppendFormat appends m in the given format and a newline to buf; host fills an empty
-// hostname.
+// hostname. A message is one line whatever it holds: in the formats but json, control
+// characters but tab are written #ooo (octal), as rsyslog does (docs/syslog.md).
 func AppendFormat(buf []byte, m *Message, format, host string) []byte {
 	hostname := m.Hostname
 	if hostname == "" {
@@ -152,10 +195,12 @@ func AppendFormat(buf []byte, m *Message, format, host string) []byte {
 	}
 	switch format {
 	case FormatRFC3164:
-		buf = fmt.Appendf(buf, "<%d>%s %s %s", m.Facility*8+m.Severity, m.Time.Format(time.Stamp), orDash(hostname), tag(m))
-		buf = append(buf, m.Text...)
+		buf = fmt.Appendf(buf, "<%d>%s %s ", m.Facility*8+m.Severity, m.Time.Format(time.Stamp), field(hostname, 255))
+		buf = appendEscaped(buf, tag(m))
+		buf = appendEscaped(buf, m.Text)
 	case FormatRFC5424:
-		buf = Append5424(buf, m, hostname)
+		buf = append5424Header(buf, m, hostname)
+		buf = appendEscaped(buf, m.Text)
 	case FormatJSON:
 		b, _ := json.Marshal(struct {
 			Time     time.Time `json:"time"`
@@ -169,17 +214,39 @@ func AppendFormat(buf []byte, m *Message, format, host string) []byte {
 		buf = append(buf, b...)
 	default:
 		buf = m.Time.AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
-		buf = fmt.Appendf(buf, " %s.%s %s", Facilities[m.Facility], Severities[m.Severity], tag(m))
-		buf = append(buf, m.Text...)
+		buf = fmt.Appendf(buf, " %s.%s ", Facilities[m.Facility], Severities[m.Severity])
+		buf = appendEscaped(buf, tag(m))
+		buf = appendEscaped(buf, m.Text)
 	}
 	return append(buf, '\n')
 }
 
-// Append5424 appends m as RFC 5424 without a newline.
+// Append5424 appends m as RFC 5424 without a newline, its text unchanged (a forward output
+// frames each message, so it may hold newlines).
 func Append5424(buf []byte, m *Message, hostname string) []byte {
-	buf = fmt.Appendf(buf, "<%d>1 %s %s %s %s %s - ", m.Facility*8+m.Severity, m.Time.Format(time.RFC3339Nano),
-		orDash(hostname), orDash(m.Program), orDash(m.PID), orDash(m.MsgID))
-	return append(buf, m.Text...)
+	return append(append5424Header(buf, m, hostname), m.Text...)
+}
+
+// rfc5424Time is RFC 3339 with at most six digits of fraction, all RFC 5424 allows.
+const rfc5424Time = "2006-01-02T15:04:05.999999Z07:00"
+
+func append5424Header(buf []byte, m *Message, hostname string) []byte {
+	return fmt.Appendf(buf, "<%d>1 %s %s %s %s %s - ", m.Facility*8+m.Severity, m.Time.Format(rfc5424Time),
+		field(hostname, 255), field(m.Program, 48), field(m.PID, 128), field(m.MsgID, 32))
+}
+
+// appendEscaped appends s with its control characters but tab written #ooo.
+func appendEscaped(buf []byte, s string) []byte {
+	for {
+		i := controlIndex(s)
+		buf = append(buf, s[:i]...)
+		if i == len(s) {
+			return buf
+		}
+		c := s[i]
+		buf = append(buf, '#', '0'+c>>6, '0'+c>>3&7, '0'+c&7)
+		s = s[i+1:]
+	}
 }
 
 func tag(m *Message) string {
@@ -192,9 +259,17 @@ func tag(m *Message) string {
 	return m.Program + ": "
 }
 
-func orDash(s string) string {
+// field is a header field as RFC 5424 allows it: "-" when empty, at most max printable
+// ASCII characters (others, the space too, become "_").
+func field(s string, max int) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.ReplaceAll(s, " ", "_")
+	b := []byte(s[:min(len(s), max)])
+	for i, c := range b {
+		if c <= ' ' || c > '~' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
