@@ -425,6 +425,26 @@ job "relative" {
   listen = "unix://run/app.sock"
   exec   = ["cat"]
 }
+job "empty" {
+  kind   = "inetd"
+  listen = ""
+  exec   = ["cat"]
+}
+job "fragment" {
+  kind   = "inetd"
+  listen = "unix:///run/a#1.sock"
+  exec   = ["cat"]
+}
+job "query" {
+  kind   = "inetd"
+  listen = "unix:///run/b.sock?mode=0600"
+  exec   = ["cat"]
+}
+job "path" {
+  kind   = "inetd"
+  listen = "tcp://127.0.0.1:7003/app"
+  exec   = ["cat"]
+}
 `, 0o644)
 	r := runCmd(t, dir, "validate", "-config", "bad.hcl")
 	if r.code != 1 {
@@ -441,6 +461,12 @@ job "relative" {
 		// unix://run/app.sock parses as host "run" and path "/app.sock": pilotfish would
 		// listen on /app.sock, not on the path the user wrote. It must be refused.
 		`^bad\.hcl:` + kindsLineOf(bad, "unix://run/app.sock") + `:\d+: .*unix://run/app\.sock`,
+		// Found by fuzzing: an empty listen listened on a random TCP port, and a "#", a "?"
+		// or a path were ignored, listening elsewhere than written.
+		`^bad\.hcl:` + kindsLineOf(bad, `listen = ""`) + `:\d+: .*"" is not a listen address`,
+		`^bad\.hcl:` + kindsLineOf(bad, "a#1.sock") + `:\d+: .*no user, query \(\?\) or fragment`,
+		`^bad\.hcl:` + kindsLineOf(bad, "mode=0600") + `:\d+: .*no user, query \(\?\) or fragment`,
+		`^bad\.hcl:` + kindsLineOf(bad, "7003/app") + `:\d+: .*without a path`,
 	} {
 		if !regexp.MustCompile(`(?m)` + want).MatchString(r.stderr) {
 			t.Errorf("validate bad.hcl: no diagnostic matching %q in:\n%s", want, r.stderr)

@@ -997,3 +997,38 @@ exec sleep 1000`)+`
 			len(l), 2*(calls+1), l[0].str("sender_pid"))
 	}
 }
+
+// A datagram longer than 4096 bytes is dropped whole, as systemd does, not read in part:
+// "READY=1\nSTATUS=…" cut after 4096 bytes would still say READY=1. One of exactly 4096
+// bytes is read.
+func TestNotifyOversizeDatagram(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sdsend, _, _ := notifyScripts(t, dir)
+	long := "READY=1\\nSTATUS=" + strings.Repeat("x", 4100)
+	exact := "STATUS=" + strings.Repeat("y", 4096-len("STATUS="))
+	k := startPF(t, `
+job "d" {
+  kind = "notify"
+  exec = `+sh(sdsend+` '`+long+`'
+`+sdsend+` 'STATUS=after'
+while [ ! -e go ]; do sleep 0.02; done
+`+sdsend+` '`+exact+`'
+`+sdsend+` 'READY=1'
+exec sleep 1000`)+`
+}
+`, opts{Dir: dir})
+	e := k.WaitLog(10*time.Second, is("malformed sd_notify message; dropped", "d"), "the long datagram dropped")
+	if !strings.Contains(e.str("err"), "4096") {
+		t.Errorf("dropped with err %q, want it to say the limit", e.str("err"))
+	}
+	k.waitJob(10*time.Second, "d", func(j client.Job) bool { return j.Status == "after" }, "the status sent after the long datagram")
+	if j := k.job("d"); j.Health != "unknown" || len(k.codes("d", "healthy")) != 0 {
+		t.Fatalf("the long datagram was read in part: health %q, events %v", j.Health, eventNames(k.events("d")))
+	}
+	writeFile(t, filepath.Join(dir, "go"), "", 0o644)
+	k.waitCode(10*time.Second, "d", "healthy", 1)
+	if j := k.job("d"); j.Status != exact[len("STATUS="):] {
+		t.Errorf("status of a 4096-byte datagram: %d bytes, want %d", len(j.Status), 4096-len("STATUS="))
+	}
+}

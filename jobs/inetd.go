@@ -48,18 +48,17 @@ func (inetdKind) Emits(*config.Job) []events.Code { return processCodes }
 
 func (inetdKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) {
 	spec := &InetdSpec{Mode: ModeAccept, MaxConnections: DefaultMaxConnections}
-	d.String(c.Attributes, "listen", &spec.Listen)
+	if d.String(c.Attributes, "listen", &spec.Listen) {
+		var err error
+		if spec.Network, spec.Address, err = parseListen(spec.Listen, "tcp", "udp", "unix"); err != nil {
+			d.Errorf(c.Attributes["listen"].Expr.Range(), "%s", err)
+		}
+	}
 	if d.String(c.Attributes, "mode", &spec.Mode) {
 		d.OneOf(c.Attributes, "mode", spec.Mode, ModeAccept, ModeActivate)
 	}
 	d.Int(c.Attributes, "max_connections", 1, 1<<20, &spec.MaxConnections)
 	j.Spec = spec
-	if a := c.Attributes["listen"]; a != nil && spec.Listen != "" {
-		var err error
-		if spec.Network, spec.Address, err = parseListen(spec.Listen, "tcp", "udp", "unix"); err != nil {
-			d.Errorf(a.Expr.Range(), "%s", err)
-		}
-	}
 	if spec.Mode == ModeAccept {
 		decodeOverlap(d, j, config.OverlapAllow)
 		if j.Health != nil {
@@ -84,11 +83,19 @@ func parseListen(s string, schemes ...string) (network, address string, err erro
 	if !ok {
 		return "", "", fmt.Errorf("%q: the scheme must be one of %s", s, strings.Join(schemes, ", "))
 	}
+	// Nothing of what is written may be ignored: a "?" or "#" in a socket's name would
+	// otherwise listen on another path than the one written.
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(s, "#") {
+		return "", "", fmt.Errorf("%q: a listen address has no user, query (?) or fragment (#)", s)
+	}
 	if strings.HasPrefix(u.Scheme, "unix") {
-		if u.Host != "" || u.Path == "" || !strings.HasPrefix(u.Path, "/") {
+		if u.Host != "" || u.Path == "" || !strings.HasPrefix(u.Path, "/") || strings.ContainsRune(u.Path, 0) {
 			return "", "", fmt.Errorf("%q: a unix socket needs an absolute path, such as unix:///run/app.sock", s)
 		}
 		return u.Scheme, u.Path, nil
+	}
+	if u.Path != "" {
+		return "", "", fmt.Errorf("%q: a %s address is HOST:PORT, without a path", s, u.Scheme)
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil {

@@ -131,10 +131,10 @@ func (d *notifyDriver) Close() {
 // once (BARRIER=1: systemd-notify waits for that); a datagram from a process outside the
 // current run's process tree is dropped.
 func (d *notifyDriver) read(conn *net.UnixConn) {
-	buf := make([]byte, 4096)
+	buf := make([]byte, maxNotifyMessage)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(64*4))
 	for {
-		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -142,7 +142,14 @@ func (d *notifyDriver) read(conn *net.UnixConn) {
 			continue
 		}
 		pid, fds := sender(oob[:oobn])
-		msg, err := ParseNotify(buf[:n])
+		var msg NotifyMessage
+		if flags&unix.MSG_TRUNC != 0 {
+			// The rest of the datagram is lost: its first part alone could say
+			// something else (MAINPID=12 for MAINPID=1234), so none of it counts.
+			err = errNotifyTooLong
+		} else {
+			msg, err = ParseNotify(buf[:n])
+		}
 		d.mu.Lock()
 		run := d.current
 		d.mu.Unlock()

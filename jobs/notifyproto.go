@@ -25,6 +25,12 @@ type NotifyMessage struct {
 // errNotifyMessage marks a datagram that is not an sd_notify message.
 var errNotifyMessage = errors.New("not an sd_notify message")
 
+// maxNotifyMessage is the longest datagram read, as systemd does (docs/notify.md); a longer
+// one is dropped with errNotifyTooLong.
+const maxNotifyMessage = 4096
+
+var errNotifyTooLong = errors.New("longer than 4096 bytes, the most an sd_notify message may be")
+
 // ParseNotify reads a datagram. A datagram with no KEY=VALUE line at all, or with a NUL
 // byte, is an error; a bad value for a known key is an error too.
 func ParseNotify(b []byte) (NotifyMessage, error) {
