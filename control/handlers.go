@@ -392,7 +392,7 @@ func decodeStrict(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: malformed JSON body%s", ErrInvalid, detail(err))
 	}
-	if dec.More() {
+	if !atEnd(dec) {
 		return fmt.Errorf("%w: the body holds more than one JSON value", ErrInvalid)
 	}
 	return nil
@@ -404,8 +404,12 @@ func decodeEmpty(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
 		return nil
+	}
+	if raw[0] != '{' { // null is not {} either
+		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing", ErrInvalid)
 	}
 	var v struct{}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -413,7 +417,17 @@ func decodeEmpty(r *http.Request) error {
 	if err := dec.Decode(&v); err != nil {
 		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing%s", ErrInvalid, detail(err))
 	}
+	if !atEnd(dec) {
+		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing (the body holds more than one JSON value)", ErrInvalid)
+	}
 	return nil
+}
+
+// atEnd reports whether nothing but white space follows the value dec read (dec.More is
+// false before a stray "}" or "]").
+func atEnd(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
 }
 
 func detail(err error) string {
