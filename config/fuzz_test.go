@@ -3,11 +3,53 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
-// FuzzParse feeds arbitrary files to the loader: it must never panic, and a config it accepts
-// must hold jobs that have names.
+// fuzzDepths are the nesting depths of the deep seeds: just past the 64 levels a file may
+// nest, and far past it. Deeper ones (100,000) overflow the stack of the HCL parser, which
+// Go cannot recover from, as long as nothing checks the depth before parsing.
+var fuzzDepths = []int{65, 1000}
+
+// deepSeeds nests each form of HCL and HCL JSON expression and block depth times.
+func deepSeeds(depth int) (hclSrc, jsonSrc []string) {
+	nest := func(open, mid, close string) string {
+		return strings.Repeat(open, depth) + mid + strings.Repeat(close, depth)
+	}
+	job := func(expr string) string { return "job \"a\" {\n  exec = " + expr + "\n}\n" }
+	hclSrc = []string{
+		job(nest("[", `"x"`, "]")),
+		job(nest("(", `"x"`, ")")),
+		job(nest("{a = ", `"x"`, "}")),
+		job(nest("upper(", `"x"`, ")")),
+		job(nest("-", "1", "")),
+		job(nest("!", "true", "")),
+		job(nest(`"${`, `"x"`, `}"`)),
+		job(nest("true ? ", `"x"`, ` : "y"`)),
+		job(nest("[for x in ", `["x"]`, " : x]")),
+		job(`["x"]` + strings.Repeat("[0]", depth)),
+		job("env" + strings.Repeat(".x", depth)),
+		nest("job \"a\" {\n", `exec = "x"`, "\n}"),
+		"job \"a\" {\n  exec = \"x\"\n" + nest("when {\n", "", "}\n") + "}\n",
+	}
+	jsonSrc = []string{
+		`{"job": {"a": {"exec": ` + nest("[", `"x"`, "]") + `}}}`,
+		`{"job": {"a": {"exec": "x", "when": ` + nest(`{"a": `, `"x"`, "}") + `}}}`,
+		`{"job": {"a": {"exec": "` + nest(`${`, `"x"`, `}`) + `"}}}`,
+		nest(`{"job": `, `{}`, "}"),
+	}
+	return hclSrc, jsonSrc
+}
+
+// FuzzParse feeds arbitrary files, HCL or HCL JSON, to the loader. It never panics; a file is
+// refused or accepted, never both or neither; every problem has a position inside the file;
+// two loads say the same; and an accepted config has uniquely named jobs that the start and
+// shutdown orders each name once.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.hcl")
 	limits, _ := filepath.Glob("testdata/limits/*.hcl")
@@ -25,25 +67,57 @@ func FuzzParse(f *testing.F) {
 		f.Add(string(b), true)
 	}
 	f.Add(`job "a" { exec = "sh -c 'x'" }`, false)
+	for _, d := range fuzzDepths {
+		hclSrc, jsonSrc := deepSeeds(d)
+		for _, s := range hclSrc {
+			f.Add(s, false)
+		}
+		for _, s := range jsonSrc {
+			f.Add(s, true)
+		}
+	}
+	opts := Options{Kinds: kinds, Env: map[string]string{"X": "1"}}
 	f.Fuzz(func(t *testing.T, src string, asJSON bool) {
 		name := "fuzz.hcl"
 		if asJSON {
 			name = "fuzz.json"
 		}
-		cfg, diags := Parse(name, []byte(src), Options{Kinds: kinds, Env: map[string]string{"X": "1"}})
-		if cfg == nil && !diags.HasErrors() {
-			t.Fatal("no config and no error")
+		cfg, diags := Parse(name, []byte(src), opts)
+		if (cfg == nil) != diags.HasErrors() {
+			t.Fatalf("config %v with errors %v", cfg != nil, diags.HasErrors())
 		}
-		if cfg != nil {
-			for _, j := range cfg.Jobs {
-				if j.Name == "" {
-					t.Fatal("job without a name")
-				}
+		for _, d := range diags {
+			if d.Severity != hcl.DiagError {
+				continue
 			}
-			_ = cfg.StartOrder()
-			_ = cfg.ShutdownOrder()
-			_ = RenderPlan(cfg, kinds, FormatDiagnostics(diags))
+			// HCL's JSON scanner may point one byte past the end of a file that ends in an
+			// open string.
+			if r := d.Subject; r == nil || r.Filename != name || r.Start.Line < 1 || r.Start.Byte < 0 || r.Start.Byte > r.End.Byte || r.End.Byte > len(src)+1 {
+				t.Fatalf("diagnostic %q has no position inside the file: %+v", FormatDiagnostic(d), r)
+			}
 		}
-		_ = FormatDiagnostics(diags)
+		msgs := FormatDiagnostics(diags)
+		if _, again := Parse(name, []byte(src), opts); !reflect.DeepEqual(FormatDiagnostics(again), msgs) {
+			t.Fatalf("two loads differ:\n%q\n%q", msgs, FormatDiagnostics(again))
+		}
+		if cfg == nil {
+			return
+		}
+		var names []string
+		for _, j := range cfg.Jobs {
+			if j.Name == "" || slices.Contains(names, j.Name) {
+				t.Fatalf("job name %q empty or twice", j.Name)
+			}
+			names = append(names, j.Name)
+		}
+		slices.Sort(names)
+		for _, order := range [][][]string{cfg.StartOrder(), cfg.ShutdownOrder()} {
+			got := slices.Concat(order...)
+			slices.Sort(got)
+			if !slices.Equal(got, names) {
+				t.Fatalf("order %q, jobs %q", order, names)
+			}
+		}
+		_ = RenderPlan(cfg, kinds, msgs)
 	})
 }

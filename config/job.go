@@ -150,7 +150,8 @@ var whenSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 func (l *loader) decodeWhen(b *hcl.Block, j *Job) *When {
 	d := l.d
-	w := &When{Range: b.DefRange}
+	// Without a source, what is said of the trigger points at the block.
+	w := &When{Range: b.DefRange, SourceRange: b.DefRange}
 	content, diags := b.Body.Content(whenSchema)
 	d.Diags = append(d.Diags, diags...)
 	attrs := content.Attributes
