@@ -106,15 +106,30 @@ func (p *Parser) parse3164(m *Message, b []byte) bool {
 	}
 	s := sm.(*rfc3164.SyslogMessage)
 	text := str(s.Message)
-	if ctl < len(b) {
-		start := len(b) - len(text)
-		if start > ctl || !bytes.HasSuffix(in, []byte(text)) {
-			return false
+	if !bytes.HasSuffix(in, []byte(text)) {
+		return false
+	}
+	start := len(in) - len(text)
+	// For an empty text the machine gives the end of the tag ("1]: " of "prog[1]: "): the
+	// text starts after the tag.
+	if app := str(s.Appname); app != "" {
+		tag := app
+		if pid := str(s.ProcID); pid != "" {
+			tag += "[" + pid + "]"
 		}
-		text = string(b[start:])
+		tag += ":"
+		if i := bytes.Index(in, []byte(tag)); i >= 0 && start < i+len(tag) {
+			start = i + len(tag)
+			if start < len(in) && in[start] == ' ' {
+				start++
+			}
+		}
+	}
+	if start > ctl {
+		return false
 	}
 	fill3164(m, s)
-	m.Text = text
+	m.Text = string(b[start:])
 	return true
 }
 

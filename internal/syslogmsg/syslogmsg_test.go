@@ -26,6 +26,10 @@ func TestParse(t *testing.T) {
 		// Control characters in an RFC 3164 text: kept, not the text dropped or cut.
 		{"<13>Nov 25 15:00:00 prog: \x1b[31mred\x1b[0m", 1, 5, "", "prog", "", "\x1b[31mred\x1b[0m"},
 		{"<13>Nov 25 15:00:00 host prog[1]: a\nb\x00c\x7f", 1, 5, "host", "prog", "1", "a\nb\x00c\x7f"},
+		// An empty text is empty, not the end of the tag.
+		{"<13>Nov 25 15:00:00 host prog[1]: \n", 1, 5, "host", "prog", "1", ""},
+		{"<13>Nov 25 15:00:00 prog:", 1, 5, "", "prog", "", ""},
+		{"<13>Nov 25 15:00:00 prog: a: b", 1, 5, "", "prog", "", "a: b"},
 	}
 	for _, c := range cases {
 		m, err := p.Parse([]byte(c.in))
