@@ -80,7 +80,8 @@ func FuzzDecoders(f *testing.F) {
 		req, _ = http.NewRequest("POST", "/", bytes.NewReader(body))
 		if decodeEmpty(req) == nil {
 			var v struct{}
-			if len(bytes.TrimSpace(body)) != 0 && (json.Unmarshal(body, &v) != nil || !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{"))) {
+			trimmed := bytes.TrimSpace(body) // white space as Go sees it (\f too), not only JSON's
+			if len(trimmed) != 0 && (json.Unmarshal(trimmed, &v) != nil || trimmed[0] != '{') {
 				t.Fatalf("an endpoint without parameters accepted %q", body)
 			}
 		}
