@@ -11,10 +11,10 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// fuzzDepths are the nesting depths of the deep seeds: just past the 64 levels a file may
-// nest, and far past it. Deeper ones (100,000) overflow the stack of the HCL parser, which
-// Go cannot recover from, as long as nothing checks the depth before parsing.
-var fuzzDepths = []int{65, 1000}
+// fuzzDepths are the nesting depths of the deep seeds: just past the MaxDepth levels a file
+// may nest, far past it, and as deep as the files that overflowed the stack of HCL's parser
+// (which Go cannot recover from) before the depth was checked ahead of parsing.
+var fuzzDepths = []int{MaxDepth + 1, 1000, 100_000}
 
 // deepSeeds nests each form of HCL and HCL JSON expression and block depth times.
 func deepSeeds(depth int) (hclSrc, jsonSrc []string) {
