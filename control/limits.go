@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -82,7 +83,6 @@ type connLimiter struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]connInfo
-	peak  int         // most connections open at once since the last flood ended
 	free  *time.Timer // gives a flood's memory back once it has gone; nil when none
 	once  sync.Once
 }
@@ -112,7 +112,6 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 	l.mu.Lock()
 	l.conns[c] = connInfo{state: http.StateNew, since: time.Now()}
-	l.peak = max(l.peak, len(l.conns))
 	l.mu.Unlock()
 	return c, nil
 }
@@ -199,29 +198,45 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 }
 
-// floodSize is the number of connections open at once that counts as a flood (or the
-// cap, when it is lower).
-const floodSize = 4 * MaxStreams
-
-// released gives the memory of a flood back once it is gone: the heap that thousands of
-// connections took would otherwise stay mapped until the next garbage collection, which an
-// idle PID 1 may not need for a long time. It waits for the flood's last connections to
-// close (freeDelay after the last one).
+// released gives the memory of clients back once they are gone: what a flood of
+// connections, a 1 MB header or a big body took would otherwise stay mapped until the Go
+// runtime's scavenger gets to it, which an idle PID 1 may not see for minutes. freeDelay
+// after the last connection beyond the streams closed, the heap the runtime keeps but does
+// not use is measured, and given back when it is worth a collection. The timer runs only
+// after clients came and went: an idle pilotfish never wakes up for it.
 func (l *connLimiter) released() {
-	switch {
-	case l.free != nil && len(l.conns) <= MaxStreams:
+	if len(l.conns) > MaxStreams {
+		return
+	}
+	if l.free != nil {
 		l.free.Reset(freeDelay)
-	case l.peak >= min(floodSize, l.max) && len(l.conns) <= MaxStreams:
-		l.peak = len(l.conns)
-		l.free = time.AfterFunc(freeDelay, func() {
+		return
+	}
+	l.free = time.AfterFunc(freeDelay, func() {
+		if idleHeap() >= freeWorth {
 			// Two collections: the first only moves pooled buffers (sync.Pool) aside.
 			runtime.GC()
 			debug.FreeOSMemory()
-			l.mu.Lock()
-			l.free = nil
-			l.mu.Unlock()
-		})
+		}
+		l.mu.Lock()
+		l.free = nil
+		l.mu.Unlock()
+	})
+}
+
+// freeWorth is the unused heap worth a collection to give back.
+const freeWorth = 4 << 20
+
+// idleHeap is the heap memory the runtime holds without using it: free spans not yet
+// returned to the OS, and what the last collection found dead.
+func idleHeap() uint64 {
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(samples)
+	free, objects, live := samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Uint64()
+	if objects > live {
+		free += objects - live
 	}
+	return free
 }
 
 // freeDelay is the quiet time after a flood before its memory is given back.

@@ -6,8 +6,10 @@ package integration
 // that what pilotfish holds (zombies, descriptors, goroutines) stays flat.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,5 +236,157 @@ func TestChaosSIGTERMDuringStartup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// abusePy attacks a control socket for its first argument's seconds with every kind of bad
+// client at once — garbage bytes, slowloris headers, 10 MB bodies, 1 MB headers, and more
+// event streams than the cap — and prints what each kind was answered, as JSON.
+const abusePy = `import asyncio, json, os, socket, sys, time
+sock, secs = sys.argv[1], float(sys.argv[2])
+end = time.monotonic() + secs
+seen = {}
+def note(kind, key):
+    d = seen.setdefault(kind, {})
+    d[key] = d.get(key, 0) + 1
+async def status_of(r):
+    line = await asyncio.wait_for(r.readline(), 20)
+    return line.split(b" ")[1].decode() if line.startswith(b"HTTP/") else "closed"
+async def garbage():
+    while time.monotonic() < end:
+        try:
+            r, w = await asyncio.open_unix_connection(sock)
+            w.write(os.urandom(4096) + b"\r\n\r\n")
+            await w.drain()
+            note("garbage", await status_of(r))
+            w.close()
+        except Exception as e:
+            note("garbage", type(e).__name__)
+async def slowloris():
+    conns = []
+    while time.monotonic() < end:
+        try:
+            r, w = await asyncio.open_unix_connection(sock)
+            w.write(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+            conns.append(w)
+            conns = [c for c in conns if not c.is_closing()]
+            for c in conns:
+                c.write(b"X-Slow: 1\r\n")
+            note("slowloris", "open")
+        except Exception as e:
+            note("slowloris", type(e).__name__)
+        await asyncio.sleep(0.2)
+    for c in conns:
+        c.close()
+def refused(req, kind):
+    # A plain socket: the answer to a request refused half-way is still read after EPIPE.
+    while time.monotonic() < end:
+        c = socket.socket(socket.AF_UNIX)
+        try:
+            c.settimeout(20)
+            c.connect(sock)
+            try:
+                c.sendall(req)
+            except OSError:
+                pass  # refused before it was all sent: the answer is already in
+            line = c.makefile("rb").readline()
+            note(kind, line.split(b" ")[1].decode() if line.startswith(b"HTTP/") else "closed")
+        except Exception as e:
+            note(kind, type(e).__name__)
+        finally:
+            c.close()
+async def big_body():
+    body = b'{"K":"' + b"x" * (10 << 20) + b'"}'
+    req = b"POST /v1/environ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    await asyncio.get_running_loop().run_in_executor(None, refused, req, "body10MB")
+async def big_headers():
+    req = b"GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * (1 << 20) + b"\r\n\r\n"
+    await asyncio.get_running_loop().run_in_executor(None, refused, req, "headers1MB")
+async def streams():
+    conns = []
+    for _ in range(200):
+        try:
+            r, w = await asyncio.open_unix_connection(sock)
+            w.write(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            note("streams", await status_of(r))
+            conns.append(w)
+        except Exception as e:
+            note("streams", type(e).__name__)
+    while time.monotonic() < end:
+        await asyncio.sleep(0.1)
+    for c in conns:
+        c.close()
+async def main():
+    await asyncio.gather(garbage(), slowloris(), big_body(), big_headers(), streams())
+    print(json.dumps(seen), flush=True)
+asyncio.run(main())
+`
+
+// Every kind of bad client at once: pilotfish refuses each with a fitting status (400, 413,
+// 431, 429), /v1/ping and /v1/status keep answering within a second, the stream cap holds,
+// and the memory the storm took is given back once it is over.
+func TestChaosControlAbuse(t *testing.T) {
+	// Not parallel: the storm takes the CPU, and the test times ping.
+	requireCurl(t)
+	k := startPF(t, `
+job "steady" {
+  exec = ["sleep", "100000"]
+}
+`, opts{Logs: "logging {\n  format = \"json\"\n}\n"})
+	pid := k.PID()
+	before := vmRSS(pid)
+	storm := exec.Command(python, "-c", abusePy, k.sock, "8")
+	var out strings.Builder
+	storm.Stdout, storm.Stderr = &out, os.Stderr
+	if err := storm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- storm.Wait() }()
+	t.Cleanup(func() { _ = storm.Process.Kill() })
+	var worst time.Duration
+	var peak int64
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the storm script failed: %v", err)
+			}
+			running = false
+		case <-time.After(50 * time.Millisecond):
+		}
+		t0 := time.Now()
+		for _, path := range []string{"/v1/ping", "/v1/status"} {
+			if code, _, body := rawRequest(k.sock, "GET", path, nil, 10*time.Second); code != 200 {
+				t.Fatalf("GET %s during the storm: %d %s", path, code, body)
+			}
+		}
+		worst = max(worst, time.Since(t0))
+		peak = max(peak, vmRSS(pid))
+	}
+	t.Logf("storm answers: %s; slowest ping+status %s", strings.TrimSpace(out.String()), worst.Round(time.Millisecond))
+	if worst > 2*time.Second {
+		t.Errorf("ping and status took %s during the storm", worst.Round(time.Millisecond))
+	}
+	var seen map[string]map[string]int
+	if err := json.Unmarshal([]byte(out.String()), &seen); err != nil {
+		t.Fatalf("storm output %q: %v", out.String(), err)
+	}
+	for kind, want := range map[string]string{"garbage": "400", "body10MB": "413", "headers1MB": "431", "streams": "429"} {
+		if seen[kind][want] == 0 {
+			t.Errorf("%s was never answered %s: %v", kind, want, seen[kind])
+		}
+	}
+	if n := seen["streams"]["200"]; n > maxStreams {
+		t.Errorf("%d streams opened, more than %d", n, maxStreams)
+	}
+	var after int64
+	settled := poll(30*time.Second, func() bool { after = vmRSS(pid); return after < before+12<<20 })
+	t.Logf("RSS: %d MiB before, %d MiB at the peak, %d MiB after", before>>20, peak>>20, after>>20)
+	if !settled {
+		t.Errorf("RSS stays at %d MiB after the storm (%d MiB before)", after>>20, before>>20)
+	}
+	if code, _ := k.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }
