@@ -28,7 +28,7 @@ integration: build
 # The fault suite alone (it is part of `make test` too): kill and reload storms, control-API
 # abuse, dead peers, blocked output and signals at the worst moment, each bounded in time.
 chaos: build consul
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -run 'Chaos' ./integration_tests/
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -run 'Chaos|ConfigLimits|ControlStream|SignalWhileConfigLoads' ./integration_tests/
 
 # Benchmarks: the bus, the control API and telemetry in-process; the kinds, Consul watches,
 # syslog (against rsyslog when installed) and sd_notify through the binary; then the
