@@ -128,7 +128,7 @@ type Job struct {
 	Service     *Service          `json:"service,omitempty"`
 	Logging     JobLogging        `json:"logging"`
 	// Spec holds the kind's own settings (see Kind.Decode).
-	Spec any `json:"spec,omitempty"`
+	Spec Spec `json:"spec,omitempty"`
 	// Main marks the job given on the command line after `--`.
 	Main bool `json:"main,omitempty"`
 

@@ -1,26 +1,46 @@
 package control
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
-// Error classes a Backend wraps its errors in; writeError maps them to status codes.
-var (
-	ErrNotFound    = errors.New("not found")
-	ErrConflict    = errors.New("conflict")
-	ErrInvalid     = errors.New("invalid request")
-	ErrUnavailable = errors.New("unavailable")
-	// ErrTooLarge: the request would make something grow past its limit (413).
-	ErrTooLarge = errors.New("too large")
-)
+// errorClasses gives each error class its status and kind on the wire: the one place that
+// does (docs/api.md#errors, which a test keeps in step). An error in none of them is a 500
+// internal. An error in two classes takes the first.
+var errorClasses = []struct {
+	class  error
+	status int
+	kind   string
+}{
+	{errdefs.ErrInvalidConfig, http.StatusBadRequest, api.KindInvalidConfig},
+	{errdefs.ErrInvalid, http.StatusBadRequest, api.KindBadRequest},
+	{errdefs.ErrNotFound, http.StatusNotFound, api.KindNotFound},
+	{errdefs.ErrMethodNotAllowed, http.StatusMethodNotAllowed, api.KindMethod},
+	{errdefs.ErrConflict, http.StatusConflict, api.KindConflict},
+	{errdefs.ErrTooLarge, http.StatusRequestEntityTooLarge, api.KindTooLarge},
+	{errdefs.ErrTooMany, http.StatusTooManyRequests, api.KindTooManyStreams},
+	{errdefs.ErrStarting, http.StatusServiceUnavailable, api.KindStarting},
+	{errdefs.ErrUnavailable, http.StatusServiceUnavailable, api.KindUnavailable},
+	{errdefs.ErrTimeout, http.StatusGatewayTimeout, api.KindTimeout},
+}
 
-// ConfigError is a refused reload: the configuration file has errors.
+// HTTPStatus is the status code and kind of an error answer.
+func HTTPStatus(err error) (code int, kind string) {
+	for _, c := range errorClasses {
+		if errors.Is(err, c.class) {
+			return c.status, c.kind
+		}
+	}
+	return http.StatusInternalServerError, api.KindInternal
+}
+
+// ConfigError is a refused reload: the configuration file has errors (class
+// errdefs.ErrInvalidConfig).
 type ConfigError struct {
 	Diagnostics []string
 }
@@ -29,49 +49,17 @@ func (e *ConfigError) Error() string {
 	return "the configuration has errors; nothing was changed"
 }
 
-// statusOf maps an error to its HTTP status and kind.
-func statusOf(err error) (int, string) {
-	var cfgErr *ConfigError
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &cfgErr):
-		return http.StatusBadRequest, client.KindInvalidConfig
-	case errors.As(err, &tooBig), errors.Is(err, ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, client.KindTooLarge
-	case errors.Is(err, ErrNotFound):
-		return http.StatusNotFound, client.KindNotFound
-	case errors.Is(err, ErrConflict):
-		return http.StatusConflict, client.KindConflict
-	case errors.Is(err, ErrInvalid):
-		return http.StatusBadRequest, client.KindBadRequest
-	case errors.Is(err, ErrUnavailable):
-		return http.StatusServiceUnavailable, client.KindUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, client.KindTimeout
-	}
-	return http.StatusInternalServerError, client.KindInternal
-}
+func (e *ConfigError) Unwrap() error { return errdefs.ErrInvalidConfig }
 
+// writeError answers with the error's status and {"error":{"kind","message"}}.
 func writeError(w http.ResponseWriter, err error) {
-	code, kind := statusOf(err)
-	body := client.ErrorBody{Error: client.ErrorDetail{Kind: kind, Message: message(err)}}
+	code, kind := HTTPStatus(err)
+	body := api.ErrorBody{Error: api.ErrorDetail{Kind: kind, Message: err.Error()}}
 	var cfgErr *ConfigError
 	if errors.As(err, &cfgErr) {
 		body.Diagnostics = cfgErr.Diagnostics
 	}
 	writeJSON(w, code, body)
-}
-
-// message is the error text without the class prefix ("not found: "), which the kind
-// already says.
-func message(err error) string {
-	msg := err.Error()
-	for _, class := range []error{ErrNotFound, ErrConflict, ErrInvalid, ErrUnavailable, ErrTooLarge} {
-		if rest, ok := strings.CutPrefix(msg, class.Error()+": "); ok {
-			return rest
-		}
-	}
-	return msg
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

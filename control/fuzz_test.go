@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 )
 
 // FuzzDecoders feeds arbitrary bodies to every request decoder: they never panic, what they
@@ -68,7 +68,7 @@ func FuzzDecoders(f *testing.F) {
 			}
 		}
 		req, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
-		var sig client.Signal
+		var sig api.Signal
 		if decodeStrict(req, &sig) == nil {
 			if !json.Valid(body) {
 				t.Fatalf("a signal body %q that is not one JSON value was accepted", body)

@@ -17,12 +17,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, client.Ping{Status: "ok", Version: s.b.Version()})
+	writeJSON(w, http.StatusOK, api.Ping{Status: "ok", Version: s.b.Version()})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +39,7 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j)
 }
 
-func (s *Server) jobVerb(fn func(Backend, context.Context, string) (client.Job, error)) http.HandlerFunc {
+func (s *Server) jobVerb(fn func(Backend, context.Context, string) (api.Job, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := decodeEmpty(r); err != nil {
 			writeError(w, err)
@@ -54,7 +55,7 @@ func (s *Server) jobVerb(fn func(Backend, context.Context, string) (client.Job, 
 }
 
 func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
-	var body client.Signal
+	var body api.Signal
 	if err := decodeStrict(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -72,13 +73,13 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 }
 
 // ParseSignalBody validates the body of POST /v1/jobs/{name}/signal.
-func ParseSignalBody(body client.Signal) (syscall.Signal, error) {
+func ParseSignalBody(body api.Signal) (syscall.Signal, error) {
 	if body.Signal == "" {
-		return 0, fmt.Errorf("%w: the body must name a signal, such as {\"signal\":\"HUP\"}", ErrInvalid)
+		return 0, errdefs.Errorf(errdefs.ErrInvalid, "the body must name a signal, such as {\"signal\":\"HUP\"}")
 	}
 	sig, err := config.ParseSignal(body.Signal)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return 0, errdefs.Wrap(errdefs.ErrInvalid, err)
 	}
 	return sig, nil
 }
@@ -140,23 +141,23 @@ func DecodeEnviron(body io.Reader) (map[string]string, error) {
 	}
 	var items map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
-		return nil, fmt.Errorf("%w: the body must be a JSON object of strings, such as {\"KEY\":\"VALUE\"}%s", ErrInvalid, detail(err))
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "the body must be a JSON object of strings, such as {\"KEY\":\"VALUE\"}%s", detail(err))
 	}
 	env := make(map[string]string, len(items))
 	for k, v := range items {
 		if k == "" || bytes.ContainsAny([]byte(k), "=\x00") {
-			return nil, fmt.Errorf("%w: %q is not a valid environment variable name", ErrInvalid, k)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "%q is not a valid environment variable name", k)
 		}
 		var s *string
 		if err := json.Unmarshal(v, &s); err != nil || s == nil {
-			return nil, fmt.Errorf("%w: the value of %q must be a string (the body must be a JSON object of strings)", ErrInvalid, k)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "the value of %q must be a string (the body must be a JSON object of strings)", k)
 		}
 		if strings.IndexByte(*s, 0) >= 0 {
-			return nil, fmt.Errorf("%w: the value of %q holds a NUL byte, which no environment variable can hold", ErrInvalid, k)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "the value of %q holds a NUL byte, which no environment variable can hold", k)
 		}
 		if n := len(k) + 1 + len(*s); n > MaxEnvEntry {
-			return nil, fmt.Errorf("%w: %s=… is %d bytes; an environment variable may take at most %d bytes with its name "+
-				"(128 KiB: the kernel would refuse to start any job with it, E2BIG)", ErrTooLarge, k, n, MaxEnvEntry)
+			return nil, errdefs.Errorf(errdefs.ErrTooLarge, "%s=… is %d bytes; an environment variable may take at most %d bytes with its name "+
+				"(128 KiB: the kernel would refuse to start any job with it, E2BIG)", k, n, MaxEnvEntry)
 		}
 		env[k] = *s
 	}
@@ -177,25 +178,25 @@ func (s *Server) metric(w http.ResponseWriter, r *http.Request) {
 }
 
 // DecodeMetrics reads either {"NAME":VALUE,…} or {"name":…,"value":…,"labels":{…}}.
-func DecodeMetrics(body io.Reader) ([]client.Metric, error) {
+func DecodeMetrics(body io.Reader) ([]api.Metric, error) {
 	raw, err := readBody(body)
 	if err != nil {
 		return nil, err
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &probe); err != nil || probe == nil {
-		return nil, fmt.Errorf("%w: the body must be a JSON object such as {\"orders_total\":1}%s", ErrInvalid, detail(err))
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "the body must be a JSON object such as {\"orders_total\":1}%s", detail(err))
 	}
-	var out []client.Metric
+	var out []api.Metric
 	if _, long := probe["name"]; long {
-		var m client.Metric
+		var m api.Metric
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&m); err != nil {
-			return nil, fmt.Errorf("%w: {\"name\":…,\"value\":…,\"labels\":{…}}%s", ErrInvalid, detail(err))
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "{\"name\":…,\"value\":…,\"labels\":{…}}%s", detail(err))
 		}
 		if _, ok := probe["value"]; !ok {
-			return nil, fmt.Errorf("%w: %q has no \"value\"", ErrInvalid, m.Name)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "%q has no \"value\"", m.Name)
 		}
 		out = append(out, m)
 	} else {
@@ -213,14 +214,14 @@ func DecodeMetrics(body io.Reader) ([]client.Metric, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no metric to update", ErrInvalid)
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "no metric to update")
 	}
 	for _, m := range out {
 		if m.Name == "" {
-			return nil, fmt.Errorf("%w: a metric needs a name", ErrInvalid)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "a metric needs a name")
 		}
 		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
-			return nil, fmt.Errorf("%w: the value of %q must be a finite number", ErrInvalid, m.Name)
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "the value of %q must be a finite number", m.Name)
 		}
 	}
 	return out, nil
@@ -228,8 +229,8 @@ func DecodeMetrics(body io.Reader) ([]client.Metric, error) {
 
 // shortMetric reads one NAME: VALUE item: a number, or a string "+N" / "-N" that adds to a
 // gauge.
-func shortMetric(name string, raw json.RawMessage) (client.Metric, error) {
-	m := client.Metric{Name: name}
+func shortMetric(name string, raw json.RawMessage) (api.Metric, error) {
+	m := api.Metric{Name: name}
 	if err := json.Unmarshal(raw, &m.Value); err == nil {
 		return m, nil
 	}
@@ -240,7 +241,7 @@ func shortMetric(name string, raw json.RawMessage) (client.Metric, error) {
 			return m, nil
 		}
 	}
-	return m, fmt.Errorf("%w: the value of %q must be a number (or \"+N\" / \"-N\" to add to a gauge)", ErrInvalid, name)
+	return m, errdefs.Errorf(errdefs.ErrInvalid, "the value of %q must be a number (or \"+N\" / \"-N\" to add to a gauge)", name)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -249,7 +250,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 // HealthHandler answers /v1/health: 200 when everything is healthy, else 503 with the
 // failing jobs. The telemetry listener serves it over TCP too.
-func HealthHandler(b interface{ Health() (client.Health, bool) }) http.Handler {
+func HealthHandler(b interface{ Health() (api.Health, bool) }) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, ok := b.Health()
 		code := http.StatusOK
@@ -285,7 +286,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("since"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			writeError(w, fmt.Errorf("%w: since must be an event sequence number (0 for the whole ring)", ErrInvalid))
+			writeError(w, errdefs.Errorf(errdefs.ErrInvalid, "since must be an event sequence number (0 for the whole ring)"))
 			return
 		}
 		since = &n
@@ -294,7 +295,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("follow"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			writeError(w, fmt.Errorf("%w: follow must be true or false", ErrInvalid))
+			writeError(w, errdefs.Errorf(errdefs.ErrInvalid, "follow must be true or false"))
 			return
 		}
 		follow = b
@@ -365,7 +366,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 // FormatEvent renders one event as a Server-Sent Events message.
 func FormatEvent(ev events.Event) []byte {
-	b, _ := json.Marshal(client.Event{Seq: ev.Seq, Code: string(ev.Code), Source: ev.Source, Time: ev.Time, Attrs: ev.Attrs})
+	b, _ := json.Marshal(api.Event{Seq: ev.Seq, Code: string(ev.Code), Source: ev.Source, Time: ev.Time, Attrs: ev.Attrs})
 	return fmt.Appendf(nil, "id: %d\ndata: %s\n\n", ev.Seq, b)
 }
 
@@ -373,10 +374,10 @@ func readBody(body io.Reader) ([]byte, error) {
 	raw, err := io.ReadAll(body)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, fmt.Errorf("the body is larger than %d bytes: %w", MaxBody, err)
+		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "the body is larger than %d bytes: %w", MaxBody, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot read the body: %v", ErrInvalid, err)
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "cannot read the body: %v", err)
 	}
 	return raw, nil
 }
@@ -390,10 +391,10 @@ func decodeStrict(r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: malformed JSON body%s", ErrInvalid, detail(err))
+		return errdefs.Errorf(errdefs.ErrInvalid, "malformed JSON body%s", detail(err))
 	}
 	if !atEnd(dec) {
-		return fmt.Errorf("%w: the body holds more than one JSON value", ErrInvalid)
+		return errdefs.Errorf(errdefs.ErrInvalid, "the body holds more than one JSON value")
 	}
 	return nil
 }
@@ -409,16 +410,16 @@ func decodeEmpty(r *http.Request) error {
 		return nil
 	}
 	if raw[0] != '{' { // null is not {} either
-		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing", ErrInvalid)
+		return errdefs.Errorf(errdefs.ErrInvalid, "this endpoint takes no parameters; send {} or nothing")
 	}
 	var v struct{}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing%s", ErrInvalid, detail(err))
+		return errdefs.Errorf(errdefs.ErrInvalid, "this endpoint takes no parameters; send {} or nothing%s", detail(err))
 	}
 	if !atEnd(dec) {
-		return fmt.Errorf("%w: this endpoint takes no parameters; send {} or nothing (the body holds more than one JSON value)", ErrInvalid)
+		return errdefs.Errorf(errdefs.ErrInvalid, "this endpoint takes no parameters; send {} or nothing (the body holds more than one JSON value)")
 	}
 	return nil
 }

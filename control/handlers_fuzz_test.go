@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 )
 
 // fuzzBackend is the test backend whose Shutdown never blocks: the fuzzer calls it often.
@@ -32,8 +32,8 @@ var bodyEndpoints = []string{
 
 // errorStatus is the status each error kind goes with.
 var errorStatus = map[string]int{
-	client.KindBadRequest: 400, client.KindInvalidConfig: 400, client.KindNotFound: 404,
-	client.KindMethod: 405, client.KindConflict: 409, client.KindTooLarge: 413,
+	api.KindBadRequest: 400, api.KindInvalidConfig: 400, api.KindNotFound: 404,
+	api.KindMethod: 405, api.KindConflict: 409, api.KindTooLarge: 413,
 }
 
 // FuzzHandlers sends arbitrary bodies (and job names, and methods) through the real router
@@ -83,7 +83,7 @@ func FuzzHandlers(f *testing.F) {
 			}
 			return
 		}
-		var eb client.ErrorBody
+		var eb api.ErrorBody
 		dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&eb); err != nil || eb.Error.Kind == "" || eb.Error.Message == "" {

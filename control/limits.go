@@ -1,7 +1,6 @@
 package control
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"runtime"
@@ -11,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
 // Limits that keep the control API answering whatever its clients do (docs/api.md#limits).
@@ -35,8 +34,7 @@ func (s *Server) openStream(w http.ResponseWriter) (release func(), ok bool) {
 		var once sync.Once
 		return func() { once.Do(func() { <-s.streams }) }, true
 	default:
-		writeJSON(w, http.StatusTooManyRequests, client.ErrorBody{Error: client.ErrorDetail{Kind: client.KindTooManyStreams,
-			Message: fmt.Sprintf("%d streams are open already, the most pilotfish serves at once; close one and retry", MaxStreams)}})
+		writeError(w, errdefs.Errorf(errdefs.ErrTooMany, "%d streams are open already, the most pilotfish serves at once; close one and retry", MaxStreams))
 		return nil, false
 	}
 }
@@ -46,8 +44,7 @@ func (s *Server) openStream(w http.ResponseWriter) (release func(), ok bool) {
 func (s *Server) whenStarted(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.started.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, client.ErrorBody{Error: client.ErrorDetail{Kind: client.KindStarting,
-				Message: "pilotfish is still starting its jobs; retry in a moment"}})
+			writeError(w, errdefs.Errorf(errdefs.ErrStarting, "pilotfish is still starting its jobs; retry in a moment"))
 			return
 		}
 		h(w, r)

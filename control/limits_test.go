@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 )
 
-func errorOf(t *testing.T, body string) client.ErrorDetail {
+func errorOf(t *testing.T, body string) api.ErrorDetail {
 	t.Helper()
-	var e client.ErrorBody
+	var e api.ErrorBody
 	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		t.Fatalf("not a JSON error: %q", body)
 	}
@@ -38,8 +38,8 @@ func TestMutatingCallsWaitForStart(t *testing.T) {
 	for _, p := range []string{"/v1/reload", "/v1/environ", "/v1/metric", "/v1/maintenance/enable", "/v3/maintenance/disable",
 		"/v1/jobs/app/start", "/v1/jobs/app/stop", "/v1/jobs/app/restart", "/v1/jobs/app/signal", "/v1/shutdown"} {
 		code, body := raw(t, path, "POST", p, "{}")
-		if e := errorOf(t, body); code != http.StatusServiceUnavailable || e.Kind != client.KindStarting {
-			t.Errorf("POST %s before start: %d %s, want 503 %s", p, code, body, client.KindStarting)
+		if e := errorOf(t, body); code != http.StatusServiceUnavailable || e.Kind != api.KindStarting {
+			t.Errorf("POST %s before start: %d %s, want 503 %s", p, code, body, api.KindStarting)
 		}
 	}
 	for _, p := range []string{"/v1/ping", "/v1/status", "/v1/health", "/v1/jobs/app"} {
@@ -81,7 +81,7 @@ func TestStreamCap(t *testing.T) {
 		}
 	}
 	code, body := raw(t, s.Path(), "GET", "/v1/events", "")
-	if e := errorOf(t, body); code != http.StatusTooManyRequests || e.Kind != client.KindTooManyStreams || !strings.Contains(e.Message, "64") {
+	if e := errorOf(t, body); code != http.StatusTooManyRequests || e.Kind != api.KindTooManyStreams || !strings.Contains(e.Message, "64") {
 		t.Fatalf("stream %d: %d %s", MaxStreams+1, code, body)
 	}
 	if code, _ := raw(t, s.Path(), "GET", "/v1/ping", ""); code != 200 {
@@ -192,8 +192,8 @@ func TestDecodeEnvironLimits(t *testing.T) {
 		kind string
 	}{
 		{`{"K":"` + strings.Repeat("x", MaxEnvEntry-2) + `"}`, true, ""},
-		{`{"K":"` + strings.Repeat("x", MaxEnvEntry-1) + `"}`, false, client.KindTooLarge},
-		{`{"K":"a\u0000b"}`, false, client.KindBadRequest},
+		{`{"K":"` + strings.Repeat("x", MaxEnvEntry-1) + `"}`, false, api.KindTooLarge},
+		{`{"K":"a\u0000b"}`, false, api.KindBadRequest},
 	} {
 		_, err := DecodeEnviron(strings.NewReader(c.body))
 		if (err == nil) != c.ok {
@@ -201,7 +201,7 @@ func TestDecodeEnvironLimits(t *testing.T) {
 			continue
 		}
 		if err != nil {
-			if _, kind := statusOf(err); kind != c.kind {
+			if _, kind := HTTPStatus(err); kind != c.kind {
 				t.Errorf("%s: kind %s, want %s (%v)", c.body[:20], kind, c.kind, err)
 			}
 		}

@@ -17,8 +17,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,17 +40,17 @@ var (
 // Backend is what the control API needs from the daemon.
 type Backend interface {
 	Version() string
-	Status() client.Status
-	Job(name string) (client.Job, error)
-	StartJob(ctx context.Context, name string) (client.Job, error)
-	StopJob(ctx context.Context, name string) (client.Job, error)
-	RestartJob(ctx context.Context, name string) (client.Job, error)
+	Status() api.Status
+	Job(name string) (api.Job, error)
+	StartJob(ctx context.Context, name string) (api.Job, error)
+	StopJob(ctx context.Context, name string) (api.Job, error)
+	RestartJob(ctx context.Context, name string) (api.Job, error)
 	SignalJob(ctx context.Context, name string, sig syscall.Signal) error
-	Reload(ctx context.Context) (client.Reload, error)
+	Reload(ctx context.Context) (api.Reload, error)
 	SetMaintenance(ctx context.Context, on bool) error
 	PutEnv(env map[string]string) error
-	PutMetrics(updates []client.Metric) error
-	Health() (client.Health, bool)
+	PutMetrics(updates []api.Metric) error
+	Health() (api.Health, bool)
 	Shutdown(reason string)
 	Bus() *events.Bus
 	Metrics() http.Handler
@@ -211,11 +212,10 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fmt.Errorf("%w: no endpoint %s; see the API reference in docs/api.md", ErrNotFound, r.URL.Path))
+		writeError(w, errdefs.Errorf(errdefs.ErrNotFound, "no endpoint %s; see the API reference in docs/api.md", r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, client.ErrorBody{Error: client.ErrorDetail{Kind: client.KindMethod,
-			Message: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}})
+		writeError(w, errdefs.Errorf(errdefs.ErrMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
 	})
 	// Every POST changes something: it waits until start-up has installed every job.
 	post := func(path string, h http.HandlerFunc) { r.Post(path, s.whenStarted(h)) }

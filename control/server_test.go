@@ -19,8 +19,10 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/control/client"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
 // backend is a stand-in for core's daemon: it records what the API asked.
@@ -28,7 +30,7 @@ type backend struct {
 	mu      sync.Mutex
 	bus     *events.Bus
 	env     map[string]string
-	metrics []client.Metric
+	metrics []api.Metric
 	maint   bool
 	signals []syscall.Signal
 	reload  error
@@ -40,27 +42,27 @@ func newBackend() *backend {
 }
 
 func (b *backend) Version() string { return "test" }
-func (b *backend) Status() client.Status {
-	return client.Status{Jobs: []client.Job{{Name: "app", State: "running", Pid: 42}}, Watches: []client.Watch{}}
+func (b *backend) Status() api.Status {
+	return api.Status{Jobs: []api.Job{{Name: "app", State: "running", Pid: 42}}, Watches: []api.Watch{}}
 }
-func (b *backend) Job(name string) (client.Job, error) {
+func (b *backend) Job(name string) (api.Job, error) {
 	if name != "app" {
-		return client.Job{}, fmt.Errorf("%w: there is no job %q", ErrNotFound, name)
+		return api.Job{}, errdefs.Errorf(errdefs.ErrNotFound, "there is no job %q", name)
 	}
-	return client.Job{Name: "app", State: "running"}, nil
+	return api.Job{Name: "app", State: "running"}, nil
 }
-func (b *backend) StartJob(ctx context.Context, name string) (client.Job, error) {
+func (b *backend) StartJob(ctx context.Context, name string) (api.Job, error) {
 	if _, err := b.Job(name); err != nil {
-		return client.Job{}, err
+		return api.Job{}, err
 	}
-	return client.Job{}, fmt.Errorf("%w: job %q is running", ErrConflict, name)
+	return api.Job{}, errdefs.Errorf(errdefs.ErrConflict, "job %q is running", name)
 }
-func (b *backend) StopJob(ctx context.Context, name string) (client.Job, error) {
+func (b *backend) StopJob(ctx context.Context, name string) (api.Job, error) {
 	j, err := b.Job(name)
 	j.State = "stopped"
 	return j, err
 }
-func (b *backend) RestartJob(ctx context.Context, name string) (client.Job, error) {
+func (b *backend) RestartJob(ctx context.Context, name string) (api.Job, error) {
 	return b.Job(name)
 }
 func (b *backend) SignalJob(ctx context.Context, name string, sig syscall.Signal) error {
@@ -72,11 +74,11 @@ func (b *backend) SignalJob(ctx context.Context, name string, sig syscall.Signal
 	b.signals = append(b.signals, sig)
 	return nil
 }
-func (b *backend) Reload(ctx context.Context) (client.Reload, error) {
+func (b *backend) Reload(ctx context.Context) (api.Reload, error) {
 	if b.reload != nil {
-		return client.Reload{}, b.reload
+		return api.Reload{}, b.reload
 	}
-	return client.Reload{Changed: []string{}, Added: []string{"x"}, Removed: []string{}}, nil
+	return api.Reload{Changed: []string{}, Added: []string{"x"}, Removed: []string{}}, nil
 }
 func (b *backend) SetMaintenance(ctx context.Context, on bool) error {
 	b.mu.Lock()
@@ -92,22 +94,22 @@ func (b *backend) PutEnv(env map[string]string) error {
 	}
 	return nil
 }
-func (b *backend) PutMetrics(m []client.Metric) error {
+func (b *backend) PutMetrics(m []api.Metric) error {
 	if m[0].Name == "nope" {
-		return fmt.Errorf("%w: no metric %q", ErrNotFound, m[0].Name)
+		return errdefs.Errorf(errdefs.ErrNotFound, "no metric %q", m[0].Name)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.metrics = append(b.metrics, m...)
 	return nil
 }
-func (b *backend) Health() (client.Health, bool) {
+func (b *backend) Health() (api.Health, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.maint {
-		return client.Health{Status: "maintenance", Maintenance: true, Failing: []client.HealthProblem{}}, false
+		return api.Health{Status: "maintenance", Maintenance: true, Failing: []api.HealthProblem{}}, false
 	}
-	return client.Health{Status: "ok", Failing: []client.HealthProblem{}}, true
+	return api.Health{Status: "ok", Failing: []api.HealthProblem{}}, true
 }
 func (b *backend) Shutdown(reason string) { b.down <- reason }
 func (b *backend) Bus() *events.Bus       { return b.bus }
@@ -266,7 +268,7 @@ func TestInvalidReloadCarriesDiagnostics(t *testing.T) {
 	}
 	_, err := c.Reload(context.Background())
 	var apiErr *client.APIError
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Kind != client.KindInvalidConfig || len(apiErr.Diagnostics) != 1 {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Kind != api.KindInvalidConfig || len(apiErr.Diagnostics) != 1 {
 		t.Fatalf("client error %#v", err)
 	}
 }
@@ -329,7 +331,7 @@ func TestEventStream(t *testing.T) {
 	b.bus.Publish(events.Started, "app", map[string]string{"pid": "1"})
 	var got []string
 	zero := uint64(0)
-	err := c.Events(context.Background(), &zero, false, func(ev client.Event) error {
+	err := c.Events(context.Background(), &zero, false, func(ev api.Event) error {
 		got = append(got, fmt.Sprintf("%d:%s.%s", ev.Seq, ev.Source, ev.Code))
 		return nil
 	})
@@ -349,7 +351,7 @@ func TestEventStream(t *testing.T) {
 		close(ready)
 		b.bus.Publish(events.Stopping, "app", nil)
 	}()
-	err = c.Events(ctx, &one, true, func(ev client.Event) error {
+	err = c.Events(ctx, &one, true, func(ev api.Event) error {
 		got = append(got, fmt.Sprintf("%d:%s.%s", ev.Seq, ev.Source, ev.Code))
 		if len(got) == 2 {
 			return io.EOF

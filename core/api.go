@@ -2,15 +2,13 @@ package core
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"strings"
 	"syscall"
 
 	"github.com/pilotfish/pilotfish/control"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 	"github.com/pilotfish/pilotfish/jobs"
 )
 
@@ -23,14 +21,15 @@ func (d *Daemon) Version() string { return d.opts.Version }
 // Bus is the event bus.
 func (d *Daemon) Bus() *events.Bus { return d.bus }
 
-func jobView(st jobs.Status) client.Job {
-	return client.Job{Name: st.Name, Kind: st.Kind, State: string(st.State), Pid: st.Pid, Restarts: st.Restarts,
+// jobView is a job as the API shows it: the one place jobs.Status becomes api.Job.
+func jobView(st jobs.Status) api.Job {
+	return api.Job{Name: st.Name, Kind: st.Kind, State: string(st.State), Pid: st.Pid, Restarts: st.Restarts,
 		Health: string(st.Health), ExitCode: st.ExitCode, Since: st.Since, Status: st.Status}
 }
 
 // Status lists every job in configuration order.
-func (d *Daemon) Status() client.Status {
-	out := client.Status{Jobs: []client.Job{}, Watches: d.watchViews()}
+func (d *Daemon) Status() api.Status {
+	out := api.Status{Jobs: []api.Job{}, Watches: d.watchViews()}
 	for _, j := range d.jobList() {
 		out.Jobs = append(out.Jobs, jobView(j.Status()))
 	}
@@ -44,43 +43,43 @@ func (d *Daemon) lookup(name string) (*jobs.Job, error) {
 	if j := d.job(name); j != nil {
 		return j, nil
 	}
-	return nil, fmt.Errorf("%w: there is no job %q", control.ErrNotFound, name)
+	return nil, errdefs.Errorf(errdefs.ErrNotFound, "there is no job %q", name)
 }
 
 // Job returns one job's status.
-func (d *Daemon) Job(name string) (client.Job, error) {
+func (d *Daemon) Job(name string) (api.Job, error) {
 	j, err := d.lookup(name)
 	if err != nil {
-		return client.Job{}, err
+		return api.Job{}, err
 	}
 	return jobView(j.Status()), nil
 }
 
 // StartJob starts a job now.
-func (d *Daemon) StartJob(ctx context.Context, name string) (client.Job, error) {
+func (d *Daemon) StartJob(ctx context.Context, name string) (api.Job, error) {
 	return d.jobCall(ctx, name, (*jobs.Job).StartNow)
 }
 
 // StopJob stops a job and waits until it has stopped.
-func (d *Daemon) StopJob(ctx context.Context, name string) (client.Job, error) {
+func (d *Daemon) StopJob(ctx context.Context, name string) (api.Job, error) {
 	return d.jobCall(ctx, name, (*jobs.Job).Pause)
 }
 
 // RestartJob restarts a job.
-func (d *Daemon) RestartJob(ctx context.Context, name string) (client.Job, error) {
+func (d *Daemon) RestartJob(ctx context.Context, name string) (api.Job, error) {
 	return d.jobCall(ctx, name, (*jobs.Job).Restart)
 }
 
-func (d *Daemon) jobCall(ctx context.Context, name string, fn func(*jobs.Job, context.Context) error) (client.Job, error) {
+func (d *Daemon) jobCall(ctx context.Context, name string, fn func(*jobs.Job, context.Context) error) (api.Job, error) {
 	if d.shuttingDown.Load() {
-		return client.Job{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+		return api.Job{}, errdefs.Errorf(errdefs.ErrUnavailable, "pilotfish is shutting down")
 	}
 	j, err := d.lookup(name)
 	if err != nil {
-		return client.Job{}, err
+		return api.Job{}, err
 	}
 	if err := fn(j, ctx); err != nil {
-		return client.Job{}, jobError(err)
+		return api.Job{}, err
 	}
 	return jobView(j.Status()), nil
 }
@@ -91,19 +90,7 @@ func (d *Daemon) SignalJob(ctx context.Context, name string, sig syscall.Signal)
 	if err != nil {
 		return err
 	}
-	return jobError(j.Signal(ctx, sig))
-}
-
-func jobError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, jobs.ErrConflict):
-		return fmt.Errorf("%w: %s", control.ErrConflict, strings.TrimPrefix(err.Error(), jobs.ErrConflict.Error()+": "))
-	case errors.Is(err, jobs.ErrGone):
-		return fmt.Errorf("%w: %v", control.ErrNotFound, err)
-	}
-	return err
+	return j.Signal(ctx, sig)
 }
 
 // SetMaintenance switches maintenance mode and publishes the edge.
@@ -141,15 +128,15 @@ func (d *Daemon) Metrics() http.Handler { return d.tel.Handler() }
 
 // Health is 200 when every job with a health check that should be up is healthy and
 // maintenance is off.
-func (d *Daemon) Health() (client.Health, bool) {
-	h := client.Health{Status: "ok", Failing: []client.HealthProblem{}}
+func (d *Daemon) Health() (api.Health, bool) {
+	h := api.Health{Status: "ok", Failing: []api.HealthProblem{}}
 	for _, j := range d.jobList() {
 		st := j.Status()
 		if !st.HasHealth || st.State == jobs.Completed || st.State == jobs.Stopped {
 			continue
 		}
 		if st.Health != jobs.HealthHealthy {
-			h.Failing = append(h.Failing, client.HealthProblem{Job: st.Name, State: string(st.State), Health: string(st.Health)})
+			h.Failing = append(h.Failing, api.HealthProblem{Job: st.Name, State: string(st.State), Health: string(st.Health)})
 		}
 	}
 	d.mu.Lock()

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/discovery"
 )
 
@@ -58,13 +58,13 @@ func (d *Daemon) reloadDiscovery(old, cfg *config.Config) {
 	}
 }
 
-func (d *Daemon) watchViews() []client.Watch {
-	out := []client.Watch{}
+func (d *Daemon) watchViews() []api.Watch {
+	out := []api.Watch{}
 	if d.disc == nil {
 		return out
 	}
 	for _, w := range d.disc.Watches() {
-		out = append(out, client.Watch{Name: w.Name, Healthy: w.Healthy, Instances: w.Instances})
+		out = append(out, api.Watch{Name: w.Name, Healthy: w.Healthy, Instances: w.Instances})
 	}
 	return out
 }

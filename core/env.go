@@ -1,13 +1,13 @@
 package core
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/pilotfish/pilotfish/control"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
 // environ is pilotfish's own environment plus the values set at run time (putenv).
@@ -64,8 +64,8 @@ func (e *environ) Set(kv map[string]string) error {
 		total += len(k) + len(v) + 2
 	}
 	if total > control.MaxEnvTotal {
-		return fmt.Errorf("%w: the values set through putenv would take %d bytes, more than the %d (1 MiB) allowed in all; "+
-			"overwrite some with shorter values", control.ErrTooLarge, total, control.MaxEnvTotal)
+		return errdefs.Errorf(errdefs.ErrTooLarge, "the values set through putenv would take %d bytes, more than the %d (1 MiB) allowed in all; "+
+			"overwrite some with shorter values", total, control.MaxEnvTotal)
 	}
 	maps.Copy(e.set, kv)
 	return nil

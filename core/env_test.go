@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pilotfish/pilotfish/control"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
 func TestEnvironTotalIsBounded(t *testing.T) {
@@ -15,7 +15,7 @@ func TestEnvironTotalIsBounded(t *testing.T) {
 	for i := range 20 {
 		err := e.Set(map[string]string{string(rune('A' + i)): val})
 		if err != nil {
-			if !errors.Is(err, control.ErrTooLarge) {
+			if !errors.Is(err, errdefs.ErrTooLarge) {
 				t.Fatalf("value %d: %v, want a too-large error", i, err)
 			}
 			break

@@ -2,15 +2,15 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 	"github.com/pilotfish/pilotfish/jobs"
 )
 
@@ -27,14 +27,14 @@ const (
 // running untouched, changed jobs restart, removed jobs stop, added jobs start. An invalid
 // file changes nothing. Build new, diff, swap, stop old (caddy's order): if a new job
 // cannot be built, nothing was stopped yet.
-func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
+func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 	if d.shuttingDown.Load() { // shutdown holds reloadMu: answer now, not when it is over
-		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+		return api.Reload{}, errdefs.Errorf(errdefs.ErrUnavailable, "pilotfish is shutting down")
 	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	if d.shuttingDown.Load() {
-		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+		return api.Reload{}, errdefs.Errorf(errdefs.ErrUnavailable, "pilotfish is shutting down")
 	}
 	old := d.config()
 	// The load is bounded (docs/configuration.md#limits) and holds no lock that ping, status
@@ -42,15 +42,15 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	cfg, diags := config.Load(old.Path, config.Options{Env: d.env.Map(), Kinds: jobs.ConfigKinds(), Main: d.opts.Main, Context: d.loads})
 	if cfg == nil {
 		if d.loads.Err() != nil {
-			return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+			return api.Reload{}, errdefs.Errorf(errdefs.ErrUnavailable, "pilotfish is shutting down")
 		}
 		d.countReload(ReloadInvalid)
 		// A refused file may have taken much memory to read and evaluate: give it back now,
 		// not at the runtime's leisure.
 		debug.FreeOSMemory()
-		return client.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags)}
+		return api.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags)}
 	}
-	res := client.Reload{Changed: []string{}, Added: []string{}, Removed: []string{}}
+	res := api.Reload{Changed: []string{}, Added: []string{}, Removed: []string{}}
 	current := map[string]*jobs.Job{}
 	for _, j := range d.jobList() {
 		current[j.Name()] = j
@@ -62,7 +62,7 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 		switch {
 		case prev == nil:
 			res.Added = append(res.Added, jc.Name)
-		case fingerprint(prev) == fingerprint(jc):
+		case prev.Equal(jc):
 			keep[jc.Name] = current[jc.Name]
 		default:
 			res.Changed = append(res.Changed, jc.Name)
@@ -93,7 +93,7 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	}
 	if err != nil {
 		d.countReload(ReloadFailed)
-		return client.Reload{}, fmt.Errorf("cannot apply the new configuration (nothing was changed): %w", err)
+		return api.Reload{}, fmt.Errorf("cannot apply the new configuration (nothing was changed): %w", err)
 	}
 	var fresh []*jobs.Job
 	for _, j := range next {
@@ -120,7 +120,7 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 			j.Close()
 		}
 		d.countReload(ReloadFailed)
-		return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)
+		return api.Reload{}, errdefs.Errorf(errdefs.ErrUnavailable, "pilotfish is shutting down")
 	}
 	levels := d.levels(keep)
 	for _, j := range fresh {
@@ -139,12 +139,6 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	d.bus.Publish(events.Reload, events.Global, nil)
 	d.bus.Publish(events.Startup, events.Global, nil)
 	return res, nil
-}
-
-// fingerprint identifies a job's definition after interpolation.
-func fingerprint(j *config.Job) string {
-	b, _ := json.Marshal(j)
-	return string(b)
 }
 
 // levels returns, for a job built by a reload, which of its once/after triggers on kept

@@ -2,13 +2,13 @@ package core
 
 import (
 	"errors"
-	"fmt"
 	"maps"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 	"github.com/pilotfish/pilotfish/jobs"
 	"github.com/pilotfish/pilotfish/telemetry"
 )
@@ -85,7 +85,7 @@ func (d *Daemon) applyTelemetry(cfg *config.Config) error {
 }
 
 // PutMetrics updates custom metrics.
-func (d *Daemon) PutMetrics(updates []client.Metric) error {
+func (d *Daemon) PutMetrics(updates []api.Metric) error {
 	us := make([]telemetry.Update, len(updates))
 	for i, u := range updates {
 		us[i] = telemetry.Update{Name: u.Name, Value: u.Value, Labels: u.Labels, Add: u.Add}
@@ -96,7 +96,7 @@ func (d *Daemon) PutMetrics(updates []client.Metric) error {
 	case !errors.As(err, &ue):
 		return err
 	case ue.Unknown:
-		return fmt.Errorf("%w: %v", control.ErrNotFound, err)
+		return errdefs.Wrap(errdefs.ErrNotFound, err)
 	}
-	return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	return errdefs.Wrap(errdefs.ErrInvalid, err)
 }

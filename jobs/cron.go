@@ -21,6 +21,9 @@ type CronSpec struct {
 	RunOnStart bool   `json:"run_on_start,omitempty"`
 }
 
+// Equal reports whether other is the same cron spec.
+func (s *CronSpec) Equal(other config.Spec) bool { return config.SpecEqual(s, other) }
+
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 func (cronKind) Schema() *hcl.BodySchema {

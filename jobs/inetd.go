@@ -32,6 +32,9 @@ type InetdSpec struct {
 	Address        string `json:"address"`
 }
 
+// Equal reports whether other is the same inetd spec.
+func (s *InetdSpec) Equal(other config.Spec) bool { return config.SpecEqual(s, other) }
+
 // Inetd modes and defaults.
 const (
 	ModeAccept            = "accept"

@@ -16,12 +16,14 @@ import (
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
-// Errors returned by the job's API, for the control plane to map to status codes.
+// Errors returned by the job's API, in the classes of internal/errdefs (the control plane
+// maps them to status codes).
 var (
-	ErrConflict = errors.New("conflict")    // the request does not fit the job's state
-	ErrGone     = errors.New("job is gone") // the job was removed
+	ErrConflict = errdefs.ErrConflict                                // the request does not fit the job's state
+	ErrGone     = errdefs.Errorf(errdefs.ErrNotFound, "job is gone") // the job was removed
 )
 
 // apiEvent stands for the trigger of a job started through the control API.
@@ -279,7 +281,7 @@ func (j *Job) do(ctx context.Context, fn func(j *Job) error) error {
 func (j *Job) StartNow(ctx context.Context) error {
 	return j.do(ctx, func(j *Job) error {
 		if j.stop != nil {
-			return fmt.Errorf("%w: job %q is stopping; start it once it has stopped, or use restart", ErrConflict, j.cfg.Name)
+			return errdefs.Errorf(ErrConflict, "job %q is stopping; start it once it has stopped, or use restart", j.cfg.Name)
 		}
 		if len(j.runs) > 0 || j.state == Starting {
 			return nil // already running: nothing to do, like systemctl start
@@ -332,7 +334,7 @@ func (j *Job) Restart(ctx context.Context) error {
 	var done chan struct{}
 	err := j.do(ctx, func(j *Job) error {
 		if j.shutdown {
-			return fmt.Errorf("%w: pilotfish is shutting down", ErrConflict)
+			return errdefs.Errorf(ErrConflict, "pilotfish is shutting down")
 		}
 		j.held, j.paused = false, false
 		j.restartsUsed = 0
@@ -355,7 +357,7 @@ func (j *Job) Restart(ctx context.Context) error {
 func (j *Job) Signal(ctx context.Context, sig syscall.Signal) error {
 	return j.do(ctx, func(j *Job) error {
 		if len(j.runs) == 0 {
-			return fmt.Errorf("%w: job %q has no process to signal (it is %s)", ErrConflict, j.cfg.Name, j.state)
+			return errdefs.Errorf(ErrConflict, "job %q has no process to signal (it is %s)", j.cfg.Name, j.state)
 		}
 		for _, ar := range j.runs {
 			if err := ar.run.Signal(sig); err != nil {

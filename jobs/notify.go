@@ -31,6 +31,9 @@ type NotifySpec struct {
 	ReadyTimeout time.Duration `json:"ready_timeout,omitempty"`
 }
 
+// Equal reports whether other is the same notify spec.
+func (s *NotifySpec) Equal(other config.Spec) bool { return config.SpecEqual(s, other) }
+
 func (notifyKind) Schema() *hcl.BodySchema {
 	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "watchdog"}, {Name: "ready_timeout"}}}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,22 @@ type SyslogOutput struct {
 	Forward  string         `json:"forward,omitempty"`
 	Format   string         `json:"format"`
 	Rotate   *config.Rotate `json:"rotate,omitempty"`
+}
+
+// Equal reports whether other is the same syslog spec.
+func (s *SyslogSpec) Equal(other config.Spec) bool {
+	o, ok := other.(*SyslogSpec)
+	return ok && slices.Equal(s.Listen, o.Listen) && slices.EqualFunc(s.Outputs, o.Outputs, (*SyslogOutput).Equal)
+}
+
+// Equal reports whether two outputs are the same.
+func (s *SyslogOutput) Equal(o *SyslogOutput) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	a, b := *s, *o
+	a.Rotate, b.Rotate = nil, nil
+	return a == b && s.Rotate.Equal(o.Rotate)
 }
 
 // Syslog defaults and bounds.

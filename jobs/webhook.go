@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,6 +30,13 @@ type WebhookSpec struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	Timeout time.Duration     `json:"timeout"`
 	Retries int               `json:"retries"`
+}
+
+// Equal reports whether other is the same webhook spec.
+func (s *WebhookSpec) Equal(other config.Spec) bool {
+	o, ok := other.(*WebhookSpec)
+	return ok && s.URL == o.URL && s.Method == o.Method && maps.Equal(s.Headers, o.Headers) &&
+		s.Timeout == o.Timeout && s.Retries == o.Retries
 }
 
 // Webhook defaults.

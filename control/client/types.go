@@ -3,115 +3,41 @@ package client
 import (
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/pilotfish/pilotfish/control/api"
 )
 
-// Ping is the answer of GET /v1/ping.
-type Ping struct {
-	Status  string `json:"status"`
-	Version string `json:"version"`
-}
+// The wire types are package api's, which the server shares; they are named here too so
+// that a caller of the client needs one import.
+type (
+	Ping          = api.Ping
+	Job           = api.Job
+	Watch         = api.Watch
+	Status        = api.Status
+	Reload        = api.Reload
+	Event         = api.Event
+	Health        = api.Health
+	HealthProblem = api.HealthProblem
+	Signal        = api.Signal
+	Metric        = api.Metric
+	ErrorBody     = api.ErrorBody
+	ErrorDetail   = api.ErrorDetail
+)
 
-// Job is one job in /v1/status and /v1/jobs/{name}.
-type Job struct {
-	Name     string    `json:"name"`
-	Kind     string    `json:"kind"`
-	State    string    `json:"state"`
-	Pid      int       `json:"pid"`
-	Restarts int       `json:"restarts"`
-	Health   string    `json:"health"`
-	ExitCode *int      `json:"exit_code"`
-	Since    time.Time `json:"since"`
-	Status   string    `json:"status"`
-}
-
-// Watch is one Consul watch in /v1/status.
-type Watch struct {
-	Name      string `json:"name"`
-	Healthy   bool   `json:"healthy"`
-	Instances int    `json:"instances"`
-}
-
-// Status is the answer of GET /v1/status.
-type Status struct {
-	Jobs        []Job   `json:"jobs"`
-	Watches     []Watch `json:"watches"`
-	Maintenance bool    `json:"maintenance"`
-}
-
-// Reload is the answer of POST /v1/reload.
-type Reload struct {
-	Changed []string `json:"changed"`
-	Added   []string `json:"added"`
-	Removed []string `json:"removed"`
-}
-
-// Event is one bus event as /v1/events streams it.
-type Event struct {
-	Seq    uint64            `json:"seq"`
-	Code   string            `json:"code"`
-	Source string            `json:"source"`
-	Time   time.Time         `json:"time"`
-	Attrs  map[string]string `json:"attrs,omitempty"`
-}
-
-// Health is the answer of GET /v1/health.
-type Health struct {
-	Status      string          `json:"status"` // ok, unhealthy, maintenance
-	Maintenance bool            `json:"maintenance"`
-	Failing     []HealthProblem `json:"failing"`
-}
-
-// HealthProblem is one job that keeps /v1/health from answering 200.
-type HealthProblem struct {
-	Job    string `json:"job"`
-	State  string `json:"state"`
-	Health string `json:"health"`
-}
-
-// Signal is the body of POST /v1/jobs/{name}/signal.
-type Signal struct {
-	Signal string `json:"signal"`
-}
-
-// Metric is one custom metric update in the long form of POST /v1/metric.
-type Metric struct {
-	Name   string            `json:"name"`
-	Value  float64           `json:"value"`
-	Labels map[string]string `json:"labels,omitempty"`
-	// Add makes a gauge update add Value instead of setting it (counters always add).
-	Add bool `json:"add,omitempty"`
-}
-
-// Error kinds carried in API errors.
+// Error kinds (APIError.Kind), as in package api.
 const (
-	KindBadRequest    = "bad-request"
-	KindNotFound      = "not-found"
-	KindConflict      = "conflict"
-	KindInvalidConfig = "invalid-config"
-	KindTooLarge      = "too-large"
-	KindMethod        = "method-not-allowed"
-	KindTimeout       = "timeout"
-	KindUnavailable   = "unavailable"
-	KindInternal      = "internal"
-	// KindStarting: a mutating call before start-up has installed every job (503).
-	KindStarting = "starting"
-	// KindTooManyStreams: every stream slot is taken (429).
-	KindTooManyStreams = "too-many-streams"
+	KindBadRequest     = api.KindBadRequest
+	KindNotFound       = api.KindNotFound
+	KindConflict       = api.KindConflict
+	KindInvalidConfig  = api.KindInvalidConfig
+	KindTooLarge       = api.KindTooLarge
+	KindMethod         = api.KindMethod
+	KindTimeout        = api.KindTimeout
+	KindUnavailable    = api.KindUnavailable
+	KindInternal       = api.KindInternal
+	KindStarting       = api.KindStarting
+	KindTooManyStreams = api.KindTooManyStreams
 )
-
-// ErrorBody is the JSON of every error answer: {"error":{"kind","message"}}, plus the
-// configuration diagnostics when a reload was refused.
-type ErrorBody struct {
-	Error       ErrorDetail `json:"error"`
-	Diagnostics []string    `json:"diagnostics,omitempty"`
-}
-
-// ErrorDetail is the "error" object.
-type ErrorDetail struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
-}
 
 // APIError is a request the daemon refused.
 type APIError struct {
