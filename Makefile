@@ -13,17 +13,20 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pilotfish
 
 # The whole suite, as CI runs it: unit tests and the integration tests that run the binary
-# as PID 1 against real peers (a Consul agent built from source, Prometheus, curl, logger…).
-# Needs root (for unshare) on Linux.
+# as PID 1 against real peers (a Consul agent built from source, Prometheus, curl, logger…),
+# with the daemon under test built with -race too (PILOTFISH_RACE=1). Needs root (for
+# unshare) on Linux.
 test: build consul
-	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./...
+	PILOTFISH_RACE=1 CGO_ENABLED=1 $(GO) test -race -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
+# Unit tests only (-short): the integration suite and the tests that need a Consul agent
+# skip.
 unit:
 	CGO_ENABLED=1 $(GO) test -race -short ./...
 
 integration: build
-	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./integration_tests/...
+	PILOTFISH_RACE=1 CGO_ENABLED=1 $(GO) test -race -timeout 30m ./integration_tests/...
 
 # The fault suite alone (it is part of `make test` too): kill and reload storms, control-API
 # abuse, dead peers, blocked output and signals at the worst moment, each bounded in time.

@@ -32,6 +32,9 @@ type agentEnv struct {
 
 func startTestAgent(t *testing.T) *agentEnv {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a Consul agent: not a unit test (-short)")
+	}
 	a := consulagent.Start(t)
 	be, err := NewConsul(&config.Consul{Address: a.Addr()})
 	if err != nil {

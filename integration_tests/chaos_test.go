@@ -332,7 +332,7 @@ func TestChaosControlAbuse(t *testing.T) {
 job "steady" {
   exec = ["sleep", "100000"]
 }
-`, opts{Logs: "logging {\n  format = \"json\"\n}\n"})
+`, opts{Logs: "logging {\n  format = \"json\"\n}\n", NoRace: true})
 	pid := k.PID()
 	before := vmRSS(pid)
 	storm := exec.Command(python, "-c", abusePy, k.sock, "8")

@@ -148,7 +148,7 @@ func TestControlStreamFlood(t *testing.T) {
 job "steady" {
   exec = "sleep 1000"
 }
-`, Launcher: []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}})
+`, Launcher: []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}, NoRace: true})
 	pid := p.PID()
 	before := vmRSS(pid)
 

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +25,10 @@ import (
 	"time"
 )
 
-// pilotfishBin is the binary under test: built once by TestMain, or $PILOTFISH_BIN.
-var pilotfishBin string
+// pilotfishBin is the binary under test: built once by TestMain (with -race when
+// PILOTFISH_RACE=1), or $PILOTFISH_BIN. plainBin is the same without -race, for the tests
+// that measure pilotfish's memory (opts.NoRace), which the detector's own would hide.
+var pilotfishBin, plainBin string
 
 // python is a real interpreter (a pyenv shim on PATH would add a slow bash wrapper).
 var python = "/usr/bin/python3"
@@ -34,6 +38,11 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("integration tests skipped: -short runs the unit tests only")
+		return 0
+	}
 	if _, err := os.Stat(python); err != nil {
 		if p, err := exec.LookPath("python3"); err == nil {
 			python = p
@@ -45,7 +54,7 @@ func testMain(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "PILOTFISH_BIN:", err)
 			return 2
 		}
-		pilotfishBin = abs
+		pilotfishBin, plainBin = abs, abs
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "pilotfish-integration-")
@@ -55,19 +64,38 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pilotfishBin = filepath.Join(dir, "pilotfish")
-	root, err := filepath.Abs("..")
-	if err != nil {
+	plainBin = pilotfishBin
+	if os.Getenv("PILOTFISH_RACE") == "1" {
+		// make test: the daemon runs with the race detector, so that its own goroutines are
+		// checked under every test. The detector's pause of 1 s at exit would fail every
+		// bound on the shutdown.
+		plainBin = filepath.Join(dir, "pilotfish-plain")
+		if err := buildPilotfish(pilotfishBin, "-race"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	if err := buildPilotfish(plainBin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	build := exec.Command("go", "build", "-o", pilotfishBin, "./cmd/pilotfish")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "cannot build pilotfish: %v\n%s", err, out)
-		return 2
-	}
 	return m.Run()
+}
+
+// buildPilotfish builds the binary at out (with -race, cgo, which the detector needs).
+func buildPilotfish(out string, flags ...string) error {
+	cgo := "CGO_ENABLED=0"
+	if slices.Contains(flags, "-race") {
+		cgo = "CGO_ENABLED=1"
+	}
+	build := exec.Command("go", append(append([]string{"build", "-o", out}, flags...), "./cmd/pilotfish")...)
+	build.Dir = ".."
+	build.Env = append(os.Environ(), cgo)
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("cannot build pilotfish %s: %v\n%s", strings.Join(flags, " "), err, b)
+	}
+	return nil
 }
 
 // ---------------------------------------------------------------------------------------
@@ -195,6 +223,7 @@ func tail(s string, n int) string {
 // opts describe one pilotfish run.
 type opts struct {
 	Config     string   // contents of the configuration file
+	NoRace     bool     // run the binary built without -race: the test measures pilotfish's memory
 	ConfigName string   // file name inside the test dir (default pilotfish.hcl)
 	ConfigArg  string   // value given to -config (default: the absolute path of the file)
 	Args       []string // arguments before -config (e.g. "validate"); default: run
@@ -227,6 +256,7 @@ type instance struct {
 	Stdout *stream
 	Stderr *stream
 	pid1   bool
+	bin    string // the binary run
 	cmd    *exec.Cmd
 	start  time.Time
 
@@ -291,7 +321,11 @@ func start(t testing.TB, o opts) *instance {
 	}
 	var cmd *exec.Cmd
 	var env []string
-	argv = append(append(append([]string{}, o.Launcher...), pilotfishBin), argv...)
+	bin := pilotfishBin
+	if o.NoRace {
+		bin = plainBin
+	}
+	argv = append(append(append([]string{}, o.Launcher...), bin), argv...)
 	if o.Plain {
 		cmd = exec.Command(argv[0], argv[1:]...)
 	} else {
@@ -312,7 +346,7 @@ func start(t testing.TB, o opts) *instance {
 		cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "/bin/sh", "-c",
 			script}, argv...)...)
 	}
-	p := &instance{t: t, Dir: dir, Stdout: newStream(), Stderr: newStream(), pid1: !o.Plain, cmd: cmd, done: make(chan struct{})}
+	p := &instance{t: t, Dir: dir, Stdout: newStream(), Stderr: newStream(), pid1: !o.Plain, bin: bin, cmd: cmd, done: make(chan struct{})}
 	cmd.Dir = dir
 	cmd.Env = append(append(append(withoutEnv(os.Environ(), "PILOTFISH_CONFIG"), "TESTDIR="+dir), env...), o.Env...)
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
@@ -372,6 +406,9 @@ func (p *instance) cleanup() {
 			p.t.Errorf("pilotfish (pid %d) did not die after SIGKILL", pid)
 		}
 	}
+	if race := strings.Index(p.Stderr.String(), "WARNING: DATA RACE"); race >= 0 {
+		p.t.Errorf("the race detector found a data race in pilotfish:\n%s", p.Stderr.String()[race:])
+	}
 	if p.t.Failed() {
 		p.t.Logf("pilotfish stdout:\n%s", tail(p.Stdout.String(), 6000))
 		p.t.Logf("pilotfish stderr:\n%s", tail(p.Stderr.String(), 6000))
@@ -411,7 +448,7 @@ func (p *instance) findPID(d time.Duration) int {
 	// that a signal reaches pilotfish and not unshare's child.
 	poll(d, func() bool {
 		for _, c := range children(p.cmd.Process.Pid) {
-			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && exe == pilotfishBin {
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && exe == p.bin {
 				p.pid = c
 				return true
 			}

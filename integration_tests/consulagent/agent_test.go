@@ -17,8 +17,17 @@ type catalogEntry struct {
 	ServicePort int
 }
 
+// startAgent starts an agent, unless only unit tests run (-short).
+func startAgent(t *testing.T) *consulagent.Agent {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a Consul agent: not a unit test (-short)")
+	}
+	return consulagent.Start(t)
+}
+
 func TestRegisterThenRestartForgets(t *testing.T) {
-	a := consulagent.Start(t)
+	a := startAgent(t)
 
 	reg := map[string]any{"ID": "web-1", "Name": "web", "Address": "127.0.0.1", "Port": 8080}
 	body, _ := json.Marshal(reg)
@@ -59,7 +68,7 @@ func TestRegisterThenRestartForgets(t *testing.T) {
 }
 
 func TestKillThenRestart(t *testing.T) {
-	a := consulagent.Start(t)
+	a := startAgent(t)
 	a.Kill()
 	if _, err := http.Get(a.URL() + "/v1/status/leader"); err == nil {
 		t.Fatal("agent still answers after Kill")
