@@ -309,6 +309,12 @@ func (d *Daemon) Run() int {
 	if reason == "" {
 		d.startJobs(built)
 		reason = d.supervise()
+	} else {
+		// No job has started: nothing to stop, and a job whose loop never ran would keep
+		// the shutdown waiting for its whole budget.
+		for _, j := range built {
+			j.Close()
+		}
 	}
 	d.outer.stopping()
 	d.shutdown(reason)
