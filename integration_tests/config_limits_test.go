@@ -201,7 +201,7 @@ func TestConfigLimitsReload(t *testing.T) {
 // no further than the limit.
 func TestConfigLimitsReloadMemory(t *testing.T) {
 	t.Parallel()
-	k := startPF(t, twoSleepers)
+	k := startPF(t, twoSleepers, opts{NoRace: true})
 	k.waitState(10*time.Second, "a", "running")
 	pid := k.PID()
 	cfgPath := filepath.Join(k.Dir, "pilotfish.hcl")
