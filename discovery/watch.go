@@ -3,14 +3,31 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"math/rand/v2"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/backoff"
+)
+
+const (
+	// pacePerInstance spaces a watch's answers by the size of the last one: one answer costs
+	// the agent and pilotfish in proportion to the instances it lists, so a burst of changes
+	// (a fleet starting: N registrations, each seen by N watchers) costs each watcher a few
+	// answers, not one per change. A lone change still comes at once. The pause is
+	// stretched by up to half at random, so that a fleet's watchers, all woken by one
+	// change, do not all ask again at the same moment.
+	pacePerInstance = 10 * time.Millisecond
+	paceMax         = 2 * time.Second
+	// monitorPace spaces the agent monitor's queries: it only looks for agent restarts.
+	monitorPace = time.Second
 )
 
 // WatchStatus is one watch in /v1/status.
@@ -23,20 +40,25 @@ type WatchStatus struct {
 // watcher follows one service with blocking queries and publishes changed, healthy and
 // unhealthy from source watch.NAME.
 type watcher struct {
-	cfg    *config.Watch
-	m      *Manager
-	cancel context.CancelFunc
-	done   chan struct{}
+	cfg *config.Watch
+	m   *Manager
+	f   *follower
 
 	mu        sync.Mutex
 	seen      bool
-	instances []Instance
+	instances []Instance // sorted by key
+	keys      []string   // their keys
 }
 
+// applyWatches starts and stops watches to match ws. Without any watch, the agent monitor
+// runs instead: the watches' queries notice an agent restart as well as it does, and each
+// blocking query holds a connection.
 func (m *Manager) applyWatches(ws []*config.Watch) {
 	want := map[string]*config.Watch{}
-	for _, w := range ws {
-		want[w.Name] = w
+	if !m.closing {
+		for _, w := range ws {
+			want[w.Name] = w
+		}
 	}
 	for name, w := range m.watchers {
 		if c, ok := want[name]; !ok || c.Service != w.cfg.Service || c.Tag != w.cfg.Tag || c.DC != w.cfg.DC {
@@ -48,10 +70,31 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 		if _, ok := m.watchers[name]; ok {
 			continue
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		w := &watcher{cfg: c, m: m, cancel: cancel, done: make(chan struct{})}
+		w := &watcher{cfg: c, m: m}
+		q := WatchQuery{Service: c.Service, Tag: c.Tag, DC: c.DC}
+		w.f = m.follow("watch", "watch "+c.Name, func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error) {
+			list, next, err := m.b.Healthy(ctx, q, index, sameConn)
+			if err != nil {
+				return 0, 0, err
+			}
+			if next >= index { // an older answer is asked again (see follower.run)
+				w.update(list)
+			}
+			return next, pace(len(list)), nil
+		})
 		m.watchers[name] = w
-		go w.run(ctx)
+	}
+	switch {
+	case len(m.watchers) > 0 || m.closing:
+		if m.monitor != nil {
+			m.monitor.stop()
+			m.monitor = nil
+		}
+	case m.monitor == nil:
+		m.monitor = m.follow("agent", "agent monitor", func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error) {
+			next, err := m.b.WaitChange(ctx, index, sameConn)
+			return next, monitorPace, err
+		})
 	}
 	list := make([]*watcher, 0, len(m.watchers))
 	for _, w := range m.watchers {
@@ -60,6 +103,12 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 	m.mu.Lock()
 	m.watchList = list
 	m.mu.Unlock()
+}
+
+// pace is the pause after an answer of n instances (see pacePerInstance).
+func pace(n int) time.Duration {
+	d := min(time.Duration(n)*pacePerInstance, paceMax)
+	return d + rand.N(d/2+1)
 }
 
 // Watches returns the state of every watch. It never waits for the registration loop.
@@ -77,63 +126,130 @@ func (m *Manager) Watches() []WatchStatus {
 	return out
 }
 
-func (w *watcher) stop() {
-	w.cancel()
-	<-w.done
+func (w *watcher) stop() { w.f.stop() }
+
+// follower runs one blocking query after another on its own goroutine, each from the
+// index of the last answer, until stopped. query returns the next index and how long to wait
+// before asking again.
+type follower struct {
+	m      *Manager
+	op     string // failed queries are counted under it
+	what   string // for logs
+	query  func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error)
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-func (w *watcher) run(ctx context.Context) {
-	defer close(w.done)
-	q := WatchQuery{Service: w.cfg.Service, Tag: w.cfg.Tag, DC: w.cfg.DC}
-	var index uint64
-	delay := retryInitial
-	failing := false
+func (m *Manager) follow(op, what string, query func(context.Context, uint64, bool) (uint64, time.Duration, error)) *follower {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{m: m, op: op, what: what, query: query, cancel: cancel, done: make(chan struct{})}
+	go f.run(ctx)
+	return f
+}
+
+func (f *follower) stop() {
+	f.cancel()
+	<-f.done
+}
+
+// run asks, waits for the answer, and asks again. Failures back off (docs/consul.md). After
+// one, or an answer that may come from an agent going away, the agent's identity is checked
+// before the next query: a restarted agent's indexes start over, and a query with an index
+// from before would wait until the new agent's index passes it. A restart between two
+// queries answers nothing, but it closes the connection: a query that would go over a new one
+// (ErrNewConnection) checks the agent first.
+func (f *follower) run(ctx context.Context) {
+	defer close(f.done)
+	var index, gen uint64
+	bo := backoff.NewPeer()
+	failing, yielded := false, false
+	check := !f.m.agentKnown()
 	for ctx.Err() == nil {
-		list, next, err := w.m.b.Healthy(ctx, q, index)
+		if until, _ := f.m.yielding(); time.Now().Before(until) {
+			backoff.Sleep(ctx, time.Until(until))
+			continue
+		}
+		unsure, checked := false, check
+		if check {
+			g, ok := f.m.checkAgent(ctx)
+			switch {
+			case !ok:
+				unsure, index = true, 0 // ask from scratch, and slowly, until the agent answers
+			case g != gen:
+				gen, index = g, 0
+			}
+			check = !ok
+		}
+		// A yield that begins while the query waits ends it (and frees its connection).
+		qctx, qcancel := context.WithCancel(ctx)
+		_, ych := f.m.yielding()
+		go func() {
+			select {
+			case <-ych:
+				qcancel()
+			case <-qctx.Done():
+			}
+		}()
+		next, pace, err := f.query(qctx, index, !checked && !failing && !yielded)
+		yielded = qctx.Err() != nil
+		qcancel()
 		if ctx.Err() != nil {
 			return
 		}
+		if yielded {
+			continue
+		}
+		if errors.Is(err, ErrNewConnection) {
+			check = true
+			continue
+		}
 		if err != nil {
-			w.m.countError("watch")
+			f.m.countError(f.op)
 			if !failing {
-				w.m.log.Warn("watch query failed; retrying", "watch", w.cfg.Name, "err", err)
+				f.m.log.Warn(f.what+" failed; retrying", "err", err)
 			}
-			failing, index = true, 0 // the agent may come back with lower indexes
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			delay = min(2*delay, retryMax)
+			failing, check = true, true
+			backoff.Sleep(ctx, bo.Next())
 			continue
 		}
 		if failing {
-			w.m.log.Info("watch query works again", "watch", w.cfg.Name)
+			f.m.log.Info(f.what + " works again")
 		}
-		failing, delay = false, retryInitial
-		if next < index || w.m.agentRestarted(ctx) {
-			// The agent restarted: this answer may come from the old one, and the new one's
-			// indexes start over. Ask again from scratch.
-			w.m.resyncSoon()
-			if index != 0 {
-				index = 0
-				continue
-			}
+		failing = false
+		switch {
+		case next < index:
+			// The agent restarted, or a server behind in replication answered (stale):
+			// ask again from scratch.
+			check, index = true, 0
+			continue
+		case next == index:
+			check = true // the wait ended, or the agent answered as it shut down
 		}
 		index = next
-		w.update(list)
+		if unsure {
+			pace = max(pace, bo.Next())
+		} else {
+			bo.Reset()
+		}
+		if pace > 0 {
+			backoff.Sleep(ctx, pace)
+		}
 	}
 }
 
 // update publishes what changed: the first answer always publishes changed plus healthy or
 // unhealthy; later ones changed when the set differs, healthy/unhealthy on 0 ↔ >0.
 func (w *watcher) update(list []Instance) {
-	sort.Slice(list, func(i, j int) bool { return key(list[i]) < key(list[j]) })
+	keys := make([]string, len(list))
+	for i, in := range list {
+		keys[i] = key(in)
+	}
+	sort.Sort(byKey{list, keys})
 	w.mu.Lock()
 	first := !w.seen
 	prev := w.instances
-	same := !first && slices.EqualFunc(prev, list, func(a, b Instance) bool { return key(a) == key(b) })
-	w.seen, w.instances = true, list
+	same := !first && slices.Equal(w.keys, keys)
+	w.seen, w.instances, w.keys = true, list, keys
 	w.mu.Unlock()
 	if same {
 		return
@@ -150,6 +266,19 @@ func (w *watcher) update(list []Instance) {
 	}
 }
 
+// byKey sorts instances by their keys.
+type byKey struct {
+	list []Instance
+	keys []string
+}
+
+func (s byKey) Len() int           { return len(s.list) }
+func (s byKey) Less(i, j int) bool { return s.keys[i] < s.keys[j] }
+func (s byKey) Swap(i, j int) {
+	s.list[i], s.list[j] = s.list[j], s.list[i]
+	s.keys[i], s.keys[j] = s.keys[j], s.keys[i]
+}
+
 // key identifies an instance's identity and reachable form: a change of address, port,
 // tags or meta is a change.
 func key(i Instance) string {
@@ -158,10 +287,5 @@ func key(i Instance) string {
 		meta = append(meta, k+"="+v)
 	}
 	sort.Strings(meta)
-	return strings.Join([]string{i.Node, i.ID, i.Address, itoa(i.Port), strings.Join(i.Tags, ","), strings.Join(meta, ",")}, "|")
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
+	return strings.Join([]string{i.Node, i.ID, i.Address, strconv.Itoa(i.Port), strings.Join(i.Tags, ","), strings.Join(meta, ",")}, "|")
 }
