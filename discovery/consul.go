@@ -159,6 +159,9 @@ func (c *Consul) Holder(ctx context.Context, id string) (Holder, error) {
 	return h, nil
 }
 
+// CloseIdleConnections closes the idle connection of the calls other than blocking queries.
+func (c *Consul) CloseIdleConnections() { c.restConf.HttpClient.CloseIdleConnections() }
+
 // getJSON is a GET of the rest client, decoded into out.
 func (c *Consul) getJSON(ctx context.Context, path string, params url.Values, out any) error {
 	buf, _, err := c.get(ctx, c.restConf, path, params)

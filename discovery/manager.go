@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
@@ -29,9 +30,13 @@ const (
 	// deregisterWait is how long a job's stop waits for its service to leave the catalog
 	// (retried with backoff) before it goes on without: an unreachable agent does not hold
 	// up the stop signal for the whole stop_timeout.
-	deregisterWait = 3 * time.Second
+	deregisterWait = 2 * time.Second
 	// CloseWait bounds the last deregistrations when pilotfish exits.
-	CloseWait = 2 * time.Second
+	CloseWait = time.Second
+	// crowdedFor is how long a 429 makes the loop hand connections over (see sync), and
+	// handover the time the agent takes to see the watches' connections closed.
+	crowdedFor = time.Minute
+	handover   = 5 * time.Millisecond
 )
 
 // SelfService is the service name pilotfish registers its metrics endpoint under.
@@ -54,13 +59,15 @@ type Manager struct {
 	hostname string
 	instance string
 
-	ctx    context.Context // every call of the loop; cancelled when Close runs out of time
-	abort  context.CancelFunc
-	cmds   chan func()
-	resync chan struct{}
-	quit   chan struct{}
-	done   chan struct{}
-	sub    *events.Subscription
+	ctx   context.Context // every call of the loop; cancelled when Close runs out of time
+	abort context.CancelFunc
+	// stopping is set when the shutdown is published, before the loop gets the event.
+	stopping atomic.Bool
+	cmds     chan func()
+	resync   chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	sub      *events.Subscription
 
 	mu         sync.Mutex
 	agentID    string // the agent last seen; see checkAgent
@@ -72,6 +79,7 @@ type Manager struct {
 	shutdownAt time.Time
 	yieldUntil time.Time     // the watches stay off the agent until then (see yield)
 	yieldCh    chan struct{} // closed when a yield begins: queries under way give up
+	crowdedTil time.Time     // the agent refused a connection lately (see crowded)
 
 	// Owned by the loop.
 	svcs        map[string]*service // by job name; "" is pilotfish's own, retiredKey… old IDs
@@ -144,7 +152,11 @@ func (m *Manager) Start() {
 func (m *Manager) wants(ev events.Event) bool {
 	switch ev.Code {
 	case events.Shutdown:
-		return ev.Source == events.Global
+		if ev.Source != events.Global {
+			return false
+		}
+		m.stopping.Store(true) // at once, in the publisher: the loop may be busy
+		return true
 	case events.Started, events.Healthy, events.Unhealthy, events.ExitSuccess, events.ExitFailed, events.Stopped:
 	default:
 		return false
@@ -482,7 +494,7 @@ func (m *Manager) loop() {
 		case fn := <-m.cmds:
 			fn()
 		case <-m.resync:
-			if m.closing {
+			if m.closing || m.stopping.Load() {
 				continue
 			}
 			m.log.Info("catalog agent is back; registering services again")
@@ -562,10 +574,25 @@ func orDefault(s, def string) string {
 // arms the retry and heartbeat timers.
 func (m *Manager) sync() {
 	now := time.Now()
+	var due []*service
 	for _, s := range m.sortedServices() {
 		if s.dirty && !now.Before(s.retryAt) {
-			m.syncService(s)
+			due = append(due, s)
 		}
+	}
+	crowded := len(due) > 0 && m.crowded()
+	if crowded {
+		// The agent refuses connections beyond its per-address limit: the watches hand
+		// their connections over for these calls, then get them back.
+		m.yield(callTimeout)
+		time.Sleep(handover)
+	}
+	for _, s := range due {
+		m.syncService(s)
+	}
+	if crowded {
+		m.releaseIdle()
+		m.endYield(0)
 	}
 	for key, s := range m.svcs {
 		if !s.want && !s.held && !s.dirty && (s.job == "" && key != "" || s.job != "" && !m.hasService(s.job)) {
@@ -584,6 +611,7 @@ func (m *Manager) syncService(s *service) {
 		d := s.retry.Next()
 		s.retryAt = time.Now().Add(d)
 		if isTooMany(err) {
+			m.markCrowded()
 			m.yield(d + restIdle)
 		}
 		if s.retry.Failures() == 1 {
@@ -595,7 +623,7 @@ func (m *Manager) syncService(s *service) {
 	}
 	if n := s.retry.Failures(); n > 0 {
 		m.log.Info("catalog call works again", "service", s.reg.ID, "failed_attempts", n)
-		m.endYield()
+		m.endYield(restIdle)
 	}
 	s.retry.Reset()
 	s.retryAt = time.Time{}
@@ -661,11 +689,6 @@ func (m *Manager) syncOne(ctx context.Context, s *service) (string, error) {
 			s.held, s.registered, s.dirty, s.verify = false, false, false, false
 			return "", nil
 		}
-		if s.registered && s.verify && time.Since(s.regAt) >= verifyAfter {
-			if err := m.verify(ctx, s); err != nil {
-				return "register", err
-			}
-		}
 		if !s.registered {
 			if err := m.register(ctx, s); err != nil {
 				return "register", err
@@ -680,6 +703,15 @@ func (m *Manager) syncOne(ctx context.Context, s *service) (string, error) {
 			return "ttl", err
 		}
 		s.dirty, s.lastBeat = false, time.Now()
+		if s.verify && time.Since(s.regAt) >= verifyAfter {
+			if err := m.verify(ctx, s); err != nil {
+				return "register", err // checked again at the next heartbeat
+			}
+			if !s.registered && try == 0 {
+				s.dirty = true // moved off the ID (or the agent forgot it): register now
+				continue
+			}
+		}
 		return "", nil
 	}
 }
@@ -781,6 +813,9 @@ func (m *Manager) checkAgent(ctx context.Context) (uint64, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
+		if isTooMany(err) {
+			m.crowdedTil = time.Now().Add(crowdedFor)
+		}
 		if !m.agentDown {
 			m.agentDown = true
 			m.errs["agent"]++
@@ -818,13 +853,33 @@ func (m *Manager) yield(d time.Duration) {
 	m.yieldCh = make(chan struct{})
 }
 
-// endYield lets the watches back once the loop's call went through, and its connection had
-// the time to close.
-func (m *Manager) endYield() {
+// endYield lets the watches back after wait (the time the loop's connection takes to close
+// by itself).
+func (m *Manager) endYield(wait time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if until := time.Now().Add(restIdle); m.yieldUntil.After(until) {
+	if until := time.Now().Add(wait); m.yieldUntil.After(until) {
 		m.yieldUntil = until
+	}
+}
+
+// markCrowded notes a 429: for a while, the loop's calls go through the hand-over in sync.
+func (m *Manager) markCrowded() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.crowdedTil = time.Now().Add(crowdedFor)
+}
+
+func (m *Manager) crowded() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return time.Now().Before(m.crowdedTil)
+}
+
+// releaseIdle closes the loop's idle connection at once, when the backend can.
+func (m *Manager) releaseIdle() {
+	if c, ok := m.b.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
 }
 

@@ -21,11 +21,14 @@ const (
 	// pacePerInstance spaces a watch's answers by the size of the last one: one answer costs
 	// the agent and pilotfish in proportion to the instances it lists, so a burst of changes
 	// (a fleet starting: N registrations, each seen by N watchers) costs each watcher a few
-	// answers, not one per change. A lone change still comes at once. The pause is
-	// stretched by up to half at random, so that a fleet's watchers, all woken by one
-	// change, do not all ask again at the same moment.
+	// answers, not one per change. A lone change still comes at once. Beyond paceFleet
+	// instances the pause grows with their square: when a fleet watches itself, the answers
+	// of one change cost N², and this keeps the whole fleet's cost per second flat. The pause
+	// is stretched by up to half at random, so that watchers woken by one change do not all
+	// ask again at the same moment.
 	pacePerInstance = 10 * time.Millisecond
-	paceMax         = 2 * time.Second
+	paceFleet       = 100
+	paceMax         = 10 * time.Second
 	// monitorPace spaces the agent monitor's queries: it only looks for agent restarts.
 	monitorPace = time.Second
 )
@@ -107,7 +110,11 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 
 // pace is the pause after an answer of n instances (see pacePerInstance).
 func pace(n int) time.Duration {
-	d := min(time.Duration(n)*pacePerInstance, paceMax)
+	d := time.Duration(n) * pacePerInstance
+	if n > paceFleet {
+		d = d * time.Duration(n) / paceFleet
+	}
+	d = min(d, paceMax)
 	return d + rand.N(d/2+1)
 }
 
@@ -205,6 +212,9 @@ func (f *follower) run(ctx context.Context) {
 		}
 		if err != nil {
 			f.m.countError(f.op)
+			if isTooMany(err) {
+				f.m.markCrowded()
+			}
 			if !failing {
 				f.m.log.Warn(f.what+" failed; retrying", "err", err)
 			}
