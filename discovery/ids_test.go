@@ -29,7 +29,7 @@ func TestManagerKeepsOffALiveInstancesID(t *testing.T) {
 	e.registerAs(t, "web-h1", "someone-else", time.Minute, api.HealthPassing)
 	me := newTestManager(t, e, e.be, webTestConfig(true, 15*time.Second), 0)
 	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
-	mine := "web-h1-" + me.m.Instance()[:6]
+	mine := "web-h1-" + me.m.suffix()
 	consulEventually(t, 5*time.Second, mine+" passing", func() bool { return e.checkIs(t, "service:"+mine, api.HealthPassing) })
 	if s := e.service(t, "web-h1"); s == nil || s.Meta[MetaInstance] != "someone-else" || s.Port != 9999 {
 		t.Fatalf("the other instance's web-h1 was touched: %+v", s)
@@ -70,7 +70,7 @@ func TestManagerMovesOffAnIDTakenAtTheSameMoment(t *testing.T) {
 	me.bus.Publish(events.Healthy, "web", probeMsg("ok"))
 	consulEventually(t, 5*time.Second, "web-h1 passing", func() bool { return e.checkIs(t, "service:web-h1", api.HealthPassing) })
 	e.registerAs(t, "web-h1", "twin", time.Minute, api.HealthPassing) // the twin's registration lands
-	mine := "web-h1-" + me.m.Instance()[:6]
+	mine := "web-h1-" + me.m.suffix()
 	d := consulEventually(t, verifyAfter+5*time.Second, mine+" passing", func() bool { return e.checkIs(t, "service:"+mine, api.HealthPassing) })
 	t.Logf("moved off %s after it was taken", d.Round(time.Millisecond))
 	if s := e.service(t, "web-h1"); s == nil || s.Meta[MetaInstance] != "twin" {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"sort"
@@ -269,14 +268,6 @@ func (m *Manager) newService(j *config.Job) *service {
 			EnableTagOverride: c.EnableTagOverride, TTL: c.TTL, DeregisterCriticalAfter: c.DeregisterCriticalAfter,
 			Status: Critical,
 		}}
-}
-
-// meta is the configured meta plus this instance's token.
-func (m *Manager) meta(in map[string]string) map[string]string {
-	out := make(map[string]string, len(in)+1)
-	maps.Copy(out, in)
-	out[MetaInstance] = m.instance
-	return out
 }
 
 func (m *Manager) applySelf(hostport string) {
@@ -734,178 +725,6 @@ func (m *Manager) register(ctx context.Context, s *service) error {
 	s.registered, s.verify, s.regAt = true, true, time.Now()
 	m.log.Info("registered", "service", s.reg.ID, "address", s.reg.Address, "port", s.reg.Port, "status", s.reg.Status)
 	return nil
-}
-
-// claim picks the ID s registers under, never one another live instance holds
-// (docs/consul.md#service-ids): the ID in use or the configured one when free, this
-// instance's, or held by an instance whose check lapsed (it stopped feeding it); else, for a
-// default ID, NAME-HOSTNAME-SUFFIX with a suffix of this instance's own. An explicit `id`
-// held by another live instance is refused (and retried).
-func (m *Manager) claim(ctx context.Context, s *service) error {
-	ids := []string{s.reg.ID}
-	if s.base != s.reg.ID {
-		ids = append(ids, s.base)
-	}
-	if suffixed := s.base + "-" + m.instance[:6]; !s.explicit && suffixed != s.reg.ID {
-		ids = append(ids, suffixed)
-	}
-	var other string
-	for _, id := range ids {
-		h, err := m.b.Holder(ctx, id)
-		if err != nil {
-			return err
-		}
-		if h.Exists && h.Instance != m.instance {
-			if !h.Lapsed {
-				other = orDefault(h.Instance, "not pilotfish")
-				continue
-			}
-			m.log.Warn("taking over a service ID whose check lapsed: the instance that held it stopped feeding it", "service", id, "holder", orDefault(h.Instance, "not pilotfish"))
-		}
-		if id != s.reg.ID {
-			// The ID left behind is another live instance's: never deregister it.
-			m.log.Warn("service ID held by another live instance; registering under another one", "service", s.reg.ID, "as", id, "holder", other)
-			s.reg.ID, s.held, s.registered = id, false, false
-		}
-		s.owned, s.conflict = true, false
-		return nil
-	}
-	err := fmt.Errorf("service id %q is held by another live instance (pilotfish instance %s); give each instance its own id", s.reg.ID, other)
-	if !s.conflict {
-		s.conflict = true
-		m.log.Error("cannot register: the service id is taken; retrying until it is free", "service", s.reg.ID, "holder", other)
-	}
-	return err
-}
-
-// verify checks that a registration made a moment ago is still this instance's: two
-// instances that found one ID free at the same moment both register it, and the second
-// replaces the first. The one replaced moves to another ID (or, with an explicit id, waits).
-func (m *Manager) verify(ctx context.Context, s *service) error {
-	h, err := m.b.Holder(ctx, s.reg.ID)
-	if err != nil {
-		return err
-	}
-	s.verify = false
-	switch {
-	case !h.Exists:
-		s.registered = false // the agent forgot it
-	case h.Instance != m.instance:
-		m.log.Warn("another instance registered the same service ID at the same moment; moving off it", "service", s.reg.ID, "holder", orDefault(h.Instance, "not pilotfish"))
-		s.registered, s.held, s.owned = false, false, false // theirs now: never deregister it
-	}
-	return nil
-}
-
-// checkAgent asks the agent who it is, and returns the number of agent restarts seen so far
-// (a blocking query's index from before a restart means nothing to the new agent) and
-// whether it answered. A different identity means the agent restarted and may have
-// forgotten every local service: the loop registers everything again. Consul answers pending
-// blocking queries normally when it shuts down, so this check, not an error, is what notices
-// a quick restart.
-func (m *Manager) checkAgent(ctx context.Context) (uint64, bool) {
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	id, err := m.b.AgentID(cctx)
-	if ctx.Err() != nil {
-		return 0, false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err != nil {
-		if isTooMany(err) {
-			m.crowdedTil = time.Now().Add(crowdedFor)
-		}
-		if !m.agentDown {
-			m.agentDown = true
-			m.errs["agent"]++
-			m.log.Warn("catalog agent unreachable; retrying", "err", err)
-		}
-		return m.agentGen, false
-	}
-	if m.agentDown {
-		m.log.Info("catalog agent reachable again")
-	}
-	if m.agentID != "" && m.agentID != id {
-		if !m.agentDown {
-			m.errs["agent"]++ // an outage too short to see
-		}
-		m.agentGen++
-		m.resyncSoon()
-	}
-	m.agentDown, m.agentID = false, id
-	return m.agentGen, true
-}
-
-// yield asks the watches to give up their connections for d: the agent refused a call of
-// the loop because this address holds too many connections (Consul's
-// limits.http_max_conns_per_client), and this instance's own registrations and health come
-// before what it watches. Each blocking query holds a connection for as long as it waits.
-func (m *Manager) yield(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if until := time.Now().Add(d); until.After(m.yieldUntil) {
-		m.yieldUntil = until
-	}
-	if m.yieldCh != nil {
-		close(m.yieldCh)
-	}
-	m.yieldCh = make(chan struct{})
-}
-
-// endYield lets the watches back after wait (the time the loop's connection takes to close
-// by itself).
-func (m *Manager) endYield(wait time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if until := time.Now().Add(wait); m.yieldUntil.After(until) {
-		m.yieldUntil = until
-	}
-}
-
-// markCrowded notes a 429: for a while, the loop's calls go through the hand-over in sync.
-func (m *Manager) markCrowded() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.crowdedTil = time.Now().Add(crowdedFor)
-}
-
-func (m *Manager) crowded() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return time.Now().Before(m.crowdedTil)
-}
-
-// releaseIdle closes the loop's idle connection at once, when the backend can.
-func (m *Manager) releaseIdle() {
-	if c, ok := m.b.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
-// yielding returns until when the watches stay off, and a channel closed at the next yield.
-func (m *Manager) yielding() (time.Time, <-chan struct{}) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.yieldCh == nil {
-		m.yieldCh = make(chan struct{})
-	}
-	return m.yieldUntil, m.yieldCh
-}
-
-// agentKnown reports whether the agent's identity was learnt.
-func (m *Manager) agentKnown() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.agentID != ""
-}
-
-// resyncSoon asks the loop to register everything again.
-func (m *Manager) resyncSoon() {
-	select {
-	case m.resync <- struct{}{}:
-	default:
-	}
 }
 
 // String describes the manager for logs.

@@ -194,18 +194,8 @@ func TestConsulSameHostNameDistinctIDs(t *testing.T) {
 	t.Logf("IDs %v", got)
 
 	// Each deregisters only its own.
-	if code, _ := p1.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
-		t.Fatalf("first instance exit code %d", code)
-	}
-	if left := c.services(); len(left) != 1 {
-		t.Fatalf("after one instance stopped, the agent holds %v, want the other's only", left)
-	}
-	if code, _ := p2.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
-		t.Fatalf("second instance exit code %d", code)
-	}
-	if left := c.services(); len(left) != 0 {
-		t.Fatalf("after both stopped the agent still holds %v", left)
-	}
+	csTermLeaves(t, p1, c, 1) // the other's
+	csTermLeaves(t, p2, c, 0)
 }
 
 // `service { id }` sets the ID. One that another live instance holds is never overwritten:
@@ -241,12 +231,7 @@ job "web" {
 		return ok && s.Port == 8080 && c.checkStatus("service:app-1") == "passing"
 	})
 	t.Logf("registered %s after the id became free", time.Since(t0).Round(time.Millisecond))
-	if code, _ := r.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
-	if left := c.services(); len(left) != 0 {
-		t.Fatalf("after SIGTERM the agent still holds %v", left)
-	}
+	csTermLeaves(t, r, c, 0)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -296,12 +281,7 @@ func TestConsulBacksOffOn429(t *testing.T) {
 		if raw := rawStderr(r.instance); len(raw) > 0 {
 			t.Errorf("raw lines on stderr (not pilotfish's log): %q", raw)
 		}
-		if code, _ := r.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
-			t.Fatalf("exit code %d", code)
-		}
-		if left := c.services(); len(left) != 1 {
-			t.Fatalf("after SIGTERM the agent holds %v, want db-0 only", left)
-		}
+		csTermLeaves(t, r, c, 1) // db-0
 	}
 
 	t.Run("first registration", func(t *testing.T) {
@@ -471,12 +451,7 @@ func TestConsulDeregistersFromEveryState(t *testing.T) {
 			waitConsul(t, 10*time.Second, "web passing", func() bool { return len(c.passingIDs("web")) == 1 })
 			a.Restart(t)
 			time.Sleep(delay) // the moment of the SIGTERM is the point: no condition to wait for
-			if code, _ := r.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
-				t.Fatalf("exit code %d", code)
-			}
-			if left := c.services(); len(left) != 0 {
-				t.Fatalf("after SIGTERM the restarted agent holds %v", left)
-			}
+			csTermLeaves(t, r, c, 0)
 			csNoResyncAfterShutdown(t, r)
 		})
 	}
@@ -542,6 +517,18 @@ job "web" {
 				t.Errorf("raw lines on stderr: %q", raw)
 			}
 		})
+	}
+}
+
+// csTermLeaves sends SIGTERM, waits for exit code 0 and checks that the agent holds left
+// services then.
+func csTermLeaves(t *testing.T, r *ctlPF, c *consulHTTP, left int) {
+	t.Helper()
+	if code, _ := r.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	if got := c.services(); len(got) != left {
+		t.Fatalf("after SIGTERM the agent holds %v, want %d services", got, left)
 	}
 }
 

@@ -165,7 +165,7 @@ func (b *bench) fleetRun(n int) (r fleetResult) {
 		r.failed = err
 		return r
 	}
-	agent, err := consulagent.Launch(dir, consulagent.Options{LogLevel: "warn"})
+	agent, err := consulagent.Launch(dir, consulagent.Options{LogLevel: "warn", Config: b.opt.fleetConsul})
 	if err != nil {
 		r.failed = fmt.Errorf("cannot start the Consul agent: %v", err)
 		b.fail(label, r.failed)

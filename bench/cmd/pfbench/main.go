@@ -49,6 +49,7 @@ type options struct {
 	fleetChanges  int
 	fleetSameHost bool
 	fleetNoWatch  bool
+	fleetConsul   string
 }
 
 // row is one line of the summary table.
@@ -96,6 +97,7 @@ func main() {
 	flag.IntVar(&o.fleetChanges, "fleet-changes", 6, "catalog changes to deliver to the fleet's watchers")
 	flag.BoolVar(&o.fleetSameHost, "fleet-same-host", false, "give every fleet instance the same host name")
 	flag.BoolVar(&o.fleetNoWatch, "fleet-no-watch", false, "fleet instances only register (no watch): the cost of registration alone")
+	flag.StringVar(&o.fleetConsul, "fleet-consul-config", "", "extra configuration (HCL) for the fleet's Consul agent, e.g. 'limits { http_max_conns_per_client = 1000 }' (default: none, Consul's default limits)")
 	flag.BoolVar(&o.strict, "strict", false, "a missed goal counts as a failure")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the generated configs")
 	flag.Parse()
