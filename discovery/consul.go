@@ -35,8 +35,9 @@ const (
 )
 
 // Consul is the Backend on a Consul agent's HTTP API. It holds at most two long-lived
-// connections to the agent: one for the blocking queries (one more for each watch beyond the
-// first), one for everything else (docs/consul.md#connections-and-retries).
+// connections to the agent: one for the blocking queries and the agent's identity, asked
+// between them (one more for each watch beyond the first), one for everything else
+// (docs/consul.md#connections-and-retries).
 type Consul struct {
 	rest      *api.Client // registrations, checks, the agent's identity: one connection at most
 	restConf  *api.Config // their settled configurations, for the requests made by hand
@@ -295,11 +296,17 @@ func (c *Consul) get(ctx context.Context, conf *api.Config, path string, params 
 }
 
 func (c *Consul) AgentID(ctx context.Context) (string, error) {
+	// Asked between two blocking queries: on their connection, not the one for calls.
+	buf, _, err := c.get(ctx, c.blockConf, "/v1/agent/self", nil)
+	if err != nil {
+		return "", err
+	}
+	defer c.bufs.Put(buf)
 	var self struct {
 		Config struct{ NodeID string }
 	}
-	if _, err := c.rest.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return "", err
+	if err := json.Unmarshal(buf.Bytes(), &self); err != nil {
+		return "", fmt.Errorf("cannot read the answer to /v1/agent/self: %w", err)
 	}
 	return self.Config.NodeID, nil
 }

@@ -21,17 +21,21 @@ import (
 )
 
 const (
-	// callTimeout bounds every call to the catalog but blocking queries.
-	callTimeout = 3 * time.Second
+	// callTimeout bounds every call to the catalog but blocking queries. A slow agent is
+	// given time: giving up and asking again would only add to its load. A call made for
+	// someone who waits (a job's stop, maintenance, the exit) ends with their budget.
+	callTimeout = 10 * time.Second
 	// verifyAfter is when a new registration is checked to still be this instance's: another
-	// instance that found the ID free at the same moment registers it within a call's time.
-	verifyAfter = 2 * callTimeout
+	// instance that found the ID free at the same moment registers it a moment later.
+	verifyAfter = 6 * time.Second
 	// deregisterWait is how long a job's stop waits for its service to leave the catalog
 	// (retried with backoff) before it goes on without: an unreachable agent does not hold
 	// up the stop signal for the whole stop_timeout.
 	deregisterWait = 2 * time.Second
-	// CloseWait bounds the last deregistrations when pilotfish exits.
+	// CloseWait bounds the last deregistrations when pilotfish exits, and closeMin is what
+	// they get even when the shutdown budget is spent.
 	CloseWait = time.Second
+	closeMin  = 500 * time.Millisecond
 	// crowdedFor is how long a 429 makes the loop hand connections over (see sync), and
 	// handover the time the agent takes to see the watches' connections closed.
 	crowdedFor = time.Minute
@@ -249,7 +253,7 @@ func (m *Manager) retire(key string, s *service) {
 	}
 	s.job, s.want, s.dirty, s.retryAt = "", false, true, time.Time{}
 	m.svcs[retiredKey+s.reg.ID] = s
-	m.syncNow(s)
+	m.syncNow(m.ctx, s)
 }
 
 func (m *Manager) newService(j *config.Job) *service {
@@ -309,7 +313,7 @@ func (m *Manager) PreStop(ctx context.Context, job string) {
 			return
 		}
 		s.dirty, s.retryAt = true, time.Time{}
-		wait = m.syncNow(s)
+		wait = m.syncNow(ctx, s)
 	})
 	if wait != nil {
 		select {
@@ -320,10 +324,10 @@ func (m *Manager) PreStop(ctx context.Context, job string) {
 	}
 }
 
-// syncNow makes one attempt for s at once and returns a channel closed once the agent holds
-// nothing for it (nil if that is so already).
-func (m *Manager) syncNow(s *service) chan struct{} {
-	m.syncService(s)
+// syncNow makes one attempt for s at once (bounded by ctx) and returns a channel closed once
+// the agent holds nothing for it (nil if that is so already).
+func (m *Manager) syncNow(ctx context.Context, s *service) chan struct{} {
+	m.syncService(ctx, s)
 	m.armTimers()
 	if !s.held && !s.dirty {
 		return nil
@@ -342,7 +346,7 @@ func (m *Manager) SetMaintenance(ctx context.Context, on bool) {
 		for _, s := range m.svcs {
 			s.dirty, s.retryAt = true, time.Time{}
 		}
-		m.sync()
+		m.syncWith(ctx)
 	})
 }
 
@@ -381,7 +385,7 @@ func (m *Manager) CloseDeadline(stopTimeout time.Duration) time.Time {
 	if !began.IsZero() && began.Add(stopTimeout).Before(end) {
 		end = began.Add(stopTimeout)
 	}
-	return maxTime(end, now.Add(callTimeout/6))
+	return maxTime(end, now.Add(closeMin))
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -408,7 +412,7 @@ func (m *Manager) Close(ctx context.Context) {
 		}
 		for _, s := range m.sortedServices() {
 			if s.dirty {
-				if ch := m.syncNow(s); ch != nil {
+				if ch := m.syncNow(ctx, s); ch != nil {
 					waits = append(waits, ch)
 				}
 			}
@@ -563,7 +567,10 @@ func orDefault(s, def string) string {
 
 // sync tells the agent what changed, for every service not waiting out a backoff, then
 // arms the retry and heartbeat timers.
-func (m *Manager) sync() {
+func (m *Manager) sync() { m.syncWith(m.ctx) }
+
+// syncWith is sync with the calls bounded by ctx too.
+func (m *Manager) syncWith(ctx context.Context) {
 	now := time.Now()
 	var due []*service
 	for _, s := range m.sortedServices() {
@@ -575,11 +582,11 @@ func (m *Manager) sync() {
 	if crowded {
 		// The agent refuses connections beyond its per-address limit: the watches hand
 		// their connections over for these calls, then get them back.
-		m.yield(callTimeout)
+		m.yield(time.Minute) // ended below, whatever happens
 		time.Sleep(handover)
 	}
 	for _, s := range due {
-		m.syncService(s)
+		m.syncService(ctx, s)
 	}
 	if crowded {
 		m.releaseIdle()
@@ -594,8 +601,8 @@ func (m *Manager) sync() {
 }
 
 // syncService makes one attempt for s; a failure puts s in backoff.
-func (m *Manager) syncService(s *service) {
-	ctx, cancel := context.WithTimeout(m.ctx, callTimeout)
+func (m *Manager) syncService(ctx context.Context, s *service) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if op, err := m.syncOne(ctx, s); err != nil {
 		m.countError(op)

@@ -51,6 +51,7 @@ type fleetResult struct {
 	samples, missing      int           // watcher runs measured; watchers that never ran
 	errors                float64       // pilotfish_consul_errors_total summed over the fleet
 	errorsByOp            map[string]float64
+	errorRate             float64 // errors per instance and minute, launch to SIGTERM
 	left                  int // services still in Consul after every instance exited
 	exitMax               time.Duration
 	badExits              int
@@ -290,6 +291,8 @@ func (b *bench) fleetRun(n int) (r fleetResult) {
 			r.errors += v
 		}
 	}
+
+	r.errorRate = r.errors / float64(n) / time.Since(t0).Minutes()
 
 	// 4. SIGTERM to all at once; then what does Consul still hold?
 	sent := time.Now()
@@ -588,9 +591,9 @@ func (b *bench) fleetRows(r fleetResult) {
 		}
 	}
 	sort.Strings(ops)
-	fmt.Printf("%s: launched in %s, all registered and passing %s after the launch began | change → every watcher p50 %s p99 %s max %s (%d runs, %d missing) | consul errors %.0f %v | SIGTERM → all exited %s (%d bad exits), left in Consul %d | CPU consul %s fleet %s to converge (%.1f watcher runs each), %s / %s per change | resync lines %d, raw stderr lines %d %q\n",
+	fmt.Printf("%s: launched in %s, all registered and passing %s after the launch began | change → every watcher p50 %s p99 %s max %s (%d runs, %d missing) | consul errors %.0f %v (%.1f per instance and minute) | SIGTERM → all exited %s (%d bad exits), left in Consul %d | CPU consul %s fleet %s to converge (%.1f watcher runs each), %s / %s per change | resync lines %d, raw stderr lines %d %q\n",
 		label, secs(r.launch), secs(r.converge), ms(r.p50), ms(r.p99), ms(r.worst), r.samples, r.missing,
-		r.errors, ops, secs(r.exitMax), r.badExits, r.left, secs(r.consulConv), secs(r.fleetConv), r.convRuns, ms(r.consulChg), ms(r.fleetChg),
+		r.errors, ops, r.errorRate, secs(r.exitMax), r.badExits, r.left, secs(r.consulConv), secs(r.fleetConv), r.convRuns, ms(r.consulChg), ms(r.fleetChg),
 		r.resyncs, r.raw, r.rawSample)
 	if len(r.warnings) > 0 {
 		fmt.Printf("%s: warnings logged by the fleet %v, e.g. %q\n", label, r.warnings, r.warnSample)
