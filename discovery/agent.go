@@ -9,30 +9,31 @@ import (
 // (restarts), and the hand-over of connections when it is crowded.
 
 // checkAgent asks the agent who it is, and returns the number of agent restarts seen so far
-// (a blocking query's index from before a restart means nothing to the new agent) and
-// whether it answered. A different identity means the agent restarted and may have
-// forgotten every local service: the loop registers everything again. Consul answers pending
-// blocking queries normally when it shuts down, so this check, not an error, is what notices
-// a quick restart.
-func (m *Manager) checkAgent(ctx context.Context) (uint64, bool) {
+// (a blocking query's index from before a restart means nothing to the new agent), or why the
+// agent did not say. A different identity means the agent restarted and may have forgotten
+// every local service: the loop registers everything again. Consul answers pending blocking
+// queries normally when it shuts down, so this check, not an error, is what notices a quick
+// restart. A 429 is no outage: the agent is there, and busy.
+func (m *Manager) checkAgent(ctx context.Context) (uint64, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	id, err := m.b.AgentID(cctx)
 	if ctx.Err() != nil {
-		return 0, false
+		return 0, ctx.Err()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err != nil {
-		if isTooMany(err) {
-			m.crowdedTil = time.Now().Add(crowdedFor)
-		}
+	switch {
+	case isTooMany(err):
+		m.crowdedTil = time.Now().Add(crowdedFor)
+		return m.agentGen, err
+	case err != nil:
 		if !m.agentDown {
 			m.agentDown = true
 			m.errs["agent"]++
 			m.log.Warn("catalog agent unreachable; retrying", "err", err)
 		}
-		return m.agentGen, false
+		return m.agentGen, err
 	}
 	if m.agentDown {
 		m.log.Info("catalog agent reachable again")
@@ -45,7 +46,7 @@ func (m *Manager) checkAgent(ctx context.Context) (uint64, bool) {
 		m.resyncSoon()
 	}
 	m.agentDown, m.agentID = false, id
-	return m.agentGen, true
+	return m.agentGen, nil
 }
 
 // yield asks the watches to give up their connections for d: the agent refused a call of
@@ -58,10 +59,7 @@ func (m *Manager) yield(d time.Duration) {
 	if until := time.Now().Add(d); until.After(m.yieldUntil) {
 		m.yieldUntil = until
 	}
-	if m.yieldCh != nil {
-		close(m.yieldCh)
-	}
-	m.yieldCh = make(chan struct{})
+	m.yieldChangedLocked()
 }
 
 // endYield lets the watches back after wait (the time the loop's connection takes to close
@@ -71,7 +69,16 @@ func (m *Manager) endYield(wait time.Duration) {
 	defer m.mu.Unlock()
 	if until := time.Now().Add(wait); m.yieldUntil.After(until) {
 		m.yieldUntil = until
+		m.yieldChangedLocked()
 	}
+}
+
+// yieldChangedLocked wakes whoever waits on the yield state; call with mu held.
+func (m *Manager) yieldChangedLocked() {
+	if m.yieldCh != nil {
+		close(m.yieldCh)
+	}
+	m.yieldCh = make(chan struct{})
 }
 
 // markCrowded notes a 429: for a while, the loop's calls go through the hand-over in sync.
@@ -94,7 +101,7 @@ func (m *Manager) releaseIdle() {
 	}
 }
 
-// yielding returns until when the watches stay off, and a channel closed at the next yield.
+// yielding returns until when the watches stay off, and a channel closed when that changes.
 func (m *Manager) yielding() (time.Time, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -80,6 +80,9 @@ type Backend interface {
 	// changed since index (0: at once) or after a while, with the index to wait on next.
 	// With sameConn it returns ErrNewConnection rather than wait on a new connection.
 	Healthy(ctx context.Context, q WatchQuery, index uint64, sameConn bool) ([]Instance, uint64, error)
+	// HealthyNow answers at once, on the connection for calls (a watch that polls while the
+	// agent is crowded); with indexOnly, with the index only and no instance.
+	HealthyNow(ctx context.Context, q WatchQuery, indexOnly bool) ([]Instance, uint64, error)
 	// WaitChange blocks until the catalog changes after index, or the agent goes away;
 	// sameConn as for Healthy.
 	WaitChange(ctx context.Context, index uint64, sameConn bool) (uint64, error)

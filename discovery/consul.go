@@ -160,8 +160,11 @@ func (c *Consul) Holder(ctx context.Context, id string) (Holder, error) {
 	return h, nil
 }
 
-// CloseIdleConnections closes the idle connection of the calls other than blocking queries.
-func (c *Consul) CloseIdleConnections() { c.restConf.HttpClient.CloseIdleConnections() }
+// CloseIdleConnections closes the idle connections at once (when the agent is crowded).
+func (c *Consul) CloseIdleConnections() {
+	c.restConf.HttpClient.CloseIdleConnections()
+	c.blockConf.HttpClient.CloseIdleConnections()
+}
 
 // getJSON is a GET of the rest client, decoded into out.
 func (c *Consul) getJSON(ctx context.Context, path string, params url.Values, out any) error {
@@ -177,20 +180,43 @@ func (c *Consul) getJSON(ctx context.Context, path string, params url.Values, ou
 }
 
 func (c *Consul) Healthy(ctx context.Context, q WatchQuery, index uint64, sameConn bool) ([]Instance, uint64, error) {
-	// The agent answers from its cache, which follows the servers with one blocking query
-	// per service however many watch it, and any server may answer (stale): the cost of a
-	// fleet watching one service stays on the agent (docs/consul.md#a-fleet-on-one-agent).
-	params := url.Values{"passing": {"1"}, "cached": {""}, "stale": {""}}
+	buf, next, err := c.blocking(ctx, healthPath(q), healthParams(q), index, sameConn)
+	if err != nil {
+		return nil, 0, err
+	}
+	return c.instances(q, buf, next)
+}
+
+func (c *Consul) HealthyNow(ctx context.Context, q WatchQuery, indexOnly bool) ([]Instance, uint64, error) {
+	params := healthParams(q)
+	if indexOnly {
+		params.Set("filter", `Service.ID == ""`) // no instance matches: the answer is [] and its index
+	}
+	buf, next, err := c.get(ctx, c.restConf, healthPath(q), params)
+	if err != nil {
+		return nil, 0, err
+	}
+	return c.instances(q, buf, next)
+}
+
+func healthPath(q WatchQuery) string { return "/v1/health/service/" + url.PathEscape(q.Service) }
+
+func healthParams(q WatchQuery) url.Values {
+	// Any server may answer (stale). The agent answers blocking queries from one view per
+	// service that it keeps up to date however many watch it (its streaming backend): ?cached
+	// adds nothing to that, and a first ?cached answer was seen empty (docs/consul.md#watches).
+	params := url.Values{"passing": {"1"}, "stale": {""}}
 	if q.Tag != "" {
 		params.Set("tag", q.Tag)
 	}
 	if q.DC != "" {
 		params.Set("dc", q.DC)
 	}
-	buf, next, err := c.blocking(ctx, "/v1/health/service/"+url.PathEscape(q.Service), params, index, sameConn)
-	if err != nil {
-		return nil, 0, err
-	}
+	return params
+}
+
+// instances decodes an answer of /v1/health/service and gives its buffer back.
+func (c *Consul) instances(q WatchQuery, buf *bytes.Buffer, next uint64) ([]Instance, uint64, error) {
 	entries, err := decodeHealth(buf.Bytes()) // copies what it keeps
 	c.bufs.Put(buf)
 	if err != nil {

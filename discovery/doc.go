@@ -13,8 +13,8 @@
 // Concurrency: one goroutine (Manager.loop) owns every registration; bus events, requests
 // (PreStop, maintenance, reload, Close) and timers reach it as messages. Each watch, and the
 // agent monitor that runs when there is no watch, is a follower with its own goroutine; they
-// reach the loop through resyncSoon and share the agent's identity and the hand-over state
-// under Manager.mu. Every failed call is retried after the backoff of internal/backoff (each
+// reach the loop through resyncSoon and share the agent's identity and the crowding state
+// (a 429 lately: watches poll, calls hand over) under Manager.mu. Every failed call is retried after the backoff of internal/backoff (each
 // service and each follower its own), never in a busy loop, and everything is registered
 // again when the agent comes back having forgotten it. Called by core (docs/consul.md).
 package discovery

@@ -81,7 +81,7 @@ type Manager struct {
 	watchList  []*watcher      // for Watches, which must not wait for the loop
 	shutdownAt time.Time
 	yieldUntil time.Time     // the watches stay off the agent until then (see yield)
-	yieldCh    chan struct{} // closed when a yield begins: queries under way give up
+	yieldCh    chan struct{} // closed when yieldUntil changes: waits end, queries give up
 	crowdedTil time.Time     // the agent refused a connection lately (see crowded)
 
 	// Owned by the loop.

@@ -31,6 +31,9 @@ const (
 	paceMax         = 10 * time.Second
 	// monitorPace spaces the agent monitor's queries: it only looks for agent restarts.
 	monitorPace = time.Second
+	// crowdedPoll is how often a watch asks whether its service changed while the agent is
+	// crowded (see follower.run).
+	crowdedPoll = 3 * time.Second
 )
 
 // WatchStatus is one watch in /v1/status.
@@ -85,6 +88,20 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 			}
 			return next, pace(len(list)), nil
 		})
+		w.f.poll = func(ctx context.Context, index uint64) (uint64, error) {
+			_, now, err := m.b.HealthyNow(ctx, q, true)
+			if err != nil || now == index {
+				return now, err
+			}
+			list, next, err := m.b.HealthyNow(ctx, q, false)
+			if err != nil {
+				return 0, err
+			}
+			if next >= index {
+				w.update(list)
+			}
+			return next, nil
+		}
 		m.watchers[name] = w
 	}
 	switch {
@@ -139,10 +156,13 @@ func (w *watcher) stop() { w.f.stop() }
 // index of the last answer, until stopped. query returns the next index and how long to wait
 // before asking again.
 type follower struct {
-	m      *Manager
-	op     string // failed queries are counted under it
-	what   string // for logs
-	query  func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error)
+	m     *Manager
+	op    string // failed queries are counted under it
+	what  string // for logs
+	query func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error)
+	// poll, if not nil, asks at once whether anything changed since index and takes the
+	// news if so; it stands in for query while the agent is crowded.
+	poll   func(ctx context.Context, index uint64) (uint64, error)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -165,36 +185,67 @@ func (f *follower) stop() {
 // from before would wait until the new agent's index passes it. A restart between two
 // queries answers nothing, but it closes the connection: a query that would go over a new one
 // (ErrNewConnection) checks the agent first.
+//
+// While the agent is crowded (it refused a connection with a 429 lately), a follower holds no
+// connection: a watch polls, every crowdedPoll, with a question whose answer is tiny (the
+// index) and asks for the instances only when it moved; the agent monitor rests. Indexes of
+// the two ways of asking need not agree, so a change of way starts from scratch.
 func (f *follower) run(ctx context.Context) {
 	defer close(f.done)
 	var index, gen uint64
 	bo := backoff.NewPeer()
-	failing, yielded := false, false
+	failing, yielded, polling := false, false, false
 	check := !f.m.agentKnown()
 	for ctx.Err() == nil {
-		if until, _ := f.m.yielding(); time.Now().Before(until) {
-			backoff.Sleep(ctx, time.Until(until))
+		if until, ych := f.m.yielding(); time.Now().Before(until) {
+			t := time.NewTimer(time.Until(until))
+			select {
+			case <-t.C:
+			case <-ych: // the yield ended early, or was extended
+			case <-ctx.Done():
+			}
+			t.Stop()
+			continue
+		}
+		if crowded := f.m.crowded(); crowded != polling {
+			polling, index = crowded, 0
+			if crowded {
+				f.m.releaseIdle() // this follower's connection, if it is idle
+			}
+		}
+		if polling {
+			f.pollOnce(ctx, &index, &bo)
 			continue
 		}
 		unsure, checked := false, check
 		if check {
-			g, ok := f.m.checkAgent(ctx)
+			g, err := f.m.checkAgent(ctx)
 			switch {
-			case !ok:
+			case err == nil:
+				check = false
+				if g != gen {
+					gen, index = g, 0
+				}
+			case isTooMany(err):
+				// There, and busy: go on from the index, check again later.
+			default:
 				unsure, index = true, 0 // ask from scratch, and slowly, until the agent answers
-			case g != gen:
-				gen, index = g, 0
 			}
-			check = !ok
 		}
 		// A yield that begins while the query waits ends it (and frees its connection).
 		qctx, qcancel := context.WithCancel(ctx)
-		_, ych := f.m.yielding()
 		go func() {
-			select {
-			case <-ych:
-				qcancel()
-			case <-qctx.Done():
+			for {
+				until, ych := f.m.yielding()
+				if time.Now().Before(until) {
+					qcancel()
+					return
+				}
+				select {
+				case <-ych:
+				case <-qctx.Done():
+					return
+				}
 			}
 		}()
 		next, pace, err := f.query(qctx, index, !checked && !failing && !yielded)
@@ -213,12 +264,14 @@ func (f *follower) run(ctx context.Context) {
 		if err != nil {
 			f.m.countError(f.op)
 			if isTooMany(err) {
-				f.m.markCrowded()
+				f.m.markCrowded() // the agent is there: the index still holds
+			} else {
+				check = true
 			}
 			if !failing {
 				f.m.log.Warn(f.what+" failed; retrying", "err", err)
 			}
-			failing, check = true, true
+			failing = true
 			backoff.Sleep(ctx, bo.Next())
 			continue
 		}
@@ -245,6 +298,31 @@ func (f *follower) run(ctx context.Context) {
 			backoff.Sleep(ctx, pace)
 		}
 	}
+}
+
+// pollOnce makes one poll (or, for the agent monitor, rests) and waits for the next.
+func (f *follower) pollOnce(ctx context.Context, index *uint64, bo *backoff.Backoff) {
+	wait := crowdedPoll + rand.N(crowdedPoll/2)
+	if f.poll != nil {
+		next, err := f.poll(ctx, *index)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			f.m.countError(f.op)
+			if isTooMany(err) {
+				f.m.markCrowded()
+			}
+			wait = max(wait, bo.Next())
+		case next < *index:
+			*index = 0 // a server behind, or a new agent: the next poll fetches it all
+			bo.Reset()
+		default:
+			*index = next
+			bo.Reset()
+		}
+	}
+	backoff.Sleep(ctx, wait)
 }
 
 // update publishes what changed: the first answer always publishes changed plus healthy or

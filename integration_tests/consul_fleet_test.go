@@ -36,7 +36,14 @@ func consulFrom(t testing.TB, a *consulagent.Agent) *consulHTTP {
 // connection from there gets a 429.
 func holdConns(t testing.TB, addr string) (release func()) {
 	t.Helper()
-	stop, done := make(chan struct{}), make(chan struct{})
+	return holdSome(t, addr, -1)
+}
+
+// holdSome is holdConns with at most n connections held (-1: no bound); with a bound, it
+// returns once it holds them.
+func holdSome(t testing.TB, addr string, n int) (release func()) {
+	t.Helper()
+	stop, done, full := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		var held []net.Conn
@@ -50,6 +57,17 @@ func holdConns(t testing.TB, addr string) (release func()) {
 			case <-stop:
 				return
 			default:
+			}
+			if n >= 0 && len(held) >= n {
+				if len(held) == n {
+					select {
+					case <-full:
+					default:
+						close(full)
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+				continue
 			}
 			c, err := net.DialTimeout("tcp", addr, time.Second)
 			if err != nil {
@@ -67,6 +85,13 @@ func holdConns(t testing.TB, addr string) (release func()) {
 			held = append(held, c)
 		}
 	}()
+	if n >= 0 {
+		select {
+		case <-full:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("could not hold %d connections to the agent", n)
+		}
+	}
 	var once bool
 	release = func() {
 		if !once {
@@ -322,6 +347,44 @@ func TestConsulBacksOffOn429(t *testing.T) {
 		})
 		end(t, r, c)
 	})
+}
+
+// With one connection left for it, pilotfish keeps its registration right and its watch
+// following: once refused, the watch gives up its blocking query and asks every few seconds
+// whether anything changed (a tiny answer), so that the one connection serves the calls too.
+func TestConsulWatchPollsWhileCrowded(t *testing.T) {
+	t.Parallel()
+	requirePID1(t)
+	const limit = 4
+	a := limitedAgent(t, limit)
+	c := consulFrom(t, a)
+	_, port, _ := net.SplitHostPort(a.Addr())
+	c.registerOther(map[string]any{"ID": "db-0", "Name": "db", "Port": 5432})
+	holdSome(t, a.Addr(), limit-1)
+	r := startConsulRun(t, opts{Config: consulBlock(a.Addr()) + csWebJob("") + "watch \"db\" {}\n"})
+	waitConsul(t, 20*time.Second, "web registered and passing with one connection", func() bool { return len(c.passingIDs("web")) == 1 })
+	r.waitAfter(20*time.Second, 0, "watch.db", "healthy")
+	if r.consulErrors()["register"]+r.consulErrors()["ttl"]+r.consulErrors()["watch"] == 0 {
+		t.Skip("the agent never refused pilotfish a connection; nothing to see")
+	}
+	after := r.lastSeq()
+	t0 := time.Now()
+	c.registerOther(map[string]any{"ID": "db-1", "Name": "db", "Port": 5433})
+	ev := r.waitAfter(15*time.Second, after, "watch.db", "changed")
+	t.Logf("a change reached the crowded watch in %s", time.Since(t0).Round(time.Millisecond))
+	if got := csInstanceIDs(csParseInstances(t, ev.Attrs["instances"])); got != "db-0,db-1" {
+		t.Errorf("instances = %s, want db-0,db-1", got)
+	}
+	most := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		most = max(most, connsTo(t, r.hostPID(1), port))
+	}
+	if most > 1 {
+		t.Errorf("a crowded pilotfish held %d connections at once, want 1", most)
+	}
+	waitConsul(t, 10*time.Second, "web still passing", func() bool { return len(c.passingIDs("web")) == 1 })
+	t.Logf("errors: %v", r.consulErrors())
+	csTermLeaves(t, r, c, 2) // db-0 and db-1
 }
 
 // ---------------------------------------------------------------------------------------
