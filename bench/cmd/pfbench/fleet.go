@@ -52,7 +52,7 @@ type fleetResult struct {
 	errors                float64       // pilotfish_consul_errors_total summed over the fleet
 	errorsByOp            map[string]float64
 	errorRate             float64 // errors per instance and minute, launch to SIGTERM
-	left                  int // services still in Consul after every instance exited
+	left                  int     // services still in Consul after every instance exited
 	exitMax               time.Duration
 	badExits              int
 	consulConv, fleetConv time.Duration // CPU from launch to settled
