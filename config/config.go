@@ -231,6 +231,7 @@ func (h *Health) Probe() string {
 // Service is the job's `service` block (Consul registration).
 type Service struct {
 	Name                    string            `json:"name"`
+	ID                      string            `json:"id,omitempty"` // "": NAME-HOSTNAME (docs/consul.md#service-ids)
 	Port                    int               `json:"port"`
 	Tags                    []string          `json:"tags,omitempty"`
 	Meta                    map[string]string `json:"meta,omitempty"`

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/events"
@@ -279,17 +281,27 @@ func (l *loader) decodeHealth(b *hcl.Block) *Health {
 }
 
 var serviceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "name"}, {Name: "port"}, {Name: "tags"}, {Name: "meta"}, {Name: "interfaces"},
+	{Name: "name"}, {Name: "id"}, {Name: "port"}, {Name: "tags"}, {Name: "meta"}, {Name: "interfaces"},
 	{Name: "ttl"}, {Name: "deregister_critical_after"}, {Name: "enable_tag_override"},
 }}
 
+// DefaultDeregisterCriticalAfter is how long Consul keeps a service whose check has been
+// critical, by default: a container killed hard (SIGKILL, OOM) leaves no ghost for ever.
+const DefaultDeregisterCriticalAfter = 10 * time.Minute
+
+// serviceIDRE is what a service ID may hold: it goes into the paths of Consul's API.
+var serviceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
+
 func (l *loader) decodeService(b *hcl.Block, j *Job) *Service {
 	d := l.d
-	s := &Service{Name: j.Name, Interfaces: []string{"inet"}, Range: b.DefRange}
+	s := &Service{Name: j.Name, Interfaces: []string{"inet"}, DeregisterCriticalAfter: DefaultDeregisterCriticalAfter, Range: b.DefRange}
 	content, diags := b.Body.Content(serviceSchema)
 	d.Diags = append(d.Diags, diags...)
 	attrs := content.Attributes
 	d.String(attrs, "name", &s.Name)
+	if d.String(attrs, "id", &s.ID) && (len(s.ID) > 256 || !serviceIDRE.MatchString(s.ID)) {
+		d.Errorf(attrs["id"].Expr.Range(), "service id %q must start with a letter or digit and hold only letters, digits and '.', '_', ':', '@', '-' (at most 256)", s.ID)
+	}
 	d.Int(attrs, "port", 0, 65535, &s.Port)
 	d.Strings(attrs, "tags", &s.Tags)
 	d.StringMap(attrs, "meta", &s.Meta)
