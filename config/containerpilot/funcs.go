@@ -64,6 +64,7 @@ func (s *runState) tickNode(weight int) parse.Node {
 // ContainerPilot 3), bounded, and bounded versions of the builtins that build strings.
 func (s *runState) funcs() ttemplate.FuncMap {
 	return ttemplate.FuncMap{
+		"_tick": s.tick, // the meter, called at the top of loop bodies and template bodies
 		"default": func(def, v any) (string, error) {
 			if str, ok := v.(string); ok && str != "" {
 				return str, nil

@@ -54,7 +54,7 @@ func (t *translator) warnf(b *hBody, off int, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	t.diag(hcl.DiagWarning, off, msg, "")
 	if b != nil {
-		b.comment("ContainerPilot: " + msg)
+		b.comment("warning: " + msg)
 	}
 }
 
@@ -392,22 +392,9 @@ func (t *translator) consulBlock(body *hBody, m *member) {
 			return
 		}
 		t.consul = true
+		// "https://host:8500" keeps its scheme: pilotfish's Consul client reads it there.
 		c := body.block("consul", nil, t.pos(n))
-		scheme := ""
-		ps := t.parts(s)
-		if ps[0].ref == nil {
-			// A scheme written in the file: pilotfish's Consul client reads it from the
-			// address too, but the block says it.
-			for _, sch := range []string{"http://", "https://"} {
-				if rest, ok := strings.CutPrefix(s, sch); ok {
-					s, scheme = rest, strings.TrimSuffix(sch, "://")
-				}
-			}
-		}
 		c.body.attr("address", t.strExpr(s), t.pos(n))
-		if scheme == "https" {
-			c.body.attr("scheme", quote(scheme), t.pos(n))
-		}
 		return
 	}
 	if !t.members(body, n, "consul", "address", "scheme", "token", "tls") {
