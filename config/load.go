@@ -152,6 +152,9 @@ func withUnsetEnv(body hcl.Body, env map[string]string) (map[string]string, hcl.
 	return out, diags
 }
 
+// SortDiagnostics orders diagnostics by their position in the file.
+func SortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics { return sortDiags(diags) }
+
 func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 	sort.SliceStable(diags, func(i, j int) bool {
 		a, b := diags[i].Subject, diags[j].Subject

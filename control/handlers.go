@@ -163,32 +163,21 @@ func DecodeEnviron(body io.Reader) (map[string]string, error) {
 	return env, nil
 }
 
-func (s *Server) metric(w http.ResponseWriter, r *http.Request) {
-	updates, err := DecodeMetrics(r.Body)
-	if err != nil {
-		writeError(w, err)
-		return
+// metric is /v1/metric (DecodeMetrics) and ContainerPilot's /v3/metric (DecodeMetricsV3:
+// {"NAME": VALUE, …} where a value is a number or a string holding one, "2" or " 4.5 ").
+func (s *Server) metric(decode func(io.Reader) ([]client.Metric, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		updates, err := decode(r.Body)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := s.b.PutMetrics(updates); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
 	}
-	if err := s.b.PutMetrics(updates); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-}
-
-// metricV3 is ContainerPilot's /v3/metric: {"NAME": VALUE, …} where a value is a number or
-// a string holding one ("2", " 4.5 "); a counter adds it, the other types take it.
-func (s *Server) metricV3(w http.ResponseWriter, r *http.Request) {
-	updates, err := DecodeMetricsV3(r.Body)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := s.b.PutMetrics(updates); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
 }
 
 // DecodeMetricsV3 reads ContainerPilot's metric body.

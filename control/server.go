@@ -226,10 +226,10 @@ func (s *Server) routes() http.Handler {
 		post(prefix+"/maintenance/disable", s.maintenance(false))
 	}
 	r.Get("/v1/ping", s.ping)
-	post("/v1/metric", s.metric)
+	post("/v1/metric", s.metric(DecodeMetrics))
 	// ContainerPilot's clients: any method pings, and metric values may be strings.
 	r.HandleFunc("/v3/ping", s.ping)
-	post("/v3/metric", s.metricV3)
+	post("/v3/metric", s.metric(DecodeMetricsV3))
 	r.Get("/v1/status", s.status)
 	r.Get("/v1/jobs/{name}", s.job)
 	post("/v1/jobs/{name}/start", s.jobVerb(Backend.StartJob))

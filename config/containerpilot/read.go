@@ -2,8 +2,8 @@ package containerpilot
 
 import (
 	"fmt"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
@@ -62,11 +62,12 @@ func translate(path string, src []byte, env map[string]string, convert bool) (*t
 		diags hcl.Diagnostics
 	)
 	literal := map[int]bool{}
+	start := time.Now() // every pass shares the budget of one load
 	// Each pass renders as text the actions found where an expression cannot go; a pass that
 	// finds none is the last. Any failure with sentinels falls back to rendering it all.
 	for pass := 0; ; pass++ {
 		sentinels := convert && pass < 8
-		r, diags = render(path, src, env, sentinels, literal)
+		r, diags = renderSince(start, path, src, env, sentinels, literal)
 		var root *node
 		if !diags.HasErrors() {
 			root, diags = parseJSON5(r)
@@ -91,7 +92,7 @@ func translate(path string, src []byte, env map[string]string, convert bool) (*t
 		}
 	}
 	if t.diags.HasErrors() {
-		return nil, sortDiags(t.diags)
+		return nil, config.SortDiagnostics(t.diags)
 	}
 	header := header(path, r)
 	out, lines, err := write(header, body)
@@ -153,7 +154,7 @@ func (c *translated) load(opts config.Options, diags hcl.Diagnostics) (*config.C
 	if cfg != nil {
 		remapConfig(cfg, conv.remap)
 	}
-	return cfg, sortDiags(append(diags, hd...))
+	return cfg, config.SortDiagnostics(append(diags, hd...))
 }
 
 // remap moves a range of the HCL to the item of the original file written there.
@@ -193,20 +194,6 @@ func remapConfig(cfg *config.Config, remap func(hcl.Range) hcl.Range) {
 			}
 		}
 	}
-}
-
-func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
-	sort.SliceStable(diags, func(i, j int) bool {
-		a, b := diags[i].Subject, diags[j].Subject
-		if a == nil || b == nil {
-			return b != nil
-		}
-		if a.Start.Line != b.Start.Line {
-			return a.Start.Line < b.Start.Line
-		}
-		return a.Start.Column < b.Start.Column
-	})
-	return diags
 }
 
 // Socket reads only the control socket of a ContainerPilot file, for the command-line flags

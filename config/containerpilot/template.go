@@ -126,6 +126,11 @@ func (r *rendered) srcRange(off int) hcl.Range {
 // read a variable are kept as sentinels the converter turns into ${env.X}, except those
 // listed in literal (by source offset), which it found in places an expression cannot go.
 func render(path string, src []byte, env map[string]string, sentinels bool, literal map[int]bool) (*rendered, hcl.Diagnostics) {
+	return renderSince(time.Now(), path, src, env, sentinels, literal)
+}
+
+// renderSince is render within the time budget of a load that began at start.
+func renderSince(start time.Time, path string, src []byte, env map[string]string, sentinels bool, literal map[int]bool) (*rendered, hcl.Diagnostics) {
 	r := &rendered{path: path, src: src, lines: newLines(src), envs: map[string]envRef{}}
 	if i := bytes.IndexByte(src, 0); i >= 0 {
 		return nil, r.errorAt(i, "Invalid file", "the file holds a NUL byte; a ContainerPilot configuration is text")
@@ -133,7 +138,7 @@ func render(path string, src []byte, env map[string]string, sentinels bool, lite
 	if off, ok := tooNested(src); !ok {
 		return nil, r.errorAt(off, "Template nested too deeply", fmt.Sprintf("more than %d levels of {{ if }}, {{ range }}, {{ with }} or {{ define }}", maxNesting))
 	}
-	run := &runState{env: env, start: time.Now(), used: map[string]bool{}}
+	run := &runState{env: env, start: start, used: map[string]bool{}}
 	tmpl, err := template.New("f").Funcs(run.funcs()).Option("missingkey=zero").Parse(string(src))
 	if err != nil {
 		return nil, r.templateError(err)

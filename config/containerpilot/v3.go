@@ -558,33 +558,14 @@ func (t *translator) watchList(body *hBody, n *node) {
 		t.errorf(n.pos, "watches must be a list")
 		return
 	}
-	seen := map[string]int{}
-	type watch struct {
-		name string
-		e    *node
-	}
-	var list []watch
-	for _, e := range n.elems {
-		if !t.members(body, e, "a watch", "name", "interval", "tag", "dc") {
-			continue
-		}
+	list := t.named(body, n, "a watch", []string{"name", "interval", "tag", "dc"}, func(e *node) (string, bool) {
 		f := e.get("name")
 		if f == nil {
 			t.errorf(e.pos, "a watch needs a name: the Consul service to watch")
-			continue
+			return "", false
 		}
-		name, ok := t.str(f.val, "watch name")
-		if !ok {
-			continue
-		}
-		if i, dup := seen[name]; dup {
-			t.warnf(body, f.keyPos, "watch %q is given twice (first at line %d); the last one counts", name, t.pos(list[i].e).Line)
-			list[i].e = e
-			continue
-		}
-		seen[name] = len(list)
-		list = append(list, watch{name, e})
-	}
+		return t.str(f.val, "watch name")
+	}, "watch %q is given twice (first at line %d); the last one counts")
 	for _, w := range list {
 		t.watches[w.name] = true
 		wb := body.block("watch", []string{w.name}, t.pos(w.e))
@@ -601,6 +582,36 @@ func (t *translator) watchList(body *hBody, n *node) {
 	}
 }
 
+// namedNode is a job or a watch and its name.
+type namedNode struct {
+	name string
+	e    *node
+}
+
+// named reads a list of jobs or watches in order; of two with one name, the last counts, in
+// the place of the first (a warning, dup with the name and the first's line).
+func (t *translator) named(body *hBody, n *node, what string, keys []string, nameOf func(*node) (string, bool), dup string) []namedNode {
+	var list []namedNode
+	seen := map[string]int{}
+	for _, e := range n.elems {
+		if !t.members(body, e, what, keys...) {
+			continue
+		}
+		name, ok := nameOf(e)
+		if !ok {
+			continue
+		}
+		if i, twice := seen[name]; twice {
+			t.warnf(body, e.pos, dup, name, t.pos(list[i].e).Line)
+			list[i].e = e
+			continue
+		}
+		seen[name] = len(list)
+		list = append(list, namedNode{name, e})
+	}
+	return list
+}
+
 var jobKeys = []string{"name", "exec", "port", "interfaces", "tags", "initial_status", "consul", "health",
 	"when", "restarts", "stopTimeout", "timeout", "logging"}
 
@@ -609,28 +620,8 @@ func (t *translator) jobList(body *hBody, n *node) {
 		t.errorf(n.pos, "jobs must be a list")
 		return
 	}
-	type job struct {
-		name string
-		e    *node
-	}
-	var list []job
-	seen := map[string]int{}
-	for _, e := range n.elems {
-		if !t.members(body, e, "a job", jobKeys...) {
-			continue
-		}
-		name, ok := t.jobName(body, e)
-		if !ok {
-			continue
-		}
-		if i, dup := seen[name]; dup {
-			t.warnf(body, e.pos, "job %q is given twice (first at line %d): ContainerPilot ran both and registered them under one service ID, where the last one won; pilotfish keeps the last one", name, t.pos(list[i].e).Line)
-			list[i].e = e
-			continue
-		}
-		seen[name] = len(list)
-		list = append(list, job{name, e})
-	}
+	list := t.named(body, n, "a job", jobKeys, func(e *node) (string, bool) { return t.jobName(body, e) },
+		"job %q is given twice (first at line %d): ContainerPilot ran both and registered them under one service ID, where the last one won; pilotfish keeps the last one")
 	for _, j := range list {
 		t.job(body, j.name, j.e)
 	}
