@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"syscall"
@@ -108,7 +109,7 @@ job "alert" {
 		w.startup()
 		time.Sleep(1900 * time.Millisecond)
 		synctest.Wait()
-		if st := w.jobs["never"].Status(); st.State != Waiting || !st.TimerArmed {
+		if st := w.jobs["never"].Status(); st.State != Waiting || !st.timerArmed {
 			t.Fatalf("before the timeout: %+v", st)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -407,7 +408,7 @@ job "tick" {
 		if got := d.count() - held; got != 4 {
 			t.Fatalf("%d runs in 3.5 s after the start by hand, want 4 (one at once, then a tick a second)", got)
 		}
-		if st := j.Status(); st.State != Waiting || !st.TimerArmed {
+		if st := j.Status(); st.State != Waiting || !st.timerArmed {
 			t.Fatalf("between ticks: %+v", st)
 		}
 	})
@@ -416,7 +417,7 @@ job "tick" {
 // A job added by a reload whose once trigger already holds runs with that event.
 func TestPrimedTriggerGivesItsEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, `
+		w := buildWorld(t, `
 job "db" { exec = "db" }
 job "app" {
   exec = "app"
@@ -425,7 +426,13 @@ job "app" {
     once   = "exitSuccess"
   }
 }`)
-		w.jobs["app"].Prime([]config.Trigger{{Source: "db", Code: events.ExitSuccess}})
+		if err := w.jobs["app"].Prime([]config.Trigger{{Source: "db", Code: events.ExitSuccess}}); err != nil {
+			t.Fatal(err)
+		}
+		w.start()
+		if err := w.jobs["app"].Prime(nil); !errors.Is(err, ErrConflict) {
+			t.Fatalf("a started job took a priming: %v", err)
+		}
 		w.startup()
 		synctest.Wait()
 		d := w.drivers["app"]
