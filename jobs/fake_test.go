@@ -24,6 +24,7 @@ type fakeDriver struct {
 	exitOn   map[syscall.Signal]bool // signals that end a run (SIGKILL always does)
 	auto     *Result                 // when set, every run ends at once with this result
 	arm      State                   // Scheduled or Listening: an armed kind
+	prepErr  error                   // Prepare fails with it
 	armErr   error                   // Arm fails with it
 	startErr error                   // Start fails with it
 	acts     chan Activation         // while armed
@@ -75,6 +76,12 @@ func (d *fakeDriver) armed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.acts != nil
+}
+
+func (d *fakeDriver) Prepare() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.prepErr
 }
 
 func (d *fakeDriver) Concurrent() bool { return false }
