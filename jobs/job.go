@@ -150,7 +150,7 @@ func (j *Job) hookList() []*Job {
 // runs already refuses.
 func (j *Job) Prime(levels []config.Trigger) error {
 	if j.sub != nil {
-		return j.cannot("prime", "prime a job before Start")
+		return fmt.Errorf("%w: cannot prime job %q once it has started", ErrConflict, j.cfg.Name)
 	}
 	for _, t := range levels {
 		j.trig.primed[triggerKey{t.Source, t.Code}] = true

@@ -281,10 +281,8 @@ job "stubborn" {
 	})
 }
 
-// A stopping hook runs before the job is signalled, and the job waits for it.
-func TestStoppingHookRunsFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, `
+// hookedApp is a job with a stopping hook.
+const hookedApp = `
 job "app" { exec = "app" }
 job "drain" {
   exec = "drain"
@@ -292,7 +290,12 @@ job "drain" {
     source = "app"
     once   = "stopping"
   }
-}`)
+}`
+
+// A stopping hook runs before the job is signalled, and the job waits for it.
+func TestStoppingHookRunsFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, hookedApp)
 		w.startup()
 		synctest.Wait()
 		stopped := make(chan error)
@@ -347,15 +350,7 @@ job "svc" {
 // A once = "stopping" hook fires at every stop of the job it hooks, not once per lifetime.
 func TestStoppingHookFiresAtEveryStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, `
-job "app" { exec = "app" }
-job "drain" {
-  exec = "drain"
-  when {
-    source = "app"
-    once   = "stopping"
-  }
-}`)
+		w := newWorld(t, hookedApp)
 		w.drivers["drain"].auto = &Result{}
 		w.startup()
 		synctest.Wait()

@@ -95,12 +95,6 @@ job "j" {
 job "j" {
   exec     = "x"
   restarts = "unlimited"
-  backoff  = { initial = "1s", max = "1s" }
-}`
-	slowRestartJob = `
-job "j" {
-  exec     = "x"
-  restarts = "unlimited"
   backoff  = { initial = "1m", max = "1m" }
 }`
 	intervalJob = `
@@ -186,7 +180,7 @@ var walks = []walk{
 		steps: startup, want: []edge{{Starting, Failed}}},
 	{name: "arming fails for good", hcl: plainJob, setup: func(d *fakeDriver) { d.armErr = errors.New("address in use") },
 		steps: startup, want: []edge{{Starting, Failed}}},
-	{name: "an exit with a restart left", hcl: restartJob, steps: then(startup, endRun(Result{Code: 1}), sleep(2*time.Second)),
+	{name: "an exit with a restart left", hcl: restartJob, steps: then(startup, endRun(Result{Code: 1}), sleep(2*time.Minute)),
 		want: []edge{{Running, Backoff}, {Backoff, Starting}, {Starting, Running}}},
 	{name: "an exit and the trigger repeats", hcl: intervalJob, steps: then(startup, endRun(Result{})),
 		want: []edge{{Running, Waiting}}},
@@ -292,7 +286,7 @@ func reach(t *testing.T, s State) (*world, *Job) {
 		src = onceJob
 	case Running:
 	case Backoff:
-		src = slowRestartJob
+		src = restartJob
 		steps = append(steps, endRun(Result{Code: 1}))
 	case Stopping:
 		// The run ignores SIGTERM: it stops at stop_timeout, when the stop kills it.
@@ -447,29 +441,21 @@ func TestStoppedIgnoresTrigger(t *testing.T) {
 // A stopped armed kind is disarmed even when its run ended before the stop signal.
 func TestStopDisarmsWhenTheRunEndsDuringHooks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := buildWorld(t, `
-job "j" { exec = "x" }
-job "hook" {
-  exec = "hook"
-  when {
-    source = "j"
-    once   = "stopping"
-  }
-}`)
-		d := w.drivers["j"]
+		w := buildWorld(t, hookedApp)
+		d := w.drivers["app"]
 		d.arm = Listening
 		w.start()
 		w.startup()
 		synctest.Wait()
 		d.activate(t)
 		synctest.Wait()
-		j := w.jobs["j"]
+		j := w.jobs["app"]
 		stopped := make(chan error)
 		go func() { stopped <- j.Stop(context.Background()) }()
-		synctest.Wait() // the hook runs; j waits for it
+		synctest.Wait() // the hook runs; app waits for it
 		d.last().end(Result{})
 		synctest.Wait()
-		w.drivers["hook"].last().end(Result{})
+		w.drivers["drain"].last().end(Result{})
 		if err := <-stopped; err != nil {
 			t.Fatal(err)
 		}
