@@ -7,7 +7,7 @@ CONSUL   := .bin/consul
 
 export CGO_ENABLED := 0
 
-.PHONY: build test unit integration chaos bench lint example fuzz consul clean
+.PHONY: build test unit integration chaos bench bench-fleet lint example fuzz consul clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pilotfish
@@ -37,6 +37,13 @@ bench: build consul
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./events/ ./core/ ./telemetry/
 	CGO_ENABLED=1 $(GO) test -run '^$$' -bench . ./integration_tests/
 	bash bench/run
+
+# A fleet on one Consul agent (docs/consul.md#a-fleet-on-one-agent): FLEET instances, each
+# PID 1 of its own PID and UTS namespace with its own host name. Needs root. Takes a few
+# minutes for the default sizes; e.g. `make bench-fleet FLEET=20`.
+FLEET ?= 10,50,100,200
+bench-fleet: build consul
+	bash bench/run -only fleet -fleet $(FLEET)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

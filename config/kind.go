@@ -34,7 +34,7 @@ type Kind interface {
 // Emits lists every code the job can publish.
 func Emits(kinds map[string]Kind, job *Job) []events.Code {
 	out := []events.Code{events.Stopping, events.Stopped}
-	if k, ok := kinds[job.Kind]; ok {
+	if k, ok := kinds[job.Kind]; ok && !job.RegistrationOnly() {
 		out = append(out, k.Emits(job)...)
 	}
 	if job.Health != nil {

@@ -39,7 +39,9 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	old := d.config()
 	// The load is bounded (docs/configuration.md#limits) and holds no lock that ping, status
 	// or the bus need; shutdown cuts it short.
-	cfg, diags := config.Load(old.Path, config.Options{Env: d.env.Map(), Kinds: jobs.ConfigKinds(), Main: d.opts.Main, Context: d.loads})
+	copts := configOptions(d.env.Map())
+	copts.Main, copts.Context = d.opts.Main, d.loads
+	cfg, diags := config.Load(old.Path, copts)
 	if cfg == nil {
 		if d.loads.Err() != nil {
 			return client.Reload{}, fmt.Errorf("%w: pilotfish is shutting down", control.ErrUnavailable)

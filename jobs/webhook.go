@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
-	"github.com/pilotfish/pilotfish/internal/retry"
+	"github.com/pilotfish/pilotfish/internal/backoff"
 )
 
 // webhookKind sends an HTTP request describing the event that triggered it.
@@ -124,20 +124,16 @@ func (d *webhookDriver) Start(req RunRequest) (Run, error) {
 }
 
 // call sends the request, retrying network errors and 5xx answers with backoff (from about
-// 100 ms, doubling up to about 5 s, with jitter). Stopping the run (ctx) ends it at once,
+// 100 ms, doubling up to 5 s, with jitter). Stopping the run (ctx) ends it at once,
 // whatever attempt or wait it is in: a webhook never holds a stop or a shutdown.
 func (d *webhookDriver) call(ctx context.Context, payload []byte) Result {
-	var backoff retry.Backoff
+	bo := backoff.NewPeer()
 	var last error
 	for attempt := 0; attempt <= d.spec.Retries; attempt++ {
 		if attempt > 0 {
-			delay := backoff.Next()
+			delay := bo.Next()
 			d.rt.Log.Warn("webhook failed; retrying", "job", d.job.Name, "attempt", attempt+1, "in", delay.Round(time.Millisecond), "err", last)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(ctx, delay) {
 				return Result{Code: 1, Err: ctx.Err()}
 			}
 		}
