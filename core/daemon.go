@@ -104,12 +104,17 @@ type Daemon struct {
 	failedExit  bool
 }
 
-// Run is pilotfish's `run` command: it returns the process exit code.
+// Run is pilotfish's `run` command: it returns the process exit code. Start-up goes in
+// phases, each commented where it happens: signals and config here, then (Daemon.Run) the
+// jobs are built, the control socket opens, the jobs are installed, and startup is
+// published.
 func Run(opts Options) int {
-	// Signal handlers go in first, before the configuration is read (docs/jobs.md#pid-1-duties-and-signals).
+	// Phase 1, signals: the handlers go in first, before the configuration is read
+	// (docs/jobs.md#pid-1-duties-and-signals).
 	sigs := catchSignals(opts.Signals)
 	defer sigs.stop()
 
+	// Phase 2, config: loaded while a SIGTERM can still end pilotfish at once.
 	d, code, pending := loadAbandonably(opts, sigs.C)
 	if d == nil {
 		return code
@@ -270,12 +275,15 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 	defer d.stopDiscovery()
+	// Phase 3, jobs built: nothing runs yet, and a job that cannot be built (its log file)
+	// stops pilotfish before the socket exists.
 	built, err := d.buildJobs(d.cfg, nil)
 	if err != nil {
 		d.log.Error("cannot set up jobs", "err", err)
 		return ExitJobFailed
 	}
-	// The control socket answers before the first job starts (SPEC §1 readiness).
+	// Phase 4, socket: the control API answers before the first job starts; calls that
+	// change something get 503 "still starting" until phase 6 (startJobs).
 	ctl, err := control.Listen(d.cfg.Control, d, d.log)
 	switch {
 	case err == nil:
@@ -302,12 +310,14 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 
+	// Phase 5, jobs installed: the API sees them.
 	d.mu.Lock()
 	d.jobs = built
 	d.mu.Unlock()
 	// A SIGTERM that came while setting up ends pilotfish before any job starts.
 	reason := d.takeSignals()
 	if reason == "" {
+		// Phase 6, startup: the jobs start and startup is published; then supervise.
 		d.startJobs(built)
 		reason = d.supervise()
 	}
