@@ -360,12 +360,6 @@ func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jo
 		j, ok := keep[jc.Name]
 		if !ok {
 			var err error
-			if err = runnable(jc, d.log); err != nil {
-				for _, b := range fresh {
-					b.Close()
-				}
-				return nil, err
-			}
 			if j, err = jobs.New(jc, d.rt); err != nil {
 				for _, b := range fresh {
 					b.Close()
@@ -382,18 +376,6 @@ func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jo
 		j.SetHooks(hooks[j.Name()])
 	}
 	return out, nil
-}
-
-// runnable refuses what the configuration accepts but the jobs runtime does not run yet: a
-// job without exec (registration and health only); a run timeout is not enforced yet.
-func runnable(jc *config.Job, log *slog.Logger) error {
-	if jc.RegistrationOnly() {
-		return fmt.Errorf("job %q runs no command (no exec): this version of pilotfish validates such jobs but cannot run them yet", jc.Name)
-	}
-	if jc.Timeout > 0 {
-		log.Warn("the run timeout of this job is not enforced by this version of pilotfish", "job", jc.Name, "timeout", jc.Timeout)
-	}
-	return nil
 }
 
 // stoppingHooks are, by job name, the jobs triggered by its stopping event: its stop waits

@@ -89,6 +89,8 @@ type Report struct {
 	Message string         // why, for logs and the event's message
 	Kill    syscall.Signal // stop the run with this signal (a missed watchdog)
 	Restart bool           // after Kill, start again whatever `restarts` says
+	// timedOut: Kill because the run outlived the job's timeout (its exit is a failure).
+	timedOut bool
 }
 
 // Run is one execution: a process, or an HTTP call. How it ends goes to RunRequest.Exit.

@@ -27,7 +27,11 @@ type activeRun struct {
 	// forceRestart: the run was killed for a missed watchdog; it restarts whatever
 	// `restarts` says (docs/notify.md, "The watchdog").
 	forceRestart bool
-	cancel       context.CancelFunc // ends its probes and reports
+	// timedOut: the run outlived the job's timeout and was stopped; its exit counts as
+	// a failure (docs/configuration.md, job `timeout`).
+	timedOut bool
+	deadline *time.Timer        // the job's timeout, then stop_timeout before SIGKILL
+	cancel   context.CancelFunc // ends its probes and reports
 }
 
 // runExit is how one run ended, as its kind delivers it to the loop.
@@ -94,8 +98,17 @@ func (j *Job) run(ev events.Event, act Activation) {
 	if pid := r.Pid(); pid > 0 {
 		attrs["pid"] = strconv.Itoa(pid)
 	}
-	j.log.Info("started", "pid", r.Pid(), "trigger", ev.String())
+	if j.cfg.RegistrationOnly() {
+		j.log.Info("started (no command: registration and health only)", "trigger", ev.String())
+	} else {
+		j.log.Info("started", "pid", r.Pid(), "trigger", ev.String())
+	}
 	j.publish(events.Started, attrs)
+	if t := j.cfg.Timeout; t > 0 {
+		ar.deadline = time.AfterFunc(t, func() {
+			req.Report(Report{Kill: j.cfg.StopSignal, Message: fmt.Sprintf("timed out after %s", t), timedOut: true})
+		})
+	}
 	if h != nil && h.Probe() != "log" {
 		p := &prober{h: h, check: j.newCheck(h, r.Pid(), env), out: j.healthC, runID: id}
 		go p.loop(ctx)
@@ -128,6 +141,12 @@ func (j *Job) onExit(x runExit) {
 	}
 	delete(j.runs, x.id)
 	ar.cancel()
+	if ar.deadline != nil {
+		ar.deadline.Stop()
+	}
+	if ar.timedOut && x.res.Err == nil {
+		x.res.Err = fmt.Errorf("timed out after %s", j.cfg.Timeout)
+	}
 	if j.state == Stopping {
 		// A stop ends the job's whole process group, stragglers included.
 		_ = ar.run.Signal(syscall.SIGKILL)
@@ -143,7 +162,9 @@ func (j *Job) onExit(x runExit) {
 // goes out, so that whoever reacts to the event reads the state after it.
 func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 	code := res.Code
-	j.exitCode = &code
+	if !j.cfg.RegistrationOnly() {
+		j.exitCode = &code
+	}
 	attrs := map[string]string{events.AttrExitCode: strconv.Itoa(code)}
 	how := fmt.Sprintf("exit status %d", code)
 	if res.Signal != 0 {
@@ -154,9 +175,12 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 	}
 	stopping := j.state == Stopping
 	exit := events.ExitSuccess
-	if res.Success() {
+	switch {
+	case j.cfg.RegistrationOnly():
+		exit = "" // no process, no exit: only stopped follows
+	case res.Success():
 		j.log.Info("exited", "status", how)
-	} else {
+	default:
 		exit = events.ExitFailed
 		lvl := slog.LevelWarn
 		if stopping {
@@ -173,7 +197,9 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 		j.next(res, started, forceRestart)
 		j.publishSettling()
 	}
-	j.publish(exit, attrs)
+	if exit != "" {
+		j.publish(exit, attrs)
+	}
 	if lostHealth {
 		j.publish(events.Unhealthy, map[string]string{events.AttrMessage: "process exited"})
 	}
@@ -318,7 +344,23 @@ func (j *Job) onReport(x runReport) {
 	if r.Kill != 0 && !stopping {
 		j.log.Warn("stopping the run", "signal", config.SignalName(r.Kill), "why", r.Message)
 		ar.forceRestart = ar.forceRestart || r.Restart
+		if r.timedOut && !ar.timedOut {
+			// The run gets stop_timeout to end, as at any stop, then SIGKILL.
+			ar.timedOut = true
+			ar.deadline = time.AfterFunc(j.cfg.StopTimeout, func() {
+				j.reportTo(x.id, Report{Kill: syscall.SIGKILL, Message: "did not stop in time after its timeout"})
+			})
+		}
 		_ = ar.run.Signal(r.Kill)
+	}
+}
+
+// reportTo delivers a report about run id to the loop from outside a RunRequest (a
+// timer); it is dropped once the job is gone, and ignored by the loop once the run ended.
+func (j *Job) reportTo(id uint64, r Report) {
+	select {
+	case j.reports <- runReport{id, r}:
+	case <-j.loopDone:
 	}
 }
 
