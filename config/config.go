@@ -122,11 +122,13 @@ type Job struct {
 	Backoff     Backoff           `json:"backoff"`
 	StopSignal  syscall.Signal    `json:"stop_signal"`
 	StopTimeout time.Duration     `json:"stop_timeout"`
-	Overlap     string            `json:"overlap,omitempty"`
-	When        *When             `json:"when,omitempty"`
-	Health      *Health           `json:"health,omitempty"`
-	Service     *Service          `json:"service,omitempty"`
-	Logging     JobLogging        `json:"logging"`
+	// Timeout bounds one run: when it passes the run is stopped (docs/configuration.md#job).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Overlap string        `json:"overlap,omitempty"`
+	When    *When         `json:"when,omitempty"`
+	Health  *Health       `json:"health,omitempty"`
+	Service *Service      `json:"service,omitempty"`
+	Logging JobLogging    `json:"logging"`
 	// Spec holds the kind's own settings (see Kind.Decode).
 	Spec Spec `json:"spec,omitempty"`
 	// Main marks the job given on the command line after `--`.
@@ -134,6 +136,11 @@ type Job struct {
 
 	Range hcl.Range `json:"-"`
 }
+
+// RegistrationOnly reports whether the job runs no command: an exec job without `exec`,
+// which only registers its service and runs its health probe (a process that something
+// else runs; docs/configuration.md#job).
+func (j *Job) RegistrationOnly() bool { return j.Kind == "exec" && len(j.Exec) == 0 && !j.Main }
 
 // Backoff is the restart delay policy.
 type Backoff struct {
@@ -231,6 +238,7 @@ func (h *Health) Probe() string {
 // Service is the job's `service` block (Consul registration).
 type Service struct {
 	Name                    string            `json:"name"`
+	ID                      string            `json:"id,omitempty"` // "": NAME-HOSTNAME (docs/consul.md#service-ids)
 	Port                    int               `json:"port"`
 	Tags                    []string          `json:"tags,omitempty"`
 	Meta                    map[string]string `json:"meta,omitempty"`

@@ -379,3 +379,75 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistrationOnlyJob(t *testing.T) {
+	cfg := mustParse(t, `
+consul {}
+job "web" {
+  service {
+    port = 80
+  }
+  health {
+    tcp = "127.0.0.1:80"
+  }
+}
+job "after" {
+  exec = "true"
+  when {
+    source = "web"
+    once   = "healthy"
+  }
+}`, nil)
+	j := cfg.Job("web")
+	if !j.RegistrationOnly() || len(j.Exec) != 0 || j.Service == nil || j.Health == nil {
+		t.Fatalf("job without exec: %+v", j)
+	}
+	if got := Emits(kinds, j); strings.Contains(joinCodes(got), "exitSuccess") || !strings.Contains(joinCodes(got), "healthy") {
+		t.Errorf("a job that runs nothing emits %v", got)
+	}
+	if plan := RenderPlan(cfg, kinds, nil); !strings.Contains(plan, "runs no command") {
+		t.Errorf("plan does not say the job runs nothing:\n%s", plan)
+	}
+	for src, want := range map[string]string{
+		`job "a" {}`: `job "a" needs "exec"`,
+		`job "a" {
+  service {}
+  health {
+    port = 80
+  }
+}`: "cannot watch a port or a log",
+		`job "a" {
+  service {}
+  timeout = "5s"
+}`: `"timeout" bounds a run`,
+		`job "a" {
+  kind = "hook"
+  timeout = "5s"
+}`: "a hook job runs no command",
+		`job "a" {
+  exec = "true"
+  timeout = "0s"
+}`: `"timeout" must be longer than zero`,
+	} {
+		if _, diags := parse(t, src, nil); !strings.Contains(strings.Join(diags, "\n"), want) {
+			t.Errorf("%s\n=> %v, want %q", src, diags, want)
+		}
+	}
+}
+
+func TestRunTimeout(t *testing.T) {
+	cfg := mustParse(t, `
+job "task" {
+  exec    = "/bin/task"
+  timeout = "90s"
+  when {
+    interval = "5m"
+  }
+}`, nil)
+	if j := cfg.Job("task"); j.Timeout != 90*time.Second {
+		t.Fatalf("timeout %s", j.Timeout)
+	}
+	if plan := RenderPlan(cfg, kinds, nil); !strings.Contains(plan, "each run stopped after 1m30s") {
+		t.Errorf("plan does not show the timeout:\n%s", plan)
+	}
+}

@@ -27,7 +27,7 @@ func (j *Job) Equal(o *Job) bool {
 	return j.Name == o.Name && j.Kind == o.Kind && slices.Equal(j.Exec, o.Exec) && j.Dir == o.Dir &&
 		j.User == o.User && j.Group == o.Group && maps.Equal(j.Env, o.Env) && j.Restarts == o.Restarts &&
 		j.Backoff == o.Backoff && j.StopSignal == o.StopSignal && j.StopTimeout == o.StopTimeout &&
-		j.Overlap == o.Overlap && j.When.Equal(o.When) && j.Health.Equal(o.Health) &&
+		j.Timeout == o.Timeout && j.Overlap == o.Overlap && j.When.Equal(o.When) && j.Health.Equal(o.Health) &&
 		j.Service.Equal(o.Service) && j.Logging.Equal(o.Logging) && specEqual(j.Spec, o.Spec) && j.Main == o.Main
 }
 

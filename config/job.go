@@ -1,9 +1,11 @@
 package config
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/events"
@@ -52,9 +54,6 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	if d.Command(attrs, "exec", &j.Exec) && known && kind.ExecRule() == ExecForbidden {
 		d.Errorf(attrs["exec"].NameRange, "a %s job runs no command; remove \"exec\"", j.Kind)
 	}
-	if _, has := attrs["exec"]; !has && known && kind.ExecRule() == ExecRequired {
-		d.errorf(b.DefRange, "Missing exec", "job %q needs \"exec\", the command to run.", j.Name)
-	}
 	d.String(attrs, "dir", &j.Dir)
 	d.String(attrs, "user", &j.User)
 	d.String(attrs, "group", &j.Group)
@@ -76,6 +75,16 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	d.Signal(attrs, "stop_signal", &j.StopSignal)
 	d.Duration(attrs, "stop_timeout", &j.StopTimeout)
 	d.String(attrs, "overlap", &j.Overlap)
+	// `timeout` bounds a run; a kind with a `timeout` of its own (webhook: per attempt) keeps it.
+	var timeout *hcl.Attribute
+	if known && !hasAttr(kind.Schema(), "timeout") {
+		tc, rest, diags := remain.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "timeout"}}})
+		d.Diags = append(d.Diags, diags...)
+		remain, timeout = rest, tc.Attributes["timeout"]
+		if d.Duration(tc.Attributes, "timeout", &j.Timeout) && j.Timeout <= 0 {
+			d.Errorf(timeout.Expr.Range(), "\"timeout\" must be longer than zero")
+		}
+	}
 
 	seen := map[string]bool{}
 	for _, blk := range content.Blocks {
@@ -104,10 +113,51 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	if !known {
 		return j
 	}
+	l.checkExec(b, j, kind, attrs, timeout)
 	kc, diags := remain.Content(kind.Schema())
 	d.Diags = append(d.Diags, diags...)
 	kind.Decode(d, j, kc)
 	return j
+}
+
+// checkExec checks `exec` and `timeout` against the kind. An exec job may leave `exec` out
+// when it has a service or a health check: it is registration only (a process that
+// something else runs, as ContainerPilot allowed).
+func (l *loader) checkExec(b *hcl.Block, j *Job, kind Kind, attrs hcl.Attributes, timeout *hcl.Attribute) {
+	d := l.d
+	_, has := attrs["exec"]
+	switch {
+	case has || kind.ExecRule() != ExecRequired:
+	case j.Kind == "exec" && (j.Service != nil || j.Health != nil):
+		if j.Health != nil && (j.Health.Port != 0 || j.Health.Log != "") {
+			d.Errorf(b.DefRange, "job %q runs no command, so its health check cannot watch a port or a log of it; use exec, http or tcp", j.Name)
+		}
+		if a := attrs["restarts"]; a != nil {
+			d.Warnf(a.NameRange, "job %q runs no command (no exec): \"restarts\" does nothing", j.Name)
+		}
+	case j.Kind == "exec":
+		d.errorf(b.DefRange, "Missing exec", "job %q needs \"exec\", the command to run (a job that only registers a service run by something else needs a service block).", j.Name)
+	default:
+		d.errorf(b.DefRange, "Missing exec", "job %q needs \"exec\", the command to run.", j.Name)
+	}
+	if timeout == nil {
+		return
+	}
+	switch {
+	case kind.ExecRule() == ExecForbidden:
+		d.Errorf(timeout.NameRange, "a %s job runs no command; \"timeout\" bounds a run of one", j.Kind)
+	case !has && kind.ExecRule() != ExecForbidden:
+		d.Errorf(timeout.NameRange, "job %q runs no command; \"timeout\" bounds a run of one", j.Name)
+	}
+}
+
+func hasAttr(s *hcl.BodySchema, name string) bool {
+	for _, a := range s.Attributes {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loader) restarts(attrs hcl.Attributes, j *Job) {
@@ -279,17 +329,27 @@ func (l *loader) decodeHealth(b *hcl.Block) *Health {
 }
 
 var serviceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "name"}, {Name: "port"}, {Name: "tags"}, {Name: "meta"}, {Name: "interfaces"},
+	{Name: "name"}, {Name: "id"}, {Name: "port"}, {Name: "tags"}, {Name: "meta"}, {Name: "interfaces"},
 	{Name: "ttl"}, {Name: "deregister_critical_after"}, {Name: "enable_tag_override"},
 }}
 
+// DefaultDeregisterCriticalAfter is how long Consul keeps a service whose check has been
+// critical, by default: a container killed hard (SIGKILL, OOM) leaves no ghost for ever.
+const DefaultDeregisterCriticalAfter = 10 * time.Minute
+
+// serviceIDRE is what a service ID may hold: it goes into the paths of Consul's API.
+var serviceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
+
 func (l *loader) decodeService(b *hcl.Block, j *Job) *Service {
 	d := l.d
-	s := &Service{Name: j.Name, Interfaces: []string{"inet"}, Range: b.DefRange}
+	s := &Service{Name: j.Name, Interfaces: []string{"inet"}, DeregisterCriticalAfter: DefaultDeregisterCriticalAfter, Range: b.DefRange}
 	content, diags := b.Body.Content(serviceSchema)
 	d.Diags = append(d.Diags, diags...)
 	attrs := content.Attributes
 	d.String(attrs, "name", &s.Name)
+	if d.String(attrs, "id", &s.ID) && (len(s.ID) > 256 || !serviceIDRE.MatchString(s.ID)) {
+		d.Errorf(attrs["id"].Expr.Range(), "service id %q must start with a letter or digit and hold only letters, digits and '.', '_', ':', '@', '-' (at most 256)", s.ID)
+	}
 	d.Int(attrs, "port", 0, 65535, &s.Port)
 	d.Strings(attrs, "tags", &s.Tags)
 	d.StringMap(attrs, "meta", &s.Meta)

@@ -41,6 +41,9 @@ const (
 
 const limitsDoc = "docs/configuration.md#limits"
 
+// ReadFile reads a configuration file as Load does, within the limits.
+func ReadFile(path string) ([]byte, hcl.Diagnostics) { return readConfig(path) }
+
 // readConfig reads at most MaxFileSize+1 bytes: a bigger file is refused without being read.
 func readConfig(path string) ([]byte, hcl.Diagnostics) {
 	f, err := os.Open(path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,6 +27,9 @@ type Options struct {
 	Main []string
 	// Context, when done, ends the load early with a diagnostic (pilotfish is stopping).
 	Context context.Context
+	// Readers read files of other formats, by extension in lower case (".json5": a
+	// ContainerPilot configuration, package config/containerpilot).
+	Readers map[string]Reader
 
 	evalTimeout time.Duration // EvalTimeout unless set (tests)
 }
@@ -48,7 +52,15 @@ func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
 	return parseSource(path, src, opts, time.Now())
 }
 
+// Reader turns a file of another format into the Config its HCL equivalent gives. It is
+// given the Options of the load, Readers left out.
+type Reader func(path string, src []byte, opts Options) (*Config, hcl.Diagnostics)
+
 func parseSource(path string, src []byte, opts Options, start time.Time) (*Config, hcl.Diagnostics) {
+	if r := opts.Readers[strings.ToLower(filepath.Ext(path))]; r != nil && src != nil {
+		opts.Readers = nil
+		return r(path, src, opts)
+	}
 	isJSON := strings.HasSuffix(strings.ToLower(path), ".json")
 	// HCL's parser and evaluator recurse: a file nested too deeply must never reach them.
 	if diags := checkSource(path, src, isJSON); diags.HasErrors() {
@@ -139,6 +151,9 @@ func withUnsetEnv(body hcl.Body, env map[string]string) (map[string]string, hcl.
 	})
 	return out, diags
 }
+
+// SortDiagnostics orders diagnostics by their position in the file.
+func SortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics { return sortDiags(diags) }
 
 func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 	sort.SliceStable(diags, func(i, j int) bool {

@@ -142,6 +142,12 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		if len(j.Exec) > 0 {
 			fmt.Fprintf(&b, "  %-20s %-8s exec %q\n", "", "", j.Exec)
 		}
+		if j.RegistrationOnly() {
+			fmt.Fprintf(&b, "  %-20s %-8s runs no command: registration and health only\n", "", "")
+		}
+		if j.Service != nil {
+			fmt.Fprintf(&b, "  %-20s %-8s service %q port %d\n", "", "", j.Service.Name, j.Service.Port)
+		}
 		restarts := fmt.Sprint(j.Restarts)
 		switch j.Restarts {
 		case 0:
@@ -149,7 +155,11 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		case Unlimited:
 			restarts = "unlimited"
 		}
-		fmt.Fprintf(&b, "  %-20s %-8s restarts %s, stop %s after %s then SIGKILL\n", "", "", restarts, signalName(j), j.StopTimeout)
+		timeout := ""
+		if j.Timeout > 0 {
+			timeout = fmt.Sprintf(", each run stopped after %s", j.Timeout)
+		}
+		fmt.Fprintf(&b, "  %-20s %-8s restarts %s%s, stop %s after %s then SIGKILL\n", "", "", restarts, timeout, signalName(j), j.StopTimeout)
 		if j.Health != nil {
 			fmt.Fprintf(&b, "  %-20s %-8s health %s every %s\n", "", "", j.Health.Probe(), j.Health.Interval)
 		}

@@ -34,7 +34,7 @@ func (l *loader) validate(cfg *Config) {
 			d.Errorf(cfg.Jobs0Range(), "telemetry { register = true } needs listen: the address of /metrics to register")
 		}
 	}
-	services := map[string]*Job{}
+	services, ids := map[string]*Job{}, map[string]*Job{}
 	if t := cfg.Telemetry; t != nil && t.Register {
 		services["pilotfish"] = nil
 	}
@@ -50,6 +50,12 @@ func (l *loader) validate(cfg *Config) {
 			d.Errorf(j.Service.Range, "service %q of job %q is also registered by %s; each service needs its own name", j.Service.Name, j.Name, other)
 		}
 		services[j.Service.Name] = j
+		if id := j.Service.ID; id != "" {
+			if prev, dup := ids[id]; dup {
+				d.Errorf(j.Service.Range, "service id %q of job %q is also the id of job %q; each service needs its own id", id, j.Name, prev.Name)
+			}
+			ids[id] = j
+		}
 	}
 
 	for _, j := range cfg.Jobs {

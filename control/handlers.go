@@ -164,17 +164,56 @@ func DecodeEnviron(body io.Reader) (map[string]string, error) {
 	return env, nil
 }
 
-func (s *Server) metric(w http.ResponseWriter, r *http.Request) {
-	updates, err := DecodeMetrics(r.Body)
+// metric is /v1/metric (DecodeMetrics) and ContainerPilot's /v3/metric (DecodeMetricsV3:
+// {"NAME": VALUE, …} where a value is a number or a string holding one, "2" or " 4.5 ").
+func (s *Server) metric(decode func(io.Reader) ([]api.Metric, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		updates, err := decode(r.Body)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := s.b.PutMetrics(updates); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	}
+}
+
+// DecodeMetricsV3 reads ContainerPilot's metric body.
+func DecodeMetricsV3(body io.Reader) ([]api.Metric, error) {
+	raw, err := readBody(body)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	if err := s.b.PutMetrics(updates); err != nil {
-		writeError(w, err)
-		return
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil || len(probe) == 0 {
+		return nil, errdefs.Errorf(errdefs.ErrInvalid, "the body must be a JSON object such as {\"orders_total\":\"2\"}%s", detail(err))
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	names := make([]string, 0, len(probe))
+	for n := range probe {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]api.Metric, 0, len(names))
+	for _, n := range names {
+		m := api.Metric{Name: n}
+		var s string
+		if err := json.Unmarshal(probe[n], &m.Value); err != nil {
+			if json.Unmarshal(probe[n], &s) != nil {
+				return nil, errdefs.Errorf(errdefs.ErrInvalid, "the value of %q must be a number or a string holding one", n)
+			}
+			if m.Value, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+				return nil, errdefs.Errorf(errdefs.ErrInvalid, "the value of %q, %q, is not a number", n, s)
+			}
+		}
+		if n == "" || math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+			return nil, errdefs.Errorf(errdefs.ErrInvalid, "%q needs a name and a finite number", n)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // DecodeMetrics reads either {"NAME":VALUE,…} or {"name":…,"value":…,"labels":{…}}.

@@ -44,7 +44,7 @@ func FuzzHandlers(f *testing.F) {
 		path, name, body string
 	}{
 		{"/v1/environ", "", `{"A":"b=c d"}`}, {"/v3/environ", "", `{"A":1}`}, {"/v1/environ", "", `{"A=B":"x"}`},
-		{"/v1/metric", "", `{"orders_total":1,"queue":"+2"}`}, {"/v3/metric", "", `{"name":"orders_total","value":2,"labels":{"kind":"a"}}`},
+		{"/v1/metric", "", `{"orders_total":1,"queue":"+2"}`}, {"/v3/metric", "", `{"name":"orders_total","value":2,"labels":{"kind":"a"}}`}, {"/v3/metric", "", `{"orders_total":"2"}`},
 		{"/v1/metric", "", `{"nope":1}`}, {"/v1/metric", "", `{"name":"x"}`}, {"/v1/metric", "", `{"name":"x","value":1,"extra":1}`},
 		{"/v1/jobs/{name}/signal", "app", `{"signal":"HUP"}`}, {"/v1/jobs/{name}/signal", "nope", `{"signal":"KILL"}`},
 		{"/v1/jobs/{name}/signal", "app", `{"signal":1}`}, {"/v1/jobs/{name}/signal", "app", `{}`},
@@ -100,7 +100,11 @@ func FuzzHandlers(f *testing.F) {
 				t.Fatalf("%s: %d for a body DecodeEnviron accepts", what, rec.Code)
 			}
 		case strings.HasSuffix(path, "/metric") && !get:
-			if ms, err := DecodeMetrics(bytes.NewReader(body)); err == nil && ms[0].Name != "nope" {
+			decode := DecodeMetrics
+			if strings.HasPrefix(path, "/v3/") {
+				decode = DecodeMetricsV3
+			}
+			if ms, err := decode(bytes.NewReader(body)); err == nil && ms[0].Name != "nope" {
 				t.Fatalf("%s: %d for a body DecodeMetrics accepts", what, rec.Code)
 			}
 		}

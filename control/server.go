@@ -220,13 +220,16 @@ func (s *Server) routes() http.Handler {
 	// Every POST changes something: it waits until start-up has installed every job.
 	post := func(path string, h http.HandlerFunc) { r.Post(path, s.whenStarted(h)) }
 	for _, prefix := range []string{"/v1", "/v3"} {
-		r.Get(prefix+"/ping", s.ping)
 		post(prefix+"/reload", s.reload)
 		post(prefix+"/environ", s.environ)
-		post(prefix+"/metric", s.metric)
 		post(prefix+"/maintenance/enable", s.maintenance(true))
 		post(prefix+"/maintenance/disable", s.maintenance(false))
 	}
+	r.Get("/v1/ping", s.ping)
+	post("/v1/metric", s.metric(DecodeMetrics))
+	// ContainerPilot's clients: any method pings, and metric values may be strings.
+	r.HandleFunc("/v3/ping", s.ping)
+	post("/v3/metric", s.metric(DecodeMetricsV3))
 	r.Get("/v1/status", s.status)
 	r.Get("/v1/jobs/{name}", s.job)
 	post("/v1/jobs/{name}/start", s.jobVerb(Backend.StartJob))

@@ -205,6 +205,9 @@ func TestEndpoints(t *testing.T) {
 	}{
 		{"GET", "/v1/ping", "", 200, `"status": "ok"`},
 		{"GET", "/v3/ping", "", 200, `"version": "test"`},
+		{"POST", "/v3/ping", "", 200, `"status": "ok"`},
+		{"HEAD", "/v3/ping", "", 200, ``},
+		{"POST", "/v1/ping", "", 405, `"kind": "method-not-allowed"`},
 		{"GET", "/v1/status", "", 200, `"pid": 42`},
 		{"GET", "/v1/jobs/app", "", 200, `"name": "app"`},
 		{"GET", "/v1/jobs/nope", "", 404, `"kind": "not-found"`},
@@ -231,6 +234,12 @@ func TestEndpoints(t *testing.T) {
 		{"POST", "/v1/metric", `{"x":"lots"}`, 400, `must be a number`},
 		{"POST", "/v1/metric", `{"name":"x","value":1,"extra":1}`, 400, `unknown field`},
 		{"POST", "/v1/metric", `{"name":"x"}`, 400, `has no`},
+		{"POST", "/v3/metric", `{"orders_total":"2"}`, 200, `{}`},
+		{"POST", "/v3/metric", `{"orders_total":" 2.5 ","queue":3}`, 200, `{}`},
+		{"POST", "/v3/metric", `{"orders_total":"lots"}`, 400, `is not a number`},
+		{"POST", "/v3/metric", `{"orders_total":true}`, 400, `must be a number or a string`},
+		{"POST", "/v3/metric", `{}`, 400, `JSON object`},
+		{"GET", "/v3/metric", "", 405, `"kind": "method-not-allowed"`},
 		{"POST", "/v1/maintenance/enable", "", 200, `{}`},
 		{"GET", "/v1/health", "", 503, `"maintenance"`},
 		{"POST", "/v3/maintenance/disable", "", 200, `{}`},
@@ -254,8 +263,12 @@ func TestEndpoints(t *testing.T) {
 	if b.env["A"] != "b=c d" || b.env["B"] != "2" || len(b.signals) != 1 || b.signals[0] != syscall.SIGHUP {
 		t.Fatalf("backend saw env %v signals %v", b.env, b.signals)
 	}
-	if len(b.metrics) != 3 || !b.metrics[1].Add || b.metrics[2].Labels["kind"] != "a" {
+	if len(b.metrics) != 6 || !b.metrics[1].Add || b.metrics[2].Labels["kind"] != "a" {
 		t.Fatalf("metrics %+v", b.metrics)
+	}
+	// ContainerPilot's string values are plain values (set a gauge, add to a counter).
+	if m := b.metrics[3:]; m[0].Value != 2 || m[0].Add || m[1].Name != "orders_total" || m[1].Value != 2.5 || m[2].Value != 3 {
+		t.Fatalf("/v3/metric gave %+v", m)
 	}
 }
 

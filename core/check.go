@@ -6,13 +6,21 @@ import (
 	"os"
 
 	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/config/containerpilot"
 	"github.com/pilotfish/pilotfish/jobs"
 )
+
+// configOptions are the options of every load of the configuration (run, reload, validate,
+// plan): the kinds of package jobs, and a *.json5 file read as ContainerPilot's.
+func configOptions(env map[string]string) config.Options {
+	return config.Options{Env: env, Kinds: jobs.ConfigKinds(),
+		Readers: map[string]config.Reader{".json5": containerpilot.Read}}
+}
 
 // Check is `pilotfish validate` and `pilotfish plan`: it prints the diagnostics (and the
 // plan) and returns the exit code, 0 valid or 1 invalid.
 func Check(verb, path string, stdout, stderr io.Writer) int {
-	cfg, diags := config.Load(path, config.Options{Env: newEnviron(os.Environ()).Map(), Kinds: jobs.ConfigKinds()})
+	cfg, diags := config.Load(path, configOptions(newEnviron(os.Environ()).Map()))
 	lines := config.FormatDiagnostics(diags)
 	if cfg == nil {
 		for _, l := range lines {

@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"log"
+	"log/slog"
 	"reflect"
-	"time"
+	"strings"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control/api"
@@ -20,6 +22,11 @@ func (d *Daemon) startDiscovery() error {
 	if err != nil {
 		return err
 	}
+	// net/http reports a few things (an unsolicited answer on an idle connection, such as
+	// Consul's 429 to a connection over its per-client limit) through the standard logger:
+	// they go to pilotfish's log, not raw onto stderr.
+	log.SetFlags(0)
+	log.SetOutput(stdLogWriter{d.log.With("component", "http")})
 	d.disc = discovery.New(discovery.Options{Backend: backend, Bus: d.bus, Log: d.log})
 	if err := d.disc.Apply(context.Background(), d.cfg, d.selfAddr(d.cfg)); err != nil {
 		return err
@@ -37,11 +44,13 @@ func (d *Daemon) selfAddr(cfg *config.Config) string {
 	return d.telListener.Addr()
 }
 
+// stopDiscovery deregisters what the agent may still hold, within what is left of the
+// shutdown budget (docs/consul.md#deregistration).
 func (d *Daemon) stopDiscovery() {
 	if d.disc == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), d.disc.CloseDeadline(d.config().StopTimeout))
 	defer cancel()
 	d.disc.Close(ctx)
 }
@@ -67,4 +76,12 @@ func (d *Daemon) watchViews() []api.Watch {
 		out = append(out, api.Watch{Name: w.Name, Healthy: w.Healthy, Instances: w.Instances})
 	}
 	return out
+}
+
+// stdLogWriter turns the standard logger's lines into warnings of pilotfish's log.
+type stdLogWriter struct{ log *slog.Logger }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

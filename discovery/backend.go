@@ -30,6 +30,17 @@ const (
 	Critical = "critical"
 )
 
+// MetaInstance is the service meta key that holds the token of the pilotfish that registered
+// the service: it tells this instance's registrations from another's under the same ID.
+const MetaInstance = "pilotfish_instance"
+
+// Holder is what the agent holds under a service ID.
+type Holder struct {
+	Exists   bool
+	Instance string // its MetaInstance ("" when not registered by pilotfish)
+	Lapsed   bool   // its TTL check expired: whoever fed it stopped (killed, frozen, gone)
+}
+
 // Instance is one healthy instance of a watched service.
 type Instance struct {
 	ID      string            `json:"id"`
@@ -52,17 +63,29 @@ type WatchQuery struct {
 // service, which must be registered again.
 var ErrUnknownCheck = errors.New("the agent does not know this check")
 
+// ErrNewConnection means a blocking query found the connection its last answer came on
+// closed. The agent may have restarted since, and a new agent's indexes start over: a query
+// with an index from before would wait until they pass it. Check the agent, then ask again.
+var ErrNewConnection = errors.New("the connection to the agent was closed since the last answer")
+
 // Backend is a service catalog.
 type Backend interface {
 	Register(ctx context.Context, r Registration) error
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets a TTL check's state; ErrUnknownCheck if the agent forgot it.
 	UpdateTTL(ctx context.Context, checkID, status, output string) error
+	// Holder tells what the agent holds under a service ID.
+	Holder(ctx context.Context, id string) (Holder, error)
 	// Healthy runs a blocking query for the passing instances of q. It returns when they
 	// changed since index (0: at once) or after a while, with the index to wait on next.
-	Healthy(ctx context.Context, q WatchQuery, index uint64) ([]Instance, uint64, error)
-	// WaitChange blocks until the catalog changes after index, or the agent goes away.
-	WaitChange(ctx context.Context, index uint64) (uint64, error)
+	// With sameConn it returns ErrNewConnection rather than wait on a new connection.
+	Healthy(ctx context.Context, q WatchQuery, index uint64, sameConn bool) ([]Instance, uint64, error)
+	// HealthyNow answers at once, on the connection for calls (a watch that polls while the
+	// agent is crowded); with indexOnly, with the index only and no instance.
+	HealthyNow(ctx context.Context, q WatchQuery, indexOnly bool) ([]Instance, uint64, error)
+	// WaitChange blocks until the catalog changes after index, or the agent goes away;
+	// sameConn as for Healthy.
+	WaitChange(ctx context.Context, index uint64, sameConn bool) (uint64, error)
 	// AgentID identifies the agent process: it changes when an agent that keeps no state
 	// (dev mode, lost data dir) restarts and forgets the services registered with it.
 	AgentID(ctx context.Context) (string, error)

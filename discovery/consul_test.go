@@ -226,7 +226,7 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 	ctx := consulCtx(t, 60*time.Second)
 	q := WatchQuery{Service: "db"}
 
-	list, idx, err := e.be.Healthy(ctx, q, 0)
+	list, idx, err := e.be.Healthy(ctx, q, 0, false)
 	if err != nil {
 		t.Fatalf("Healthy: %v", err)
 	}
@@ -246,7 +246,7 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 		// syncing its node right after start); block again until the set is not empty.
 		i := idx
 		for {
-			l, next, err := e.be.Healthy(ctx, q, i)
+			l, next, err := e.be.Healthy(ctx, q, i, false)
 			if err != nil || len(l) > 0 {
 				ch <- answer{l, next, err, time.Now()}
 				return
@@ -286,7 +286,7 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 	// Tag filter, tags never null, the service's own address wins.
 	e.registerOther(t, "db-2", "db", nil, "192.0.2.9")
 	consulEventually(t, 10*time.Second, "db-2 passing", func() bool { return len(e.passing(t, "db")) == 2 })
-	all, _, err := e.be.Healthy(ctx, q, 0)
+	all, _, err := e.be.Healthy(ctx, q, 0, false)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("all db: %+v, %v", all, err)
 	}
@@ -302,7 +302,7 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 	if !strings.Contains(string(b), `"tags":[]`) || !strings.Contains(string(b), `"id":"db-1"`) {
 		t.Errorf("instances JSON = %s", b)
 	}
-	prim, _, err := e.be.Healthy(ctx, WatchQuery{Service: "db", Tag: "primary"}, 0)
+	prim, _, err := e.be.Healthy(ctx, WatchQuery{Service: "db", Tag: "primary"}, 0, false)
 	if err != nil || len(prim) != 1 || prim[0].ID != "db-1" {
 		t.Errorf("tag primary: %+v, %v", prim, err)
 	}
@@ -312,21 +312,21 @@ func TestConsulHealthyBlockingQuery(t *testing.T) {
 		Check: &api.AgentServiceCheck{CheckID: "db3", TTL: "1m", Status: api.HealthCritical}}); err != nil {
 		t.Fatal(err)
 	}
-	all, _, err = e.be.Healthy(ctx, q, 0)
+	all, _, err = e.be.Healthy(ctx, q, 0, false)
 	if err != nil || len(all) != 2 {
 		t.Errorf("with a critical db-3: %+v, %v (want 2 passing)", all, err)
 	}
 
 	// An unknown datacenter is an error, not an empty answer.
-	if _, _, err := e.be.Healthy(ctx, WatchQuery{Service: "db", DC: "nowhere"}, 0); err == nil {
+	if _, _, err := e.be.Healthy(ctx, WatchQuery{Service: "db", DC: "nowhere"}, 0, false); err == nil {
 		t.Error("a query in an unknown datacenter succeeded")
 	}
 
 	// Cancelling the context ends a blocking query at once.
-	_, idx, _ = e.be.Healthy(ctx, q, 0)
+	_, idx, _ = e.be.Healthy(ctx, q, 0, false)
 	cctx, cancel := context.WithCancel(ctx)
 	go func() {
-		_, _, err := e.be.Healthy(cctx, q, idx)
+		_, _, err := e.be.Healthy(cctx, q, idx, false)
 		ch <- answer{err: err, at: time.Now()}
 	}()
 	t1 := time.Now()
@@ -346,7 +346,7 @@ func TestConsulWaitChangeSeesRestart(t *testing.T) {
 	t.Parallel()
 	e := startTestAgent(t)
 	ctx := consulCtx(t, 90*time.Second)
-	idx, err := e.be.WaitChange(ctx, 0)
+	idx, err := e.be.WaitChange(ctx, 0, false)
 	if err != nil || idx == 0 {
 		t.Fatalf("WaitChange(0) = %d, %v", idx, err)
 	}
@@ -356,7 +356,7 @@ func TestConsulWaitChangeSeesRestart(t *testing.T) {
 	}
 	ch := make(chan res, 1)
 	go func() {
-		i, err := e.be.WaitChange(ctx, idx)
+		i, err := e.be.WaitChange(ctx, idx, false)
 		ch <- res{i, err}
 	}()
 	e.registerOther(t, "other-1", "other", nil, "")
@@ -371,7 +371,7 @@ func TestConsulWaitChangeSeesRestart(t *testing.T) {
 	}
 
 	go func() {
-		i, err := e.be.WaitChange(ctx, idx)
+		i, err := e.be.WaitChange(ctx, idx, false)
 		ch <- res{i, err}
 	}()
 	e.agent.Kill()
@@ -384,7 +384,7 @@ func TestConsulWaitChangeSeesRestart(t *testing.T) {
 		t.Fatal("WaitChange did not notice the agent dying within 10s")
 	}
 	e.agent.Restart(t)
-	got, err := e.be.WaitChange(ctx, 0)
+	got, err := e.be.WaitChange(ctx, 0, false)
 	if err != nil {
 		t.Fatalf("WaitChange after the restart: %v", err)
 	}

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,17 +12,34 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/backoff"
 )
 
-// Timing of calls to the catalog.
 const (
-	callTimeout  = 3 * time.Second
-	retryInitial = 100 * time.Millisecond
-	retryMax     = 5 * time.Second
+	// callTimeout bounds every call to the catalog but blocking queries. A slow agent is
+	// given time: giving up and asking again would only add to its load. A call made for
+	// someone who waits (a job's stop, maintenance, the exit) ends with their budget.
+	callTimeout = 10 * time.Second
+	// verifyAfter is when a new registration is checked to still be this instance's: another
+	// instance that found the ID free at the same moment registers it a moment later.
+	verifyAfter = 6 * time.Second
+	// deregisterWait is how long a job's stop waits for its service to leave the catalog
+	// (retried with backoff) before it goes on without: an unreachable agent does not hold
+	// up the stop signal for the whole stop_timeout.
+	deregisterWait = 2 * time.Second
+	// CloseWait bounds the last deregistrations when pilotfish exits, and closeMin is what
+	// they get even when the shutdown budget is spent.
+	CloseWait = time.Second
+	closeMin  = 500 * time.Millisecond
+	// crowdedFor is how long a 429 makes the loop hand connections over (see sync), and
+	// handover the time the agent takes to see the watches' connections closed.
+	crowdedFor = time.Minute
+	handover   = 5 * time.Millisecond
 )
 
 // SelfService is the service name pilotfish registers its metrics endpoint under.
@@ -32,6 +51,7 @@ type Options struct {
 	Bus      *events.Bus
 	Log      *slog.Logger
 	Hostname string // default: os.Hostname
+	Instance string // default: random; see MetaInstance
 }
 
 // Manager keeps services registered and watches running.
@@ -40,49 +60,85 @@ type Manager struct {
 	bus      *events.Bus
 	log      *slog.Logger
 	hostname string
+	instance string
 
+	ctx   context.Context // every call of the loop; cancelled when Close runs out of time
+	abort context.CancelFunc
+	// stopping is set when the shutdown is published, before the loop gets the event.
+	stopping atomic.Bool
 	cmds     chan func()
 	resync   chan struct{}
 	quit     chan struct{}
 	done     chan struct{}
 	sub      *events.Subscription
-	watchers map[string]*watcher // by watch name; owned by the loop
 
-	mu        sync.Mutex
-	agentID   string // the agent last seen; see agentRestarted
-	errs      map[string]uint64
-	svcFor    map[string]bool // jobs with a service, read by the bus filter
-	watchList []*watcher      // for Watches, which must not wait for the loop
+	mu         sync.Mutex
+	agentID    string // the agent last seen; see checkAgent
+	agentGen   uint64 // counts the agent's restarts seen
+	agentDown  bool
+	errs       map[string]uint64
+	svcFor     map[string]bool // jobs with a service, read by the bus filter
+	watchList  []*watcher      // for Watches, which must not wait for the loop
+	shutdownAt time.Time
+	yieldUntil time.Time     // the watches stay off the agent until then (see yield)
+	yieldCh    chan struct{} // closed when yieldUntil changes: waits end, queries give up
+	crowdedTil time.Time     // the agent refused a connection lately (see crowded)
 
 	// Owned by the loop.
-	svcs        map[string]*service // by job name; "" is pilotfish's own
+	svcs        map[string]*service // by job name; "" is pilotfish's own, retiredKey… old IDs
+	watchers    map[string]*watcher // by watch name
+	monitor     *follower           // runs while there is no watch
 	maintenance bool
-	retryDelay  time.Duration
+	closing     bool // shutdown began: nothing new is registered, nothing resynced
 	retryT      *time.Timer
 	beatT       *time.Timer
 }
 
 // service is one registration and what is known of it.
 type service struct {
-	job        string
-	reg        Registration
-	health     bool // the job has a health check: register once healthy
-	want       bool // should be registered
+	job      string
+	base     string       // the ID configured, or NAME-HOSTNAME
+	explicit bool         // base came from `id`: never replaced by another ID
+	reg      Registration // reg.ID is the ID in use: base, or base-SUFFIX (see claim)
+	health   bool         // the job has a health check: register once healthy
+	want     bool         // should be registered
+	stopping bool         // deregistered for a stop: not registered again before the next start
+	dirty    bool         // the agent must be told something
+
 	registered bool // the agent has it, as far as we know
-	dirty      bool // the agent must be told something
+	held       bool // the agent may hold it (a registration was sent, no deregistration since)
+	owned      bool // reg.ID was found free or ours at this agent
+	verify     bool // check at a heartbeat after verifyAfter that reg.ID is still ours
+	regAt      time.Time
 	lastBeat   time.Time
+	conflict   bool // the clash of an explicit ID was logged
+
+	retry   backoff.Backoff
+	retryAt time.Time       // no call before this
+	waiters []chan struct{} // closed once the agent holds nothing for it
 }
+
+// retiredKey prefixes the keys of services whose ID went away (a reload) until the agent
+// has let go of them.
+const retiredKey = "\x00retired:"
 
 // New builds a manager. Call Apply, then Start.
 func New(o Options) *Manager {
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
 	}
+	if o.Instance == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		o.Instance = hex.EncodeToString(b)
+	}
+	ctx, abort := context.WithCancel(context.Background())
 	m := &Manager{
-		b: o.Backend, bus: o.Bus, log: o.Log.With("component", "discovery"), hostname: o.Hostname,
+		b: o.Backend, bus: o.Bus, log: o.Log.With("component", "discovery"), hostname: o.Hostname, instance: o.Instance,
+		ctx: ctx, abort: abort,
 		cmds: make(chan func()), resync: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		watchers: map[string]*watcher{}, errs: map[string]uint64{}, svcFor: map[string]bool{},
-		svcs: map[string]*service{}, retryDelay: retryInitial,
+		svcs:   map[string]*service{},
 		retryT: time.NewTimer(time.Hour), beatT: time.NewTimer(time.Hour),
 	}
 	m.retryT.Stop()
@@ -90,15 +146,20 @@ func New(o Options) *Manager {
 	return m
 }
 
-// Start subscribes to the bus and starts the registration loop and the agent monitor.
+// Start subscribes to the bus and starts the registration loop.
 func (m *Manager) Start() {
 	m.sub = m.bus.Subscribe(events.SubscribeOptions{Name: "discovery", Filter: m.wants})
 	go m.loop()
-	go m.monitor()
 }
 
 func (m *Manager) wants(ev events.Event) bool {
 	switch ev.Code {
+	case events.Shutdown:
+		if ev.Source != events.Global {
+			return false
+		}
+		m.stopping.Store(true) // at once, in the publisher: the loop may be busy
+		return true
 	case events.Started, events.Healthy, events.Unhealthy, events.ExitSuccess, events.ExitFailed, events.Stopped:
 	default:
 		return false
@@ -126,8 +187,11 @@ func (m *Manager) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// ServiceID is the ID a job's service is registered under: NAME-HOSTNAME.
+// ServiceID is the default ID of a service: NAME-HOSTNAME.
 func (m *Manager) ServiceID(name string) string { return name + "-" + m.hostname }
+
+// Instance is the token this pilotfish puts in its registrations' meta (MetaInstance).
+func (m *Manager) Instance() string { return m.instance }
 
 // Apply takes the services and watches of a configuration (at start and on reload).
 // self, when not "", is the host:port of pilotfish's metrics endpoint to register as
@@ -147,7 +211,7 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config, self string) er
 	m.mu.Unlock()
 	apply := func() {
 		for name, s := range m.svcs {
-			if name == "" {
+			if name == "" || s.job == "" {
 				continue
 			}
 			j, ok := want[name]
@@ -155,21 +219,18 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config, self string) er
 				s.want, s.dirty = false, true // its job is gone
 				continue
 			}
-			reg := m.registration(j)
-			if reg.ID != s.reg.ID {
-				s.want, s.dirty = false, true
-				ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-				m.syncOne(ctx, s) // the old ID goes away before the new one comes
-				cancel()
-				m.svcs[name] = &service{job: name, reg: reg, health: j.Health != nil}
+			next := m.newService(j)
+			if next.base != s.base {
+				m.retire(name, s) // the old ID goes away before the new one comes
+				m.svcs[name] = next
 				continue
 			}
-			reg.Status, reg.Output = s.reg.Status, s.reg.Output
-			s.reg, s.health = reg, j.Health != nil
+			next.reg.ID, next.reg.Status, next.reg.Output = s.reg.ID, s.reg.Status, s.reg.Output
+			s.reg, s.health = next.reg, next.health
 		}
 		for name, j := range want {
 			if _, ok := m.svcs[name]; !ok {
-				m.svcs[name] = &service{job: name, reg: m.registration(j), health: j.Health != nil}
+				m.svcs[name] = m.newService(j)
 			}
 		}
 		m.applySelf(self)
@@ -183,17 +244,34 @@ func (m *Manager) Apply(ctx context.Context, cfg *config.Config, self string) er
 	return m.do(ctx, apply)
 }
 
-func (m *Manager) registration(j *config.Job) Registration {
-	s := j.Service
-	addr, err := ResolveAddress(s.Interfaces)
+// retire takes s out of its job's place and deregisters it (now, and retried like any call
+// until the agent has let go of it).
+func (m *Manager) retire(key string, s *service) {
+	delete(m.svcs, key)
+	if !s.held {
+		return
+	}
+	s.job, s.want, s.dirty, s.retryAt = "", false, true, time.Time{}
+	m.svcs[retiredKey+s.reg.ID] = s
+	m.syncNow(m.ctx, s)
+}
+
+func (m *Manager) newService(j *config.Job) *service {
+	c := j.Service
+	addr, err := ResolveAddress(c.Interfaces)
 	if err != nil {
 		m.log.Warn("cannot pick the service address; registering without one", "job", j.Name, "err", err)
 	}
-	return Registration{
-		ID: m.ServiceID(s.Name), Name: s.Name, Address: addr, Port: s.Port, Tags: s.Tags, Meta: s.Meta,
-		EnableTagOverride: s.EnableTagOverride, TTL: s.TTL, DeregisterCriticalAfter: s.DeregisterCriticalAfter,
-		Status: Critical,
+	base := c.ID
+	if base == "" {
+		base = m.ServiceID(c.Name)
 	}
+	return &service{job: j.Name, base: base, explicit: c.ID != "", health: j.Health != nil, retry: backoff.NewPeer(),
+		reg: Registration{
+			ID: base, Name: c.Name, Address: addr, Port: c.Port, Tags: c.Tags, Meta: m.meta(c.Meta),
+			EnableTagOverride: c.EnableTagOverride, TTL: c.TTL, DeregisterCriticalAfter: c.DeregisterCriticalAfter,
+			Status: Critical,
+		}}
 }
 
 func (m *Manager) applySelf(hostport string) {
@@ -207,30 +285,56 @@ func (m *Manager) applySelf(hostport string) {
 	case port == 0 && self != nil:
 		self.want, self.dirty = false, true
 	case port != 0 && (self == nil || self.reg.Port != port || self.reg.Address != host):
-		if self != nil && self.registered {
-			self.want, self.dirty = false, true
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			m.syncOne(ctx, self)
-			cancel()
+		if self != nil {
+			m.retire("", self)
 		}
-		m.svcs[""] = &service{reg: Registration{ID: m.ServiceID(SelfService), Name: SelfService, Address: host,
-			Port: port, Tags: []string{"metrics"}, TTL: 10 * time.Second, Status: Passing, Output: "pilotfish is running"},
-			want: true, dirty: true}
+		base := m.ServiceID(SelfService)
+		m.svcs[""] = &service{base: base, want: true, dirty: true, retry: backoff.NewPeer(),
+			reg: Registration{ID: base, Name: SelfService, Address: host, Port: port, Tags: []string{"metrics"},
+				Meta: m.meta(nil), TTL: 10 * time.Second, DeregisterCriticalAfter: config.DefaultDeregisterCriticalAfter,
+				Status: Passing, Output: "pilotfish is running"}}
 	}
 }
 
 // PreStop deregisters a job's service before the job is signalled, so traffic drains first.
+// Failed calls are retried with backoff for up to deregisterWait (bounded by ctx); then the
+// job goes on stopping and the loop keeps trying.
 func (m *Manager) PreStop(ctx context.Context, job string) {
+	ctx, cancel := context.WithTimeout(ctx, deregisterWait)
+	defer cancel()
+	var wait chan struct{}
 	_ = m.do(ctx, func() {
 		s, ok := m.svcs[job]
-		if !ok || !s.want && !s.registered {
+		if !ok {
 			return
 		}
-		s.want, s.dirty = false, true
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		m.syncOne(cctx, s)
+		s.want, s.stopping = false, true
+		if !s.held && !s.registered {
+			return
+		}
+		s.dirty, s.retryAt = true, time.Time{}
+		wait = m.syncNow(ctx, s)
 	})
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			m.log.Warn("the service is not deregistered yet; stopping the job anyway (still retrying)", "job", job)
+		}
+	}
+}
+
+// syncNow makes one attempt for s at once (bounded by ctx) and returns a channel closed once
+// the agent holds nothing for it (nil if that is so already).
+func (m *Manager) syncNow(ctx context.Context, s *service) chan struct{} {
+	m.syncService(ctx, s)
+	m.armTimers()
+	if !s.held && !s.dirty {
+		return nil
+	}
+	ch := make(chan struct{})
+	s.waiters = append(s.waiters, ch)
+	return ch
 }
 
 // SetMaintenance takes every service out of the catalog (deregistered: no query, DNS name
@@ -240,9 +344,9 @@ func (m *Manager) SetMaintenance(ctx context.Context, on bool) {
 	_ = m.do(ctx, func() {
 		m.maintenance = on
 		for _, s := range m.svcs {
-			s.dirty = true
+			s.dirty, s.retryAt = true, time.Time{}
 		}
-		m.sync()
+		m.syncWith(ctx)
 	})
 }
 
@@ -269,26 +373,91 @@ func (m *Manager) countError(op string) {
 	m.errs[op]++
 }
 
-// Close deregisters every service (the container is going away), stops the watches and
-// the loop.
+// CloseDeadline is when Close must be done for the whole shutdown to end within its budget:
+// stopTimeout after the shutdown began, but never less than a moment from now so that the
+// agent is asked at least once.
+func (m *Manager) CloseDeadline(stopTimeout time.Duration) time.Time {
+	m.mu.Lock()
+	began := m.shutdownAt
+	m.mu.Unlock()
+	now := time.Now()
+	end := now.Add(CloseWait)
+	if !began.IsZero() && began.Add(stopTimeout).Before(end) {
+		end = began.Add(stopTimeout)
+	}
+	return maxTime(end, now.Add(closeMin))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Close deregisters everything the agent may hold for this pilotfish (the container is going
+// away), whatever state each registration is in, retrying until ctx ends; then it stops the
+// loop. The watches stopped when the shutdown began.
 func (m *Manager) Close(ctx context.Context) {
+	stop := context.AfterFunc(ctx, m.abort) // a call still running when ctx ends gives up
+	defer stop()
+	var waits []chan struct{}
+	_ = m.do(ctx, func() {
+		m.beginClose()
+		for _, s := range m.sortedServices() {
+			s.want = false
+			if s.held || s.registered {
+				s.dirty, s.retryAt = true, time.Time{}
+			}
+		}
+		for _, s := range m.sortedServices() {
+			if s.dirty {
+				if ch := m.syncNow(ctx, s); ch != nil {
+					waits = append(waits, ch)
+				}
+			}
+		}
+	})
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
 	_ = m.do(ctx, func() {
 		for _, s := range m.sortedServices() {
-			s.want, s.dirty = false, true
-		}
-		for _, s := range m.sortedServices() {
-			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			m.syncOne(cctx, s)
-			cancel()
-		}
-		for _, w := range m.watchers {
-			w.stop()
+			if s.held {
+				m.log.Warn("cannot deregister; leaving it to the agent's deregister_critical_after", "service", s.reg.ID, "after", s.reg.DeregisterCriticalAfter)
+			}
 		}
 	})
 	close(m.quit)
 	<-m.done
+	m.abort()
 	if m.sub != nil {
 		m.sub.Close()
+	}
+}
+
+// beginClose is the shutdown's start: the watches stop (freeing their connections for the
+// deregistrations), nothing new gets registered and an agent restart is not followed.
+func (m *Manager) beginClose() {
+	if m.closing {
+		return
+	}
+	m.closing = true
+	m.mu.Lock()
+	if m.shutdownAt.IsZero() {
+		m.shutdownAt = time.Now()
+	}
+	m.mu.Unlock()
+	for name, w := range m.watchers {
+		w.stop()
+		delete(m.watchers, name)
+	}
+	if m.monitor != nil {
+		m.monitor.stop()
+		m.monitor = nil
 	}
 }
 
@@ -320,11 +489,19 @@ func (m *Manager) loop() {
 		case fn := <-m.cmds:
 			fn()
 		case <-m.resync:
+			if m.closing || m.stopping.Load() {
+				continue
+			}
 			m.log.Info("catalog agent is back; registering services again")
 			for _, s := range m.svcs {
 				// What the agent has is unknown now: register what should be there, and
 				// deregister what should not (both are idempotent).
-				s.registered, s.dirty = !m.present(s), true
+				if m.present(s) {
+					s.registered, s.owned = false, false
+				}
+				if m.present(s) || s.held {
+					s.dirty, s.retryAt = true, time.Time{}
+				}
 			}
 			m.sync()
 		case <-m.retryT.C:
@@ -346,6 +523,10 @@ func (m *Manager) loop() {
 // onEvent turns a job's lifecycle into the desired state of its service: registered once
 // healthy (or started, for a job without a health check), critical at once when unhealthy.
 func (m *Manager) onEvent(ev events.Event) {
+	if ev.Code == events.Shutdown {
+		m.beginClose()
+		return
+	}
 	s, ok := m.svcs[ev.Source]
 	if !ok {
 		return
@@ -353,9 +534,10 @@ func (m *Manager) onEvent(ev events.Event) {
 	msg := ev.Attrs[events.AttrMessage]
 	switch ev.Code {
 	case events.Healthy:
-		s.want = true
+		s.want = !s.stopping
 		s.setStatus(Passing, orDefault(msg, "healthy"))
 	case events.Started:
+		s.stopping = false
 		if !s.health {
 			s.want = true
 			s.setStatus(Passing, "running")
@@ -383,174 +565,173 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// sync tells the agent what changed, then arms the retry and heartbeat timers.
-func (m *Manager) sync() {
-	failed := false
+// sync tells the agent what changed, for every service not waiting out a backoff, then
+// arms the retry and heartbeat timers.
+func (m *Manager) sync() { m.syncWith(m.ctx) }
+
+// syncWith is sync with the calls bounded by ctx too.
+func (m *Manager) syncWith(ctx context.Context) {
+	now := time.Now()
+	var due []*service
 	for _, s := range m.sortedServices() {
-		if !s.dirty {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		if !m.syncOne(ctx, s) {
-			failed = true
-		}
-		cancel()
-	}
-	for job, s := range m.svcs {
-		if !s.want && !s.registered && !s.dirty && job != "" {
-			if _, ok := m.svcForJob(job); !ok {
-				delete(m.svcs, job) // its job is gone
-			}
+		if s.dirty && !now.Before(s.retryAt) {
+			due = append(due, s)
 		}
 	}
-	if failed {
-		m.retryT.Reset(m.retryDelay)
-		m.retryDelay = min(2*m.retryDelay, retryMax)
-	} else {
-		m.retryDelay = retryInitial
+	crowded := len(due) > 0 && m.crowded()
+	if crowded {
+		// The agent refuses connections beyond its per-address limit: the watches hand
+		// their connections over for these calls, then get them back.
+		m.yield(time.Minute) // ended below, whatever happens
+		time.Sleep(handover)
 	}
-	next := time.Duration(0)
-	for _, s := range m.svcs {
-		if s.registered && s.want {
-			due := time.Until(s.lastBeat.Add(s.reg.TTL / 2))
-			if next == 0 || due < next {
-				next = max(due, time.Millisecond)
-			}
+	for _, s := range due {
+		m.syncService(ctx, s)
+	}
+	if crowded {
+		m.releaseIdle()
+		m.endYield(0)
+	}
+	for key, s := range m.svcs {
+		if !s.want && !s.held && !s.dirty && (s.job == "" && key != "" || s.job != "" && !m.hasService(s.job)) {
+			delete(m.svcs, key) // retired, or its job is gone
 		}
 	}
-	m.beatT.Stop()
-	if next > 0 {
-		m.beatT.Reset(next)
+	m.armTimers()
+}
+
+// syncService makes one attempt for s; a failure puts s in backoff.
+func (m *Manager) syncService(ctx context.Context, s *service) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if op, err := m.syncOne(ctx, s); err != nil {
+		m.countError(op)
+		d := s.retry.Next()
+		s.retryAt = time.Now().Add(d)
+		if isTooMany(err) {
+			m.markCrowded()
+			m.yield(d + restIdle)
+		}
+		if s.retry.Failures() == 1 {
+			m.log.Warn("catalog call failed; will retry", "op", op, "service", s.reg.ID, "err", err, "in", d.Round(time.Millisecond))
+		} else {
+			m.log.Debug("catalog call failed again", "op", op, "service", s.reg.ID, "err", err, "attempt", s.retry.Failures(), "in", d.Round(time.Millisecond))
+		}
+		return
+	}
+	if n := s.retry.Failures(); n > 0 {
+		m.log.Info("catalog call works again", "service", s.reg.ID, "failed_attempts", n)
+		m.endYield(restIdle)
+	}
+	s.retry.Reset()
+	s.retryAt = time.Time{}
+	if !s.held && !s.dirty {
+		for _, ch := range s.waiters {
+			close(ch)
+		}
+		s.waiters = nil
 	}
 }
 
-func (m *Manager) svcForJob(job string) (bool, bool) {
+// armTimers sets the retry timer to the first service out of backoff, and the heartbeat
+// timer to the first registration due to repeat its state.
+func (m *Manager) armTimers() {
+	var retry, beat time.Time
+	for _, s := range m.svcs {
+		switch {
+		case s.dirty:
+			if retry.IsZero() || s.retryAt.Before(retry) {
+				retry = s.retryAt
+			}
+		case s.registered && s.want:
+			if due := s.lastBeat.Add(s.reg.TTL / 2); beat.IsZero() || due.Before(beat) {
+				beat = due
+			}
+		}
+	}
+	m.retryT.Stop()
+	if !retry.IsZero() {
+		m.retryT.Reset(max(time.Until(retry), time.Millisecond))
+	}
+	m.beatT.Stop()
+	if !beat.IsZero() {
+		m.beatT.Reset(max(time.Until(beat), time.Millisecond))
+	}
+}
+
+func (m *Manager) hasService(job string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := m.svcFor[job]
-	return v, ok
+	return m.svcFor[job]
 }
 
 // present reports whether s should be in the catalog now. Maintenance takes the
 // container's services out; pilotfish's own metrics endpoint stays, since a container in
-// maintenance is one to watch.
+// maintenance is one to watch. From the shutdown on, only what is registered stays (until
+// its job's stop): a registration in doubt, say after the agent restarted, goes.
 func (m *Manager) present(s *service) bool {
-	return s.want && !(m.maintenance && s.job != "")
+	return s.want && !(m.maintenance && s.job != "") && !(m.closing && !s.registered)
 }
 
-// syncOne makes the agent match one service; it reports success.
-func (m *Manager) syncOne(ctx context.Context, s *service, retried ...bool) bool {
-	if !m.present(s) {
-		if s.registered {
-			if err := m.b.Deregister(ctx, s.reg.ID); err != nil {
-				m.failed("deregister", s, err)
-				return false
+// syncOne makes the agent match one service; on failure it returns the operation that
+// failed.
+func (m *Manager) syncOne(ctx context.Context, s *service) (string, error) {
+	for try := 0; ; try++ {
+		if !m.present(s) {
+			if s.held {
+				if err := m.b.Deregister(ctx, s.reg.ID); err != nil {
+					return "deregister", err
+				}
+				m.log.Info("deregistered", "service", s.reg.ID, "job", s.job)
 			}
-			m.log.Info("deregistered", "service", s.reg.ID, "job", s.job)
+			s.held, s.registered, s.dirty, s.verify = false, false, false, false
+			return "", nil
 		}
-		s.registered, s.dirty = false, false
-		return true
-	}
-	if !s.registered {
-		// A registration cannot carry the check's output, so the service comes in critical
-		// and gets its real state and output in the next call: it is never seen passing
-		// without them.
-		reg := s.reg
-		reg.Status, reg.Output = Critical, "registering"
-		if err := m.b.Register(ctx, reg); err != nil {
-			m.failed("register", s, err)
-			return false
-		}
-		s.registered = true
-		m.log.Info("registered", "service", s.reg.ID, "address", s.reg.Address, "port", s.reg.Port, "status", s.reg.Status)
-	}
-	err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output)
-	if errors.Is(err, ErrUnknownCheck) && len(retried) == 0 {
-		s.registered = false // the agent forgot it: register again
-		return m.syncOne(ctx, s, true)
-	}
-	if err != nil {
-		m.failed("ttl", s, err)
-		return false
-	}
-	s.dirty, s.lastBeat = false, time.Now()
-	return true
-}
-
-func (m *Manager) failed(op string, s *service, err error) {
-	m.countError(op)
-	m.log.Warn("catalog call failed; will retry", "op", op, "service", s.reg.ID, "err", err)
-}
-
-// agentRestarted asks the agent who it is. A different identity, or no answer, means the
-// agent may have restarted: registrations must be made again and blocking-query indexes
-// start over (a restarted agent's indexes are lower, and a query with an index from before
-// would wait its full time). Consul answers pending blocking queries normally when it
-// shuts down, so this check, not the error, is what notices a quick restart.
-func (m *Manager) agentRestarted(ctx context.Context) bool {
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	id, err := m.b.AgentID(cctx)
-	if err != nil {
-		return true
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	changed := m.agentID != "" && m.agentID != id
-	m.agentID = id
-	return changed
-}
-
-// resyncSoon asks the loop to register everything again.
-func (m *Manager) resyncSoon() {
-	select {
-	case m.resync <- struct{}{}:
-	default:
-	}
-}
-
-// monitor follows the catalog with blocking queries to notice an agent that went away and
-// came back (maybe having forgotten every local service), and asks the loop to resync.
-func (m *Manager) monitor() {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-m.quit
-		cancel()
-	}()
-	m.agentRestarted(ctx) // learn who the agent is
-	var index uint64
-	delay := retryInitial
-	down := false
-	for ctx.Err() == nil {
-		next, err := m.b.WaitChange(ctx, index)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			if !down {
-				m.countError("agent")
-				m.log.Warn("catalog agent unreachable; retrying", "err", err)
+		if !s.registered {
+			if err := m.register(ctx, s); err != nil {
+				return "register", err
 			}
-			down, index = true, 0
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			delay = min(2*delay, retryMax)
+		}
+		err := m.b.UpdateTTL(ctx, s.reg.CheckID(), s.reg.Status, s.reg.Output)
+		if errors.Is(err, ErrUnknownCheck) && try == 0 {
+			s.registered, s.owned = false, false // the agent forgot it: register again
 			continue
 		}
-		delay = retryInitial
-		restarted := m.agentRestarted(ctx)
-		if down || restarted || next < index {
-			down = false
-			m.resyncSoon()
-			if restarted {
-				next = 0
+		if err != nil {
+			return "ttl", err
+		}
+		s.dirty, s.lastBeat = false, time.Now()
+		if s.verify && time.Since(s.regAt) >= verifyAfter {
+			if err := m.verify(ctx, s); err != nil {
+				return "register", err // checked again at the next heartbeat
+			}
+			if !s.registered && try == 0 {
+				s.dirty = true // moved off the ID (or the agent forgot it): register now
+				continue
 			}
 		}
-		index = next
+		return "", nil
 	}
+}
+
+// register registers s under an ID that is free or this instance's (see claim).
+func (m *Manager) register(ctx context.Context, s *service) error {
+	if !s.owned {
+		if err := m.claim(ctx, s); err != nil {
+			return err
+		}
+	}
+	// A registration cannot carry the check's output, so the service comes in critical and
+	// gets its real state and output in the next call: it is never seen passing without them.
+	reg := s.reg
+	reg.Status, reg.Output = Critical, "registering"
+	s.held = true // even if the call fails: it may have reached the agent
+	if err := m.b.Register(ctx, reg); err != nil {
+		return err
+	}
+	s.registered, s.verify, s.regAt = true, true, time.Now()
+	m.log.Info("registered", "service", s.reg.ID, "address", s.reg.Address, "port", s.reg.Port, "status", s.reg.Status)
+	return nil
 }
 
 // String describes the manager for logs.

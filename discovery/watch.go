@@ -3,14 +3,37 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"math/rand/v2"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/backoff"
+)
+
+const (
+	// pacePerInstance spaces a watch's answers by the size of the last one: one answer costs
+	// the agent and pilotfish in proportion to the instances it lists, so a burst of changes
+	// (a fleet starting: N registrations, each seen by N watchers) costs each watcher a few
+	// answers, not one per change. A lone change still comes at once. Beyond paceFleet
+	// instances the pause grows with their square: when a fleet watches itself, the answers
+	// of one change cost N², and this keeps the whole fleet's cost per second flat. The pause
+	// is stretched by up to half at random, so that watchers woken by one change do not all
+	// ask again at the same moment.
+	pacePerInstance = 10 * time.Millisecond
+	paceFleet       = 100
+	paceMax         = 10 * time.Second
+	// monitorPace spaces the agent monitor's queries: it only looks for agent restarts.
+	monitorPace = time.Second
+	// crowdedPoll is how often a watch asks whether its service changed while the agent is
+	// crowded (see follower.run).
+	crowdedPoll = 3 * time.Second
 )
 
 // WatchStatus is one watch in /v1/status.
@@ -23,20 +46,25 @@ type WatchStatus struct {
 // watcher follows one service with blocking queries and publishes changed, healthy and
 // unhealthy from source watch.NAME.
 type watcher struct {
-	cfg    *config.Watch
-	m      *Manager
-	cancel context.CancelFunc
-	done   chan struct{}
+	cfg *config.Watch
+	m   *Manager
+	f   *follower
 
 	mu        sync.Mutex
 	seen      bool
-	instances []Instance
+	instances []Instance // sorted by key
+	keys      []string   // their keys
 }
 
+// applyWatches starts and stops watches to match ws. Without any watch, the agent monitor
+// runs instead: the watches' queries notice an agent restart as well as it does, and each
+// blocking query holds a connection.
 func (m *Manager) applyWatches(ws []*config.Watch) {
 	want := map[string]*config.Watch{}
-	for _, w := range ws {
-		want[w.Name] = w
+	if !m.closing {
+		for _, w := range ws {
+			want[w.Name] = w
+		}
 	}
 	for name, w := range m.watchers {
 		if c, ok := want[name]; !ok || c.Service != w.cfg.Service || c.Tag != w.cfg.Tag || c.DC != w.cfg.DC {
@@ -48,10 +76,45 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 		if _, ok := m.watchers[name]; ok {
 			continue
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		w := &watcher{cfg: c, m: m, cancel: cancel, done: make(chan struct{})}
+		w := &watcher{cfg: c, m: m}
+		q := WatchQuery{Service: c.Service, Tag: c.Tag, DC: c.DC}
+		w.f = m.follow("watch", "watch "+c.Name, func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error) {
+			list, next, err := m.b.Healthy(ctx, q, index, sameConn)
+			if err != nil {
+				return 0, 0, err
+			}
+			if next >= index { // an older answer is asked again (see follower.run)
+				w.update(list)
+			}
+			return next, pace(len(list)), nil
+		})
+		w.f.poll = func(ctx context.Context, index uint64) (uint64, error) {
+			_, now, err := m.b.HealthyNow(ctx, q, true)
+			if err != nil || now == index {
+				return now, err
+			}
+			list, next, err := m.b.HealthyNow(ctx, q, false)
+			if err != nil {
+				return 0, err
+			}
+			if next >= index {
+				w.update(list)
+			}
+			return next, nil
+		}
 		m.watchers[name] = w
-		go w.run(ctx)
+	}
+	switch {
+	case len(m.watchers) > 0 || m.closing:
+		if m.monitor != nil {
+			m.monitor.stop()
+			m.monitor = nil
+		}
+	case m.monitor == nil:
+		m.monitor = m.follow("agent", "agent monitor", func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error) {
+			next, err := m.b.WaitChange(ctx, index, sameConn)
+			return next, monitorPace, err
+		})
 	}
 	list := make([]*watcher, 0, len(m.watchers))
 	for _, w := range m.watchers {
@@ -60,6 +123,16 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 	m.mu.Lock()
 	m.watchList = list
 	m.mu.Unlock()
+}
+
+// pace is the pause after an answer of n instances (see pacePerInstance).
+func pace(n int) time.Duration {
+	d := time.Duration(n) * pacePerInstance
+	if n > paceFleet {
+		d = d * time.Duration(n) / paceFleet
+	}
+	d = min(d, paceMax)
+	return d + rand.N(d/2+1)
 }
 
 // Watches returns the state of every watch. It never waits for the registration loop.
@@ -77,63 +150,194 @@ func (m *Manager) Watches() []WatchStatus {
 	return out
 }
 
-func (w *watcher) stop() {
-	w.cancel()
-	<-w.done
+func (w *watcher) stop() { w.f.stop() }
+
+// follower runs one blocking query after another on its own goroutine, each from the
+// index of the last answer, until stopped. query returns the next index and how long to wait
+// before asking again.
+type follower struct {
+	m     *Manager
+	op    string // failed queries are counted under it
+	what  string // for logs
+	query func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error)
+	// poll, if not nil, asks at once whether anything changed since index and takes the
+	// news if so; it stands in for query while the agent is crowded.
+	poll   func(ctx context.Context, index uint64) (uint64, error)
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-func (w *watcher) run(ctx context.Context) {
-	defer close(w.done)
-	q := WatchQuery{Service: w.cfg.Service, Tag: w.cfg.Tag, DC: w.cfg.DC}
-	var index uint64
-	delay := retryInitial
-	failing := false
+func (m *Manager) follow(op, what string, query func(context.Context, uint64, bool) (uint64, time.Duration, error)) *follower {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{m: m, op: op, what: what, query: query, cancel: cancel, done: make(chan struct{})}
+	go f.run(ctx)
+	return f
+}
+
+func (f *follower) stop() {
+	f.cancel()
+	<-f.done
+}
+
+// run asks, waits for the answer, and asks again. Failures back off (docs/consul.md). After
+// one, or an answer that may come from an agent going away, the agent's identity is checked
+// before the next query: a restarted agent's indexes start over, and a query with an index
+// from before would wait until the new agent's index passes it. A restart between two
+// queries answers nothing, but it closes the connection: a query that would go over a new one
+// (ErrNewConnection) checks the agent first.
+//
+// While the agent is crowded (it refused a connection with a 429 lately), a follower holds no
+// connection: a watch polls, every crowdedPoll, with a question whose answer is tiny (the
+// index) and asks for the instances only when it moved; the agent monitor rests. Indexes of
+// the two ways of asking need not agree, so a change of way starts from scratch.
+func (f *follower) run(ctx context.Context) {
+	defer close(f.done)
+	var index, gen uint64
+	bo := backoff.NewPeer()
+	failing, yielded, polling := false, false, false
+	check := !f.m.agentKnown()
 	for ctx.Err() == nil {
-		list, next, err := w.m.b.Healthy(ctx, q, index)
+		if until, ych := f.m.yielding(); time.Now().Before(until) {
+			t := time.NewTimer(time.Until(until))
+			select {
+			case <-t.C:
+			case <-ych: // the yield ended early, or was extended
+			case <-ctx.Done():
+			}
+			t.Stop()
+			continue
+		}
+		if crowded := f.m.crowded(); crowded != polling {
+			polling, index = crowded, 0
+			if crowded {
+				f.m.releaseIdle() // this follower's connection, if it is idle
+			}
+		}
+		if polling {
+			f.pollOnce(ctx, &index, &bo)
+			continue
+		}
+		unsure, checked := false, check
+		if check {
+			g, err := f.m.checkAgent(ctx)
+			switch {
+			case err == nil:
+				check = false
+				if g != gen {
+					gen, index = g, 0
+				}
+			case isTooMany(err):
+				// There, and busy: go on from the index, check again later.
+			default:
+				unsure, index = true, 0 // ask from scratch, and slowly, until the agent answers
+			}
+		}
+		// A yield that begins while the query waits ends it (and frees its connection).
+		qctx, qcancel := context.WithCancel(ctx)
+		go func() {
+			for {
+				until, ych := f.m.yielding()
+				if time.Now().Before(until) {
+					qcancel()
+					return
+				}
+				select {
+				case <-ych:
+				case <-qctx.Done():
+					return
+				}
+			}
+		}()
+		next, pace, err := f.query(qctx, index, !checked && !failing && !yielded)
+		yielded = qctx.Err() != nil
+		qcancel()
 		if ctx.Err() != nil {
 			return
 		}
+		if yielded {
+			continue
+		}
+		if errors.Is(err, ErrNewConnection) {
+			check = true
+			continue
+		}
 		if err != nil {
-			w.m.countError("watch")
+			f.m.countError(f.op)
+			if isTooMany(err) {
+				f.m.markCrowded() // the agent is there: the index still holds
+			} else {
+				check = true
+			}
 			if !failing {
-				w.m.log.Warn("watch query failed; retrying", "watch", w.cfg.Name, "err", err)
+				f.m.log.Warn(f.what+" failed; retrying", "err", err)
 			}
-			failing, index = true, 0 // the agent may come back with lower indexes
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			delay = min(2*delay, retryMax)
+			failing = true
+			backoff.Sleep(ctx, bo.Next())
 			continue
 		}
 		if failing {
-			w.m.log.Info("watch query works again", "watch", w.cfg.Name)
+			f.m.log.Info(f.what + " works again")
 		}
-		failing, delay = false, retryInitial
-		if next < index || w.m.agentRestarted(ctx) {
-			// The agent restarted: this answer may come from the old one, and the new one's
-			// indexes start over. Ask again from scratch.
-			w.m.resyncSoon()
-			if index != 0 {
-				index = 0
-				continue
-			}
+		failing = false
+		switch {
+		case next < index:
+			// The agent restarted, or a server behind in replication answered (stale):
+			// ask again from scratch.
+			check, index = true, 0
+			continue
+		case next == index:
+			check = true // the wait ended, or the agent answered as it shut down
 		}
 		index = next
-		w.update(list)
+		if unsure {
+			pace = max(pace, bo.Next())
+		} else {
+			bo.Reset()
+		}
+		if pace > 0 {
+			backoff.Sleep(ctx, pace)
+		}
 	}
+}
+
+// pollOnce makes one poll (or, for the agent monitor, rests) and waits for the next.
+func (f *follower) pollOnce(ctx context.Context, index *uint64, bo *backoff.Backoff) {
+	wait := crowdedPoll + rand.N(crowdedPoll/2)
+	if f.poll != nil {
+		next, err := f.poll(ctx, *index)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			f.m.countError(f.op)
+			if isTooMany(err) {
+				f.m.markCrowded()
+			}
+			wait = max(wait, bo.Next())
+		case next < *index:
+			*index = 0 // a server behind, or a new agent: the next poll fetches it all
+			bo.Reset()
+		default:
+			*index = next
+			bo.Reset()
+		}
+	}
+	backoff.Sleep(ctx, wait)
 }
 
 // update publishes what changed: the first answer always publishes changed plus healthy or
 // unhealthy; later ones changed when the set differs, healthy/unhealthy on 0 ↔ >0.
 func (w *watcher) update(list []Instance) {
-	sort.Slice(list, func(i, j int) bool { return key(list[i]) < key(list[j]) })
+	keys := make([]string, len(list))
+	for i, in := range list {
+		keys[i] = key(in)
+	}
+	sort.Sort(byKey{list, keys})
 	w.mu.Lock()
 	first := !w.seen
 	prev := w.instances
-	same := !first && slices.EqualFunc(prev, list, func(a, b Instance) bool { return key(a) == key(b) })
-	w.seen, w.instances = true, list
+	same := !first && slices.Equal(w.keys, keys)
+	w.seen, w.instances, w.keys = true, list, keys
 	w.mu.Unlock()
 	if same {
 		return
@@ -150,6 +354,19 @@ func (w *watcher) update(list []Instance) {
 	}
 }
 
+// byKey sorts instances by their keys.
+type byKey struct {
+	list []Instance
+	keys []string
+}
+
+func (s byKey) Len() int           { return len(s.list) }
+func (s byKey) Less(i, j int) bool { return s.keys[i] < s.keys[j] }
+func (s byKey) Swap(i, j int) {
+	s.list[i], s.list[j] = s.list[j], s.list[i]
+	s.keys[i], s.keys[j] = s.keys[j], s.keys[i]
+}
+
 // key identifies an instance's identity and reachable form: a change of address, port,
 // tags or meta is a change.
 func key(i Instance) string {
@@ -158,10 +375,5 @@ func key(i Instance) string {
 		meta = append(meta, k+"="+v)
 	}
 	sort.Strings(meta)
-	return strings.Join([]string{i.Node, i.ID, i.Address, itoa(i.Port), strings.Join(i.Tags, ","), strings.Join(meta, ",")}, "|")
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
+	return strings.Join([]string{i.Node, i.ID, i.Address, strconv.Itoa(i.Port), strings.Join(i.Tags, ","), strings.Join(meta, ",")}, "|")
 }

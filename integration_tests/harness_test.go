@@ -247,6 +247,8 @@ type opts struct {
 	Launcher []string
 	// NoConfig runs pilotfish without -config (wrapper mode when the default file is absent).
 	NoConfig bool
+	// Hostname gives the namespace its own UTS namespace with this host name (as PID 1 only).
+	Hostname string
 }
 
 // instance is one running pilotfish.
@@ -343,8 +345,13 @@ func start(t testing.TB, o opts) *instance {
 				`exec "$0" "$@"`
 			env = append(env, "DEV="+dev)
 		}
-		cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "/bin/sh", "-c",
-			script}, argv...)...)
+		ns := []string{"--pid", "--fork", "--mount-proc"}
+		if o.Hostname != "" {
+			ns = append(ns, "--uts")
+			script = `hostname "$PF_HOSTNAME" && ` + script
+			env = append(env, "PF_HOSTNAME="+o.Hostname)
+		}
+		cmd = exec.Command("unshare", append(append(ns, "/bin/sh", "-c", script), argv...)...)
 	}
 	p := &instance{t: t, Dir: dir, Stdout: newStream(), Stderr: newStream(), pid1: !o.Plain, bin: bin, cmd: cmd, done: make(chan struct{})}
 	cmd.Dir = dir

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pilotfish/pilotfish/internal/retry"
+	"github.com/pilotfish/pilotfish/internal/backoff"
 	"github.com/pilotfish/pilotfish/internal/syslogmsg"
 )
 
@@ -182,7 +182,7 @@ func readFrames(r io.Reader, p *syslogmsg.Parser, handle func(*syslogmsg.Parser,
 }
 
 // forwarder sends messages on as RFC 5424, over UDP (a datagram each) or TCP (octet
-// counted frames). While the target is down it retries with backoff (internal/retry) and
+// counted frames). While the target is down it retries with backoff (internal/backoff) and
 // its output's queue fills: further messages are dropped and counted, nothing blocks a
 // client. Every attempt has a deadline, and the context of Send ends every wait at once
 // when the output gives up (docs/syslog.md, "Queues and drops"). One goroutine, the
@@ -217,7 +217,7 @@ func (f *forwarder) append(buf []byte, m *syslogmsg.Message, host string) []byte
 
 // Send sends a batch of frames, retrying until it went out or ctx ends.
 func (f *forwarder) Send(ctx context.Context, batch []byte) error {
-	var backoff retry.Backoff
+	bo := backoff.NewPeer()
 	for {
 		err := f.attempt(ctx, batch)
 		if err == nil {
@@ -236,8 +236,8 @@ func (f *forwarder) Send(ctx context.Context, batch []byte) error {
 		} else {
 			f.log.Debug("cannot forward syslog messages; retrying", "to", f.target(), "err", err)
 		}
-		if err := backoff.Wait(ctx); err != nil {
-			return err
+		if !backoff.Sleep(ctx, bo.Next()) {
+			return ctx.Err()
 		}
 	}
 }

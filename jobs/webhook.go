@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
-	"github.com/pilotfish/pilotfish/internal/retry"
+	"github.com/pilotfish/pilotfish/internal/backoff"
 )
 
 // webhookKind sends an HTTP request describing the event that triggered it.
@@ -127,26 +127,21 @@ func (d *webhookDriver) Start(req RunRequest) (Run, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &callRun{cancel: cancel, done: make(chan Result, 1)}
-	go func() { r.done <- d.call(ctx, payload) }()
-	return r, nil
+	go func() { req.Exit(d.call(ctx, payload)) }()
+	return &callRun{cancel: cancel}, nil
 }
 
 // call sends the request, retrying network errors and 5xx answers with backoff (from about
-// 100 ms, doubling up to about 5 s, with jitter). Stopping the run (ctx) ends it at once,
+// 100 ms, doubling up to 5 s, with jitter). Stopping the run (ctx) ends it at once,
 // whatever attempt or wait it is in: a webhook never holds a stop or a shutdown.
 func (d *webhookDriver) call(ctx context.Context, payload []byte) Result {
-	var backoff retry.Backoff
+	bo := backoff.NewPeer()
 	var last error
 	for attempt := 0; attempt <= d.spec.Retries; attempt++ {
 		if attempt > 0 {
-			delay := backoff.Next()
+			delay := bo.Next()
 			d.rt.Log.Warn("webhook failed; retrying", "job", d.job.Name, "attempt", attempt+1, "in", delay.Round(time.Millisecond), "err", last)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(ctx, delay) {
 				return Result{Code: 1, Err: ctx.Err()}
 			}
 		}
@@ -197,9 +192,7 @@ func (d *webhookDriver) once(ctx context.Context, payload []byte) (int, error) {
 // callRun is a run with no process: an HTTP call.
 type callRun struct {
 	cancel context.CancelFunc
-	done   chan Result
 }
 
 func (r *callRun) Pid() int                    { return 0 }
-func (r *callRun) Done() <-chan Result         { return r.done }
 func (r *callRun) Signal(syscall.Signal) error { r.cancel(); return nil }

@@ -93,13 +93,23 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 	if err == nil && o.json && out.n == 0 {
 		fmt.Fprintln(out, "{}") // -json always prints JSON
 	}
+	var usageErr usageError
+	if errors.As(err, &usageErr) {
+		fmt.Fprintf(os.Stderr, "error: %s\nusage: pilotfish %s %s\n", err, verb, cmd.args)
+		return exitUsage
+	}
+	return clientExit(err, o)
+}
+
+// clientExit prints a client error and picks the exit code (docs/cli.md#exit-codes).
+func clientExit(err error, o *clientOpts) int {
 	var apiErr *client.APIError
 	var usageErr usageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &usageErr):
-		fmt.Fprintf(os.Stderr, "error: %s\nusage: pilotfish %s %s\n", err, verb, cmd.args)
+		fmt.Fprintf(os.Stderr, "error: %s\n", err)
 		return exitUsage
 	case errors.As(err, &apiErr):
 		if o.json {

@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -26,13 +27,18 @@ const usage = `usage:
   pilotfish validate [-config PATH]      all diagnostics; exit 0 valid, 1 invalid
   pilotfish plan [-config PATH]          jobs, triggers, start and shutdown order, warnings
   pilotfish version
+  pilotfish convert [-o FILE] CONTAINERPILOT.json5   a ContainerPilot v3 file as HCL
 
   pilotfish ping | status | events [-f] | reload | maintenance on|off
   pilotfish putenv KEY=VALUE... | putmetric NAME=VALUE...
   pilotfish start|stop|restart JOB | signal JOB SIGNAL | stop
       [-socket PATH] [-json]; exit 0 ok, 1 refused, 2 usage, 3 unreachable
 
--config defaults to $PILOTFISH_CONFIG, then ` + config.DefaultPath + `.
+  ContainerPilot's flags: pilotfish [-config FILE] -putenv K=V | -putmetric K=V | -reload |
+      -maintenance enable|disable | -ping | -template [-out FILE] | -version
+
+-config defaults to $PILOTFISH_CONFIG, then $CONTAINERPILOT, then ` + config.DefaultPath + `;
+a file ending in .json5 is a ContainerPilot v3 configuration.
 -socket defaults to $PILOTFISH_SOCKET, then /var/run/pilotfish.sock.
 `
 
@@ -53,6 +59,8 @@ func dispatch(args []string) int {
 		verb = "version"
 	case args[0] != "--" && (args[0] == "" || args[0][0] != '-'):
 		verb, args = args[0], args[1:]
+	case isContainerPilotCall(args):
+		verb = "containerpilot" // pilotfish -putenv K=V, -reload…: ContainerPilot's flags
 	default:
 		if v, rest, ok := clientFlagsFirst(args); ok {
 			verb, args = v, rest // pilotfish -socket PATH status
@@ -64,6 +72,10 @@ func dispatch(args []string) int {
 	switch verb {
 	case "run", "validate", "plan":
 		return configCommand(verb, args)
+	case "convert":
+		return convert(args)
+	case "containerpilot":
+		return containerPilot(args)
 	case "version":
 		fmt.Printf("pilotfish %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -104,7 +116,7 @@ func clientFlagsFirst(args []string) (string, []string, bool) {
 func configCommand(verb string, args []string) int {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	path := fs.String("config", defaultConfigPath(), "configuration file")
-	optional := os.Getenv("PILOTFISH_CONFIG") == ""
+	optional := os.Getenv("PILOTFISH_CONFIG") == "" && os.Getenv("CONTAINERPILOT") == ""
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -130,11 +142,36 @@ func configCommand(verb string, args []string) int {
 	return core.Check(verb, *path, os.Stdout, os.Stderr)
 }
 
+// defaultConfigPath is $PILOTFISH_CONFIG, then $CONTAINERPILOT (ContainerPilot's, so an
+// image that sets it runs unchanged), then the default path.
 func defaultConfigPath() string {
-	if p := os.Getenv("PILOTFISH_CONFIG"); p != "" {
+	if p := cpConfigPath(); p != "" {
 		return p
 	}
 	return config.DefaultPath
+}
+
+// convert is `pilotfish convert [-o FILE] CONTAINERPILOT.json5`.
+func convert(args []string) int {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	out := fs.String("o", "", "write the HCL to this file (default: stdout)")
+	var pos []string
+	for { // flags before or after the file
+		if err := fs.Parse(args); err != nil {
+			fmt.Fprintf(os.Stderr, "error: %v\nusage: pilotfish convert [-o FILE] CONTAINERPILOT.json5\n", err)
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: pilotfish convert [-o FILE] CONTAINERPILOT.json5")
+		return 2
+	}
+	return core.Convert(pos[0], *out, os.Stdout, os.Stderr)
 }
 
 // pidShim sets the named variables to its own PID and execs the program, which keeps the

@@ -1,6 +1,6 @@
 // Package consulagent starts a real Consul agent (-dev mode, loopback only, free ports) for
-// tests. The binary comes from PILOTFISH_CONSUL_BIN or <repo root>/.bin/consul, which
-// `make consul` builds from integration_tests/consul.
+// tests and benchmarks. The binary comes from PILOTFISH_CONSUL_BIN or <repo root>/.bin/consul,
+// which `make consul` builds from integration_tests/consul.
 package consulagent
 
 import (
@@ -37,10 +37,20 @@ const (
 	rootModule   = "github.com/pilotfish/pilotfish"
 )
 
+// Options change how an agent is started.
+type Options struct {
+	// Config is extra agent configuration in HCL, given with -config-file, e.g.
+	// `limits { http_max_conns_per_client = 8 }`.
+	Config string
+	// LogLevel is the agent's -log-level (default info).
+	LogLevel string
+}
+
 // Agent is a running (or stopped) Consul dev agent owned by one test.
 type Agent struct {
 	bin    string
 	dir    string
+	opts   Options
 	ports  ports
 	client *http.Client
 
@@ -60,10 +70,38 @@ type ports struct{ http, server, serfLAN, serfWAN int }
 // skips the test, or fails it when PILOTFISH_REQUIRE_CONSUL=1.
 func Start(t testing.TB) *Agent {
 	t.Helper()
-	return start(t, os.Getenv(EnvRequire) == "1")
+	return start(t, os.Getenv(EnvRequire) == "1", Options{})
 }
 
-func start(t testing.TB, required bool) *Agent {
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Agent {
+	t.Helper()
+	return start(t, os.Getenv(EnvRequire) == "1", o)
+}
+
+// Launch starts an agent outside a test (a benchmark): its log goes to dir, and the caller
+// must Stop it.
+func Launch(dir string, o Options) (*Agent, error) {
+	bin, _, err := findBinary()
+	if err != nil {
+		return nil, err
+	}
+	a := newAgent(bin, dir, o)
+	if err := a.launchOnFreePorts(); err != nil {
+		return nil, fmt.Errorf("%v; log %s tail:\n%s", err, a.logFile(), a.tail())
+	}
+	return a, nil
+}
+
+func newAgent(bin, dir string, o Options) *Agent {
+	return &Agent{
+		bin: bin, dir: dir, opts: o,
+		// No keep-alives: a pooled connection would outlive a Restart or Kill.
+		client: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+}
+
+func start(t testing.TB, required bool, o Options) *Agent {
 	t.Helper()
 	bin, explicit, err := findBinary()
 	if err != nil {
@@ -72,12 +110,7 @@ func start(t testing.TB, required bool) *Agent {
 		}
 		t.Skipf("consul agent: %v", err)
 	}
-	a := &Agent{
-		bin: bin,
-		dir: t.TempDir(),
-		// No keep-alives: a pooled connection would outlive a Restart or Kill.
-		client: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
-	}
+	a := newAgent(bin, t.TempDir(), o)
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() {
 		a.mu.Lock()
@@ -92,21 +125,39 @@ func start(t testing.TB, required bool) *Agent {
 		a.Stop()
 	})
 
-	for try := 1; ; try++ {
-		if a.ports, err = freePorts(); err != nil {
-			t.Fatalf("consul agent: %v", err)
-		}
-		err = a.launch()
-		if err == nil || try == startTries || !strings.Contains(a.tail(), "address already in use") {
-			break
-		}
-		t.Logf("consul agent: port taken before it bound (%v); retrying on new ports", err)
-	}
-	if err != nil {
+	if err := a.launchOnFreePorts(); err != nil {
 		t.Fatalf("consul agent: %v; log %s tail:\n%s", err, a.logFile(), a.shownTail())
 	}
 	return a
 }
+
+// launchOnFreePorts starts the agent on fresh ports, again on new ones when another process
+// took one before the agent bound it.
+func (a *Agent) launchOnFreePorts() error {
+	var err error
+	for try := 1; ; try++ {
+		if a.ports, err = freePorts(); err != nil {
+			return err
+		}
+		err = a.launch()
+		if err == nil || try == startTries || !strings.Contains(a.tail(), "address already in use") {
+			return err
+		}
+	}
+}
+
+// PID is the agent process's pid (0 before it started).
+func (a *Agent) PID() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil || a.cmd.Process == nil {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}
+
+// Dir is the directory that holds the agent's logs (and its extra configuration).
+func (a *Agent) Dir() string { return a.dir }
 
 // Addr is the host:port of the agent's HTTP API.
 func (a *Agent) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.ports.http)) }
@@ -165,7 +216,11 @@ func (a *Agent) launch() error {
 	defer out.Close() // the child holds its own copy
 
 	p := a.ports
-	cmd := exec.Command(a.bin, "agent", "-dev",
+	level := a.opts.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	args := []string{"agent", "-dev",
 		"-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(p.http),
 		"-server-port", strconv.Itoa(p.server),
@@ -173,8 +228,16 @@ func (a *Agent) launch() error {
 		"-serf-wan-port", strconv.Itoa(p.serfWAN),
 		// -dev would otherwise bind gRPC on fixed 8502, and DNS on 8600.
 		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-https-port", "-1", "-dns-port", "-1",
-		"-log-level", "info",
-	)
+		"-log-level", level,
+	}
+	if a.opts.Config != "" {
+		extra := filepath.Join(a.dir, "extra.hcl")
+		if err := os.WriteFile(extra, []byte(a.opts.Config), 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-config-file", extra)
+	}
+	cmd := exec.Command(a.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group, so a terminal's ^C reaches the test first; Pdeathsig, so the agent
 	// never outlives a test binary that dies without running its cleanups.

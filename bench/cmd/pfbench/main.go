@@ -1,6 +1,7 @@
 // Command pfbench runs the real pilotfish binary and measures the performance goals: start-up
 // of many independent jobs and of a long trigger chain, SIGTERM shutdown, reaping of orphans
-// as PID 1, idle CPU and wake-ups, and memory.
+// as PID 1, idle CPU and wake-ups, and memory; with -only fleet, a fleet of instances on one
+// Consul agent (fleet.go).
 //
 // Each measurement prints one line; a summary table comes last. A measurement that cannot be
 // made (timeout, pilotfish exiting non-zero, processes left behind) prints FAIL and makes
@@ -43,6 +44,12 @@ type options struct {
 	only      string
 	strict    bool
 	keep      bool
+
+	fleet         string
+	fleetChanges  int
+	fleetSameHost bool
+	fleetNoWatch  bool
+	fleetConsul   string
 }
 
 // row is one line of the summary table.
@@ -56,6 +63,8 @@ type bench struct {
 	rows   []row
 	failed bool
 	missed bool
+
+	fleetResults []fleetResult
 }
 
 // current is the pilotfish being measured, for the interrupt handler.
@@ -83,7 +92,12 @@ func main() {
 	flag.IntVar(&o.memJobs, "mem-jobs", 50, "running jobs in the memory measurement")
 	flag.DurationVar(&o.memWait, "mem-wait", 5*time.Second, "second memory reading after this long")
 	flag.IntVar(&o.memGoalKB, "mem-goal", 15*1024, "memory goal for VmRSS and VmHWM, kB")
-	flag.StringVar(&o.only, "only", "startup,chain,reap,idle,mem", "measurements to run, comma-separated")
+	flag.StringVar(&o.only, "only", "startup,chain,reap,idle,mem", "measurements to run, comma-separated (also: fleet)")
+	flag.StringVar(&o.fleet, "fleet", "10,50,100,200", "fleet sizes to measure, comma-separated (needs a Consul agent: $PILOTFISH_CONSUL_BIN or .bin/consul)")
+	flag.IntVar(&o.fleetChanges, "fleet-changes", 6, "catalog changes to deliver to the fleet's watchers")
+	flag.BoolVar(&o.fleetSameHost, "fleet-same-host", false, "give every fleet instance the same host name")
+	flag.BoolVar(&o.fleetNoWatch, "fleet-no-watch", false, "fleet instances only register (no watch): the cost of registration alone")
+	flag.StringVar(&o.fleetConsul, "fleet-consul-config", "", "extra configuration (HCL) for the fleet's Consul agent, e.g. 'limits { http_max_conns_per_client = 1000 }' (default: none, Consul's default limits)")
 	flag.BoolVar(&o.strict, "strict", false, "a missed goal counts as a failure")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the generated configs")
 	flag.Parse()
@@ -149,6 +163,9 @@ func main() {
 	}
 	if want["mem"] {
 		b.memory()
+	}
+	if want["fleet"] {
+		b.fleet()
 	}
 	b.table()
 	cleanup()

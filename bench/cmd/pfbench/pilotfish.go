@@ -27,7 +27,12 @@ type instance struct {
 
 	mu        sync.Mutex
 	changed   chan struct{}
-	started   map[string]time.Time // job → receive time of its first "started" line
+	started   map[string]time.Time   // job → receive time of its first "started" line
+	runs      map[string][]time.Time // job → receive time of every "started" line
+	msgs      map[string]int         // pilotfish's own log lines by msg
+	firstMsg  map[string]time.Time   // receive time of the first line of each msg
+	raw       []string               // stderr lines that are not pilotfish's JSON log
+	warnings  []string               // the first warnings and errors of pilotfish's own log
 	jobPids   map[string]int
 	exited    map[string]time.Time // job → receive time of its first "exited" line
 	stdout    map[string]time.Time // job output line → receive time of its first occurrence
@@ -45,6 +50,18 @@ const tailLines = 12
 
 // start runs bin with args, under `unshare --pid --fork --mount-proc` when unshared.
 func start(bin string, args []string, unshared bool) (*instance, error) {
+	argv := append([]string{bin}, args...)
+	if unshared {
+		// --kill-child: if unshare dies, pilotfish (and with it the namespace) dies too.
+		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
+	}
+	return startArgv(argv, nil, unshared)
+}
+
+// startArgv runs argv with env added to pfbench's environment. When wrapped, argv is a
+// wrapper (unshare) whose only child becomes pilotfish.
+func startArgv(argv, env []string, wrapped bool) (*instance, error) {
+	unshared := wrapped
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -55,12 +72,10 @@ func start(bin string, args []string, unshared bool) (*instance, error) {
 		outW.Close()
 		return nil, err
 	}
-	argv := append([]string{bin}, args...)
-	if unshared {
-		// --kill-child: if unshare dies, pilotfish (and with it the namespace) dies too.
-		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
-	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	// Its own process group: a Ctrl-C on the terminal reaches only pfbench, which then
@@ -71,6 +86,9 @@ func start(bin string, args []string, unshared bool) (*instance, error) {
 		unshared: unshared,
 		changed:  make(chan struct{}),
 		started:  map[string]time.Time{},
+		runs:     map[string][]time.Time{},
+		msgs:     map[string]int{},
+		firstMsg: map[string]time.Time{},
 		jobPids:  map[string]int{},
 		exited:   map[string]time.Time{},
 		stdout:   map[string]time.Time{},
@@ -154,12 +172,24 @@ func (in *instance) read(r io.Reader, stderr bool) {
 func (in *instance) onLog(now time.Time, line string) {
 	var m map[string]any
 	if json.Unmarshal([]byte(line), &m) != nil {
+		if len(in.raw) < 100 {
+			in.raw = append(in.raw, line)
+		}
 		return
 	}
 	msg, _ := m["msg"].(string)
 	job, _ := m["job"].(string)
+	if in.msgs[msg]++; in.msgs[msg] == 1 {
+		in.firstMsg[msg] = now
+	}
+	if lvl, _ := m["level"].(string); (lvl == "WARN" || lvl == "ERROR") && len(in.warnings) < 20 {
+		in.warnings = append(in.warnings, line)
+	}
 	switch {
 	case msg == "started" && job != "":
+		if len(in.runs[job]) < 100000 {
+			in.runs[job] = append(in.runs[job], now)
+		}
 		if _, ok := in.started[job]; !ok {
 			in.started[job] = now
 			if pid, ok := m["pid"].(float64); ok {
