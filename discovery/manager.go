@@ -84,10 +84,14 @@ type Manager struct {
 	yieldCh    chan struct{} // closed when yieldUntil changes: waits end, queries give up
 	crowdedTil time.Time     // the agent refused a connection lately (see crowded)
 
+	viewsMu     sync.Mutex
+	views       map[ViewKey]*view // every followed query, shared (views.go)
+	viewsClosed bool              // the shutdown began: no view answers any more
+	monitor     *follower         // runs while there is no view
+
 	// Owned by the loop.
 	svcs        map[string]*service // by job name; "" is pilotfish's own, retiredKey… old IDs
 	watchers    map[string]*watcher // by watch name
-	monitor     *follower           // runs while there is no watch
 	maintenance bool
 	closing     bool // shutdown began: nothing new is registered, nothing resynced
 	retryT      *time.Timer
@@ -137,7 +141,7 @@ func New(o Options) *Manager {
 		b: o.Backend, bus: o.Bus, log: o.Log.With("component", "discovery"), hostname: o.Hostname, instance: o.Instance,
 		ctx: ctx, abort: abort,
 		cmds: make(chan func()), resync: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		watchers: map[string]*watcher{}, errs: map[string]uint64{}, svcFor: map[string]bool{},
+		watchers: map[string]*watcher{}, errs: map[string]uint64{}, svcFor: map[string]bool{}, views: map[ViewKey]*view{},
 		svcs:   map[string]*service{},
 		retryT: time.NewTimer(time.Hour), beatT: time.NewTimer(time.Hour),
 	}
@@ -455,10 +459,7 @@ func (m *Manager) beginClose() {
 		w.stop()
 		delete(m.watchers, name)
 	}
-	if m.monitor != nil {
-		m.monitor.stop()
-		m.monitor = nil
-	}
+	m.closeViews()
 }
 
 func (m *Manager) sortedServices() []*service {
