@@ -50,6 +50,9 @@ type Instance struct {
 	Port    int               `json:"port"`
 	Tags    []string          `json:"tags"`
 	Meta    map[string]string `json:"meta,omitempty"`
+	// NodeAddress is the node's own address (templates' .NodeAddress); Address falls back
+	// to it when the service has none.
+	NodeAddress string `json:"-"`
 }
 
 // KVPair is one key of Consul's KV store.

@@ -229,7 +229,7 @@ func (c *Consul) instances(q WatchQuery, buf *bytes.Buffer, next uint64) ([]Inst
 			addr = e.Node.Address
 		}
 		inst := Instance{ID: e.Service.ID, Service: e.Service.Service, Node: e.Node.Node, Address: addr,
-			Port: e.Service.Port, Tags: e.Service.Tags, Meta: e.Service.Meta}
+			Port: e.Service.Port, Tags: e.Service.Tags, Meta: e.Service.Meta, NodeAddress: e.Node.Address}
 		if inst.Tags == nil {
 			inst.Tags = []string{}
 		}

@@ -21,6 +21,7 @@ type Limits struct {
 	String    int           // the longest string one function may return
 	Loop      int           // elements of one loop or split
 	Time      time.Duration // the whole run
+	Depth     int           // template calls within template calls (Instrument); 0: no limit
 }
 
 // Meter counts the work of one run against its Limits.
@@ -29,17 +30,20 @@ type Meter struct {
 	start time.Time
 	steps int
 	bytes int
+	depth int
 }
 
 // NewMeter starts a meter; start is when the run's time began (a load may have spent some).
 func NewMeter(l Limits, start time.Time) *Meter { return &Meter{l: l, start: start} }
 
-// ErrBudget is the error of a run that went over its limits.
-var ErrBudget = errors.New("the template does too much work")
+// LimitError is the error of a run that went over one of its limits.
+type LimitError struct{ msg string }
+
+func (e *LimitError) Error() string { return e.msg }
 
 func (m *Meter) budget() error {
-	return fmt.Errorf("%w (more than %d steps in loops and template calls, %d MiB of computed strings or %s); simplify it",
-		ErrBudget, m.l.Steps, m.l.FuncBytes>>20, m.l.Time)
+	return &LimitError{fmt.Sprintf("the template does too much work (more than %d steps in loops and template calls, %d MiB of computed strings or %s); simplify it",
+		m.l.Steps, m.l.FuncBytes>>20, m.l.Time)}
 }
 
 // Check adds n bytes computed by a function and checks the bytes and the time.
@@ -68,13 +72,44 @@ func (m *Meter) tick(n int) (string, error) {
 	return "", m.Check(0)
 }
 
-// TickName is the function the nodes of TickNode call.
-const TickName = "_tick"
+// enter meters the start of a template body and counts how deep the calls go.
+func (m *Meter) enter(n int) (string, error) {
+	if m.depth++; m.l.Depth > 0 && m.depth > m.l.Depth {
+		return "", &LimitError{fmt.Sprintf("templates call templates more than %d deep", m.l.Depth)}
+	}
+	return m.tick(n)
+}
+
+// leave ends a template body.
+func (m *Meter) leave() string {
+	m.depth--
+	return ""
+}
+
+// The functions the nodes of TickNode and Instrument call.
+const (
+	TickName  = "_tick"
+	enterName = "_enter"
+	leaveName = "_leave"
+)
+
+// Stubs are placeholders for the functions of a Meter, for parsing: a template parsed with
+// them runs with the Funcs of a Meter (Clone, then Funcs).
+func Stubs() ttemplate.FuncMap {
+	stub := func(...any) string { return "" }
+	f := ttemplate.FuncMap{}
+	for name := range (&Meter{}).Funcs() {
+		f[name] = stub
+	}
+	return f
+}
 
 // TickNode is an action that calls the meter with a weight: the size of the body it opens.
 // The template that runs it must have Funcs of a Meter.
-func TickNode(weight int) parse.Node {
-	t, err := ttemplate.New("tick").Funcs(ttemplate.FuncMap{TickName: func(int) string { return "" }}).Parse("{{" + TickName + " " + strconv.Itoa(weight+1) + "}}")
+func TickNode(weight int) parse.Node { return callNode(TickName + " " + strconv.Itoa(weight+1)) }
+
+func callNode(call string) parse.Node {
+	t, err := ttemplate.New("tick").Funcs(Stubs()).Parse("{{" + call + "}}")
 	if err != nil {
 		panic(err) // a constant template
 	}
@@ -101,7 +136,8 @@ func Size(list *parse.ListNode) int {
 }
 
 // Instrument meters every loop body and every template body of t and its associated
-// templates (t itself is not metered: it runs once).
+// templates (t itself is not metered: it runs once), and counts how deep template calls go.
+// The template must have been parsed with Stubs.
 func Instrument(t *ttemplate.Template) {
 	for _, tt := range t.Templates() {
 		if tt.Tree == nil || tt.Tree.Root == nil {
@@ -109,7 +145,9 @@ func Instrument(t *ttemplate.Template) {
 		}
 		instrument(tt.Tree.Root)
 		if tt.Name() != t.Name() {
-			tt.Tree.Root.Nodes = append([]parse.Node{TickNode(Size(tt.Tree.Root))}, tt.Tree.Root.Nodes...)
+			root := tt.Tree.Root
+			nodes := append([]parse.Node{callNode(enterName + " " + strconv.Itoa(Size(root)+1))}, root.Nodes...)
+			root.Nodes = append(nodes, callNode(leaveName))
 		}
 	}
 }
@@ -142,7 +180,9 @@ func instrument(list *parse.ListNode) {
 // regexReplaceAll RE TO STRING, loop [START] STOP.
 func (m *Meter) Funcs() ttemplate.FuncMap {
 	return ttemplate.FuncMap{
-		TickName: m.tick,
+		TickName:  m.tick,
+		enterName: m.enter,
+		leaveName: m.leave,
 		"split": func(sep, str string) ([]string, error) {
 			str = strings.TrimSpace(str)
 			if str == "" {
