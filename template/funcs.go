@@ -31,8 +31,8 @@ type run struct {
 	lookup  func(discovery.ViewKey) (*discovery.ViewData, bool)
 	env     map[string]string
 	used    map[discovery.ViewKey]bool
-	missing []discovery.ViewKey      // read but not answered yet, in the order read
-	envRead map[string]envValue      // the variables read and what they held
+	missing []discovery.ViewKey        // read but not answered yet, in the order read
+	envRead map[string]envValue        // the variables read and what they held
 	notSafe map[discovery.ViewKey]bool // safeLs / safeTree found nothing
 }
 

@@ -46,8 +46,8 @@ func TestCheckReportsSyntaxErrorsWithTheirPosition(t *testing.T) {
 func TestCheckSaysWhatReadsTheCatalog(t *testing.T) {
 	for text, want := range map[string]string{
 		`{{ env "HOME" }} {{ "x" | toUpper }}`:                                       "",
-		"a\n{{ range service \"web\" }}{{ .Address }}{{ end }}":                       "service at line 2",
-		`{{ define "x" }}{{ key "a/b" }}{{ end }}{{ template "x" }}`:                  "key at line 1",
+		"a\n{{ range service \"web\" }}{{ .Address }}{{ end }}":                      "service at line 2",
+		`{{ define "x" }}{{ key "a/b" }}{{ end }}{{ template "x" }}`:                 "key at line 1",
 		"{{ with $x := keyOrDefault \"a\" \"b\" }}{{ $x }}{{ end }}\n{{ services }}": "keyOrDefault at line 1",
 		`{{ if false }}{{ ls "x" | len }}{{ end }}`:                                  "ls at line 1",
 	} {
@@ -95,32 +95,32 @@ func TestFunctions(t *testing.T) {
 	for text, want := range map[string]string{
 		// The catalog.
 		`{{ range service "web" }}{{ .ID }} {{ .Name }} {{ .Node }} {{ .NodeAddress }} {{ .Address }}:{{ .Port }} {{ join "," .Tags }} {{ .Meta.zone }}{{ .ServiceMeta.zone }} {{ .Status }};{{ end }}`: "web-1 web n1 10.0.0.1 10.0.0.11:8080 v1,primary aa passing;web-2 web n2 10.0.0.2 10.0.0.2:8081 v1  passing;",
-		`{{ range service "web" }}{{ if .Tags.Contains "primary" }}{{ .ID }}{{ end }}{{ end }}`:                                                                                                                        "web-1",
-		`{{ len (service "web") }} {{ len (service "") }}`: "2 0",
+		`{{ range service "web" }}{{ if .Tags.Contains "primary" }}{{ .ID }}{{ end }}{{ end }}`:                                                                                                         "web-1",
+		`{{ len (service "web") }} {{ len (service "") }}`:               "2 0",
 		`{{ range services }}{{ .Name }}[{{ join " " .Tags }}]{{ end }}`: "consul[]web[primary v1]",
 		`{{ key "app/name" }} {{ keyOrDefault "app/none" "dflt" }} {{ keyOrDefault "app/empty" "e" }} {{ keyExists "app/name" }} {{ keyExists "app/none" }}`: "shop dflt e true false",
-		`{{ range ls "app/" }}{{ .Key }}={{ .Value }} {{ end }}`:                 "a=1 ",
-		`{{ range tree "app/" }}{{ .Key }}={{ .Value }}({{ .Path }}) {{ end }}`: "a=1(app/a) dir/b=2(app/dir/b) ",
-		`{{ range $k, $v := tree "app/" | explode }}{{ $k }}{{ end }}`:           "adir",
+		`{{ range ls "app/" }}{{ .Key }}={{ .Value }} {{ end }}`:                                                                  "a=1 ",
+		`{{ range tree "app/" }}{{ .Key }}={{ .Value }}({{ .Path }}) {{ end }}`:                                                   "a=1(app/a) dir/b=2(app/dir/b) ",
+		`{{ range $k, $v := tree "app/" | explode }}{{ $k }}{{ end }}`:                                                            "adir",
 		`{{ range $top, $m := tree "app/" | byKey }}{{ $top }}:{{ range $k, $p := $m }}{{ $k }}={{ $p.Value }}{{ end }}{{ end }}`: "dir:b=2",
-		`{{ range $tag, $list := service "web" | byTag }}{{ $tag }}={{ len $list }} {{ end }}`:                                      "primary=1 v1=2 ",
-		`{{ range $port, $list := service "web" | byPort }}{{ $port }} {{ end }}`:                                                   "8080 8081 ",
+		`{{ range $tag, $list := service "web" | byTag }}{{ $tag }}={{ len $list }} {{ end }}`:                                    "primary=1 v1=2 ",
+		`{{ range $port, $list := service "web" | byPort }}{{ $port }} {{ end }}`:                                                 "8080 8081 ",
 		// The environment.
 		`{{ env "PORT" }}|{{ env "NOPE" }}|{{ envOrDefault "NOPE" "d" }}|{{ envOrDefault "EMPTY" "d" }}`: "8080||d|",
 		// Strings, in consul-template's argument order.
-		`{{ split "," (env "LIST") | join ";" }}`:                                  "a;b;c",
-		`{{ "  Hi There " | trimSpace | toLower }} {{ "x" | toUpper }} {{ "hello world" | toTitle }}`: "hi there X Hello World",
-		`{{ "--x--" | trim "-" }} {{ "prefix.x" | trimPrefix "prefix." }} {{ "x.suffix" | trimSuffix ".suffix" }}`: "x x x",
+		`{{ split "," (env "LIST") | join ";" }}`:                                                                                             "a;b;c",
+		`{{ "  Hi There " | trimSpace | toLower }} {{ "x" | toUpper }} {{ "hello world" | toTitle }}`:                                         "hi there X Hello World",
+		`{{ "--x--" | trim "-" }} {{ "prefix.x" | trimPrefix "prefix." }} {{ "x.suffix" | trimSuffix ".suffix" }}`:                            "x x x",
 		`{{ "abc" | contains "b" }} {{ split "," "a,b" | contains "b" }} {{ split "," "a,b" | contains "z" }} {{ in (split "," "a,b") "a" }}`: "true true false true",
 		`{{ containsAny (split "," "x,b") (split "," "a,b") }} {{ containsAll (split "," "x,b") (split "," "a,b") }}`:                         "true false",
-		`{{ replaceAll "." "_" "a.b.c" }} {{ regexReplaceAll "[0-9]+" "N" "a1b22" }} {{ regexMatch "^a" "abc" }}`:                            "a_b_c aNbN true",
-		`{{ indent 2 "a\nb" }}|{{ "k=v,x=y" | splitToMap "," "=" | toJSON }}`:                                                               "  a\n  b|{\"k\":\"v\",\"x\":\"y\"}",
+		`{{ replaceAll "." "_" "a.b.c" }} {{ regexReplaceAll "[0-9]+" "N" "a1b22" }} {{ regexMatch "^a" "abc" }}`:                             "a_b_c aNbN true",
+		`{{ indent 2 "a\nb" }}|{{ "k=v,x=y" | splitToMap "," "=" | toJSON }}`:                                                                 "  a\n  b|{\"k\":\"v\",\"x\":\"y\"}",
 		// Encodings and numbers.
 		`{{ service "web" | len | add 1 }} {{ 10 | subtract 3 }} {{ 3 | multiply 4 }} {{ 9 | divide 2 }} {{ 9 | modulo 2 }} {{ maximum 2 5 }} {{ minimum 2 5 }} {{ "1.5" | add 1 }}`: "3 7 12 4 1 5 2 2.5",
-		`{{ "<a>" | toJSON }} {{ "<a>" | toUnescapedJSON }} {{ parseJSON "{\"a\":[1,2]}" | toJSON }}`: `"\u003ca\u003e" "<a>" {"a":[1,2]}`,
-		`{{ "x" | base64Encode }} {{ "eA==" | base64Decode }} {{ "x" | sha256Hex | printf "%.8s" }} {{ parseInt "42" | add 1 }} {{ parseBool "true" }}`: "eA== x 2d711642 43 true",
-		`{{ range loop 3 }}{{ . }}{{ end }} {{ range loop 5 7 }}{{ . }}{{ end }}`: "012 56",
-		`{{ define "row" }}<{{ . }}>{{ end }}{{ range split "," "a,b" }}{{ template "row" . }}{{ end }}{{ executeTemplate "row" "c" }}`: "<a><b><c>",
+		`{{ "<a>" | toJSON }} {{ "<a>" | toUnescapedJSON }} {{ parseJSON "{\"a\":[1,2]}" | toJSON }}`:                                                                                `"\u003ca\u003e" "<a>" {"a":[1,2]}`,
+		`{{ "x" | base64Encode }} {{ "eA==" | base64Decode }} {{ "x" | sha256Hex | printf "%.8s" }} {{ parseInt "42" | add 1 }} {{ parseBool "true" }}`:                              "eA== x 2d711642 43 true",
+		`{{ range loop 3 }}{{ . }}{{ end }} {{ range loop 5 7 }}{{ . }}{{ end }}`:                                                                                                    "012 56",
+		`{{ define "row" }}<{{ . }}>{{ end }}{{ range split "," "a,b" }}{{ template "row" . }}{{ end }}{{ executeTemplate "row" "c" }}`:                                              "<a><b><c>",
 	} {
 		got, _, err := fakeRun(t, text, kvData, env)
 		if err != nil || got != want {
@@ -131,12 +131,12 @@ func TestFunctions(t *testing.T) {
 
 func TestRunTimeErrors(t *testing.T) {
 	for text, want := range map[string]string{
-		`{{ key "app/none" }}`:                          `key "app/none" does not exist`,
+		`{{ key "app/none" }}`:                            `key "app/none" does not exist`,
 		`{{ range service "web" }}{{ .Adress }}{{ end }}`: "can't evaluate field Adress",
-		`{{ service "web" "any" }}`:                     "passing instances only",
-		`{{ service "bad name!" }}`:                     "TAG.NAME",
-		`{{ mustEnv "NOPE" }}`:                          "NOPE is empty",
-		`{{ 1 | divide 0 }}`:                            "division by zero",
+		`{{ service "web" "any" }}`:                       "passing instances only",
+		`{{ service "bad name!" }}`:                       "TAG.NAME",
+		`{{ mustEnv "NOPE" }}`:                            "NOPE is empty",
+		`{{ 1 | divide 0 }}`:                              "division by zero",
 	} {
 		_, _, err := fakeRun(t, text, kvData, nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
