@@ -19,8 +19,8 @@ const MaxTemplateSize = 1 << 20
 // "template.NAME".
 type Template struct {
 	Name string `json:"name"`
-	// File is `source`, made absolute (a relative path is relative to the directory of the
-	// configuration file that names it); "" for inline contents.
+	// File is `source`, made absolute (a relative path is relative to pilotfish's working
+	// directory, like every path of the configuration); "" for inline contents.
 	File string `json:"source,omitempty"`
 	// Text is the template: `contents`, or the file read when the configuration was loaded.
 	Text string `json:"contents"`
@@ -124,12 +124,11 @@ func (l *loader) decodeTemplate(b *hcl.Block) *Template {
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "source"}, {Name: "contents"}, {Name: "destination", Required: true}, {Name: "perms"}, {Name: "wait"}}})
 	d.Diags = append(d.Diags, diags...)
-	dir := filepath.Dir(b.DefRange.Filename)
 	if d.String(content.Attributes, "destination", &t.Destination) {
 		if t.Destination == "" {
 			d.Errorf(content.Attributes["destination"].Expr.Range(), "template %q: \"destination\" must be a file path", t.Name)
 		} else {
-			t.Destination = absPath(dir, t.Destination)
+			t.Destination = absPath(t.Destination)
 		}
 	}
 	if d.FileMode(content.Attributes, "perms", &t.Perms) && t.Perms == 0 {
@@ -147,10 +146,7 @@ func (l *loader) decodeTemplate(b *hcl.Block) *Template {
 	case hasSrc:
 		var path string
 		if d.String(content.Attributes, "source", &path) {
-			t.File, given = absPath(dir, path), path
-			if !filepath.IsAbs(path) {
-				given = filepath.Join(dir, path)
-			}
+			t.File, given = absPath(path), path
 			text, err := readTemplate(t.File)
 			if err != nil {
 				d.Errorf(src.Expr.Range(), "template %q: cannot read its source: %v", t.Name, err)
@@ -206,14 +202,11 @@ func (l *loader) checkTemplate(t *Template, hasText bool, file string) {
 // as the checker of the load said.
 func (t *Template) ReadsCatalog() string { return t.catalog }
 
-func absPath(dir, p string) string {
-	if filepath.IsAbs(p) {
-		return filepath.Clean(p)
-	}
-	if abs, err := filepath.Abs(filepath.Join(dir, p)); err == nil {
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
 		return abs
 	}
-	return filepath.Join(dir, p)
+	return p
 }
 
 // readTemplate reads a template file of at most MaxTemplateSize bytes.

@@ -23,6 +23,7 @@ import (
 	"github.com/pilotfish/pilotfish/internal/reaper"
 	"github.com/pilotfish/pilotfish/jobs"
 	"github.com/pilotfish/pilotfish/telemetry"
+	"github.com/pilotfish/pilotfish/template"
 )
 
 // Exit codes of SPEC §6 besides the main job's own.
@@ -75,6 +76,7 @@ type Daemon struct {
 	ctl      *control.Server
 	tel      *telemetry.Telemetry
 	disc     *discovery.Manager // nil without a consul block
+	tmpls    atomic.Pointer[template.Engine]
 	outer    *outerNotify       // nil without NOTIFY_SOCKET
 
 	telListener *telemetry.Listener
@@ -270,6 +272,8 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 	defer d.stopDiscovery()
+	d.startTemplates()
+	defer d.stopTemplates()
 	built, err := d.buildJobs(d.cfg, nil)
 	if err != nil {
 		d.log.Error("cannot set up jobs", "err", err)

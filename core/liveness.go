@@ -88,7 +88,7 @@ func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
 // canCome reports whether an awaited event may still be published.
 func canCome(t config.Trigger, live map[string]bool) bool {
 	switch {
-	case strings.HasPrefix(t.Source, events.WatchPrefix):
+	case strings.HasPrefix(t.Source, events.WatchPrefix), strings.HasPrefix(t.Source, events.TemplatePrefix):
 		return true
 	case t.Source == events.Global:
 		// Reload and maintenance can be asked for at any time through the control API;
