@@ -49,6 +49,13 @@ func (d *Daemon) envChanged() {
 	}
 }
 
+// templatesLive reports whether a template reads Consul: it renders again when the catalog
+// changes, so pilotfish stays up for it even with no job (docs/jobs.md).
+func (d *Daemon) templatesLive() bool {
+	e := d.tmpls.Load()
+	return e != nil && e.ReadsCatalog()
+}
+
 var _ control.TemplateBackend = (*Daemon)(nil)
 
 // Templates lists the templates for GET /v1/templates.

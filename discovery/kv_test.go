@@ -106,6 +106,7 @@ func TestViewsAreSharedAndCounted(t *testing.T) {
 	}
 	m.Start()
 	t.Cleanup(func() { m.Close(context.Background()) })
+	bus.Publish(events.Startup, events.Global, nil) // the jobs are subscribed: watch events flow
 	if q := m.Queries(); q["agent"] != 1 || q["key"] != 0 {
 		t.Fatalf("queries with nothing followed = %v, want the agent monitor alone", q)
 	}
@@ -160,6 +161,15 @@ func TestManagerKVWatch(t *testing.T) {
 	}
 	m.Start()
 	t.Cleanup(func() { m.Close(context.Background()) })
+	// The first answers are held until the startup: the jobs subscribe just before it.
+	consulEventually(t, 10*time.Second, "the first answers", func() bool {
+		st := m.Watches()
+		return len(st) == 2 && st[0].Instances == 1 && st[1].Instances == 1
+	})
+	if ev, ok := sub.Next(); ok {
+		t.Fatalf("%s was published before the startup", ev)
+	}
+	bus.Publish(events.Startup, events.Global, nil)
 	next := func(src string) events.Event {
 		t.Helper()
 		for {

@@ -324,17 +324,17 @@ func (w *watcher) update(d *ViewData) {
 		if v, ok := w.value(d.Pairs); ok {
 			attrs[events.AttrValue] = v
 		}
-		w.m.bus.Publish(events.Changed, src, attrs)
+		w.m.gate.Publish(events.Changed, src, attrs)
 		return
 	}
 	b, _ := json.Marshal(d.Instances)
 	attrs := map[string]string{events.AttrInstances: string(b)}
-	w.m.bus.Publish(events.Changed, src, attrs)
+	w.m.gate.Publish(events.Changed, src, attrs)
 	switch {
 	case len(d.Instances) > 0 && (prev == nil || len(prev.Instances) == 0):
-		w.m.bus.Publish(events.Healthy, src, attrs)
+		w.m.gate.Publish(events.Healthy, src, attrs)
 	case len(d.Instances) == 0 && (prev == nil || len(prev.Instances) > 0):
-		w.m.bus.Publish(events.Unhealthy, src, attrs)
+		w.m.gate.Publish(events.Unhealthy, src, attrs)
 	}
 }
 

@@ -40,15 +40,14 @@ type Engine struct {
 	sub  *events.Subscription
 	done chan struct{} // the bus reader ended
 
+	// Events wait from Apply until the next global startup: the jobs built with the
+	// configuration subscribe before it.
+	gate *events.Gate
+
 	mu      sync.Mutex
 	runners map[string]*runner
 	deps    map[discovery.ViewKey]*dep
 	closed  bool
-	// Events wait from Apply until the next global startup after it (heldAfter is the bus's
-	// sequence when Apply ran): jobs built with the configuration subscribe before it.
-	held      bool
-	heldAfter uint64
-	pending   []string // sources whose changed waits, in order
 }
 
 // dep is one value templates read, followed through one view, shared by every template that
@@ -73,7 +72,7 @@ func (d *dep) changed(*discovery.ViewData) {
 
 // New builds an engine; it follows the bus for the startup and shutdown events.
 func New(o Options) *Engine {
-	e := &Engine{o: o, log: o.Log.With("component", "template"), done: make(chan struct{}),
+	e := &Engine{o: o, log: o.Log.With("component", "template"), done: make(chan struct{}), gate: events.NewGate(o.Bus),
 		runners: map[string]*runner{}, deps: map[discovery.ViewKey]*dep{}}
 	e.sub = o.Bus.Subscribe(events.SubscribeOptions{Name: "templates", Filter: func(ev events.Event) bool {
 		return ev.Source == events.Global && (ev.Code == events.Startup || ev.Code == events.Shutdown)
@@ -100,32 +99,9 @@ func (e *Engine) follow() {
 				e.stopAll()
 				continue
 			}
-			e.release(ev.Seq)
+			e.gate.Release(ev.Seq)
 		}
 	}
-}
-
-func (e *Engine) release(seq uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.held || seq <= e.heldAfter {
-		return
-	}
-	for _, src := range e.pending {
-		e.o.Bus.Publish(events.Changed, src, nil)
-	}
-	e.held, e.pending = false, nil
-}
-
-// publish publishes changed from a template, or keeps it for the next startup.
-func (e *Engine) publish(src string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.held {
-		e.pending = append(e.pending, src)
-		return
-	}
-	e.o.Bus.Publish(events.Changed, src, nil)
 }
 
 // Apply runs the templates of a configuration (at start-up, before any job starts, and at
@@ -143,7 +119,7 @@ func (e *Engine) Apply(ts []*config.Template) {
 		e.mu.Unlock()
 		return
 	}
-	e.held, e.heldAfter = true, e.o.Bus.Seq()
+	e.gate.Hold()
 	var stop, start, kept []*runner
 	for name, r := range e.runners {
 		if c, ok := want[name]; !ok || !c.Equal(r.cfg) {
@@ -303,11 +279,17 @@ func (e *Engine) Status() []Status {
 	return out
 }
 
-// Dependencies counts the values followed for templates (one blocking query each).
-func (e *Engine) Dependencies() int {
+// ReadsCatalog reports whether a template reads Consul (it renders again when the catalog
+// changes).
+func (e *Engine) ReadsCatalog() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.deps)
+	for _, r := range e.runners {
+		if r.p != nil && r.p.catalog != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Render runs a template now with the values at hand, without writing it: what it would

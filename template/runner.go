@@ -9,6 +9,7 @@ import (
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/discovery"
+	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/internal/backoff"
 	"github.com/pilotfish/pilotfish/internal/tmplguard"
 )
@@ -221,7 +222,7 @@ func (r *runner) render() {
 	default:
 		return // the same text: the file is left alone, and nothing happened
 	}
-	r.e.publish(r.cfg.Source())
+	r.e.gate.Publish(events.Changed, r.cfg.Source(), nil)
 }
 
 func (r *runner) fail(msg string, err error, attrs ...any) {
