@@ -77,7 +77,7 @@ type Daemon struct {
 	tel      *telemetry.Telemetry
 	disc     *discovery.Manager // nil without a consul block
 	tmpls    atomic.Pointer[template.Engine]
-	outer    *outerNotify       // nil without NOTIFY_SOCKET
+	outer    *outerNotify // nil without NOTIFY_SOCKET
 
 	telListener *telemetry.Listener
 	telListen   string
