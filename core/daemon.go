@@ -76,8 +76,9 @@ type Daemon struct {
 	ctl      *control.Server
 	tel      *telemetry.Telemetry
 	disc     *discovery.Manager // nil without a consul block
-	tmpls    atomic.Pointer[template.Engine]
-	outer    *outerNotify // nil without NOTIFY_SOCKET
+	outer    *outerNotify       // nil without NOTIFY_SOCKET
+
+	tmpls atomic.Pointer[template.Engine] // the template blocks (core/templates.go)
 
 	telListener *telemetry.Listener
 	telListen   string
