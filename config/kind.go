@@ -34,7 +34,10 @@ type Kind interface {
 // Emits lists every code the job can publish.
 func Emits(kinds map[string]Kind, job *Job) []events.Code {
 	out := []events.Code{events.Stopping, events.Stopped}
-	if k, ok := kinds[job.Kind]; ok && !job.RegistrationOnly() {
+	switch k, ok := kinds[job.Kind]; {
+	case job.RegistrationOnly():
+		out = append(out, events.Started) // the service is up: no process, no exit
+	case ok:
 		out = append(out, k.Emits(job)...)
 	}
 	if job.Health != nil {

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -107,12 +106,17 @@ type Daemon struct {
 	failedExit  bool
 }
 
-// Run is pilotfish's `run` command: it returns the process exit code.
+// Run is pilotfish's `run` command: it returns the process exit code. Start-up goes in
+// phases, each commented where it happens: signals and config here, then (Daemon.Run) the
+// jobs are built, the control socket opens, the jobs are installed, and startup is
+// published.
 func Run(opts Options) int {
-	// Signal handlers go in first, before the configuration is read (docs/jobs.md#pid-1-duties-and-signals).
+	// Phase 1, signals: the handlers go in first, before the configuration is read
+	// (docs/jobs.md#pid-1-duties-and-signals).
 	sigs := catchSignals(opts.Signals)
 	defer sigs.stop()
 
+	// Phase 2, config: loaded while a SIGTERM can still end pilotfish at once.
 	d, code, pending := loadAbandonably(opts, sigs.C)
 	if d == nil {
 		return code
@@ -273,14 +277,19 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 	defer d.stopDiscovery()
+	// Templates that read only the environment are written now, before any job starts
+	// (docs/templates.md); the others render as Consul answers.
 	d.startTemplates()
 	defer d.stopTemplates()
+	// Phase 3, jobs built: nothing runs yet, and a job that cannot be built (its log file)
+	// stops pilotfish before the socket exists.
 	built, err := d.buildJobs(d.cfg, nil)
 	if err != nil {
 		d.log.Error("cannot set up jobs", "err", err)
 		return ExitJobFailed
 	}
-	// The control socket answers before the first job starts (SPEC §1 readiness).
+	// Phase 4, socket: the control API answers before the first job starts; calls that
+	// change something get 503 "still starting" until phase 6 (startJobs).
 	ctl, err := control.Listen(d.cfg.Control, d, d.log)
 	switch {
 	case err == nil:
@@ -307,12 +316,14 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 
+	// Phase 5, jobs installed: the API sees them.
 	d.mu.Lock()
 	d.jobs = built
 	d.mu.Unlock()
 	// A SIGTERM that came while setting up ends pilotfish before any job starts.
 	reason := d.takeSignals()
 	if reason == "" {
+		// Phase 6, startup: the jobs start and startup is published; then supervise.
 		d.startJobs(built)
 		reason = d.supervise()
 	}
@@ -347,22 +358,6 @@ func (d *Daemon) startJobs(built []*jobs.Job) {
 	debug.FreeOSMemory()
 }
 
-// takeSignals moves the signals that are waiting to the pending list and reports a
-// shutdown if one of them asks for it.
-func (d *Daemon) takeSignals() string {
-	for {
-		select {
-		case sig := <-d.signals:
-			if isShutdownSignal(sig) {
-				return "received " + config.SignalName(sig.(syscall.Signal)) + " during start-up"
-			}
-			d.pending = append(d.pending, sig)
-		default:
-			return ""
-		}
-	}
-}
-
 // buildJobs creates the jobs of cfg, reusing the ones in keep, and tells each which jobs
 // are its stopping hooks. Only the new jobs are returned in order with the kept ones.
 func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jobs.Job, error) {
@@ -372,12 +367,6 @@ func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jo
 		j, ok := keep[jc.Name]
 		if !ok {
 			var err error
-			if err = runnable(jc, d.log); err != nil {
-				for _, b := range fresh {
-					b.Close()
-				}
-				return nil, err
-			}
 			if j, err = jobs.New(jc, d.rt); err != nil {
 				for _, b := range fresh {
 					b.Close()
@@ -394,18 +383,6 @@ func (d *Daemon) buildJobs(cfg *config.Config, keep map[string]*jobs.Job) ([]*jo
 		j.SetHooks(hooks[j.Name()])
 	}
 	return out, nil
-}
-
-// runnable refuses what the configuration accepts but the jobs runtime does not run yet: a
-// job without exec (registration and health only); a run timeout is not enforced yet.
-func runnable(jc *config.Job, log *slog.Logger) error {
-	if jc.RegistrationOnly() {
-		return fmt.Errorf("job %q runs no command (no exec): this version of pilotfish validates such jobs but cannot run them yet", jc.Name)
-	}
-	if jc.Timeout > 0 {
-		log.Warn("the run timeout of this job is not enforced by this version of pilotfish", "job", jc.Name, "timeout", jc.Timeout)
-	}
-	return nil
 }
 
 // stoppingHooks are, by job name, the jobs triggered by its stopping event: its stop waits
@@ -441,87 +418,6 @@ func (d *Daemon) poke() {
 	}
 }
 
-// supervise runs until pilotfish must shut down and says why.
-func (d *Daemon) supervise() string {
-	for len(d.pending) > 0 {
-		sig := d.pending[0]
-		d.pending = d.pending[1:]
-		if reason := d.onSignal(sig.(syscall.Signal)); reason != "" {
-			return reason
-		}
-	}
-	for {
-		select {
-		case sig := <-d.signals:
-			if reason := d.onSignal(sig.(syscall.Signal)); reason != "" {
-				return reason
-			}
-		case reason := <-d.shutdownReq:
-			return reason
-		case <-d.pokes:
-			if reason := d.check(); reason != "" {
-				return reason
-			}
-		}
-	}
-}
-
-func (d *Daemon) onSignal(sig syscall.Signal) string {
-	switch {
-	case isShutdownSignal(sig):
-		return "received " + config.SignalName(sig)
-	case sig == syscall.SIGHUP && !d.wrapper:
-		go d.reloadOnSignal()
-	case sig == syscall.SIGUSR1 && !d.wrapper:
-		go func() {
-			d.mu.Lock()
-			on := !d.maintenance
-			d.mu.Unlock()
-			_ = d.SetMaintenance(context.Background(), on)
-		}()
-	default:
-		d.forward(sig)
-	}
-	return ""
-}
-
-// forward passes a signal on to the main job, if there is one.
-func (d *Daemon) forward(sig syscall.Signal) {
-	m := d.job(config.MainJob)
-	if m == nil {
-		d.log.Debug("signal ignored: there is no main job to forward it to", "signal", config.SignalName(sig))
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := m.Signal(ctx, sig); err != nil {
-		d.log.Debug("cannot forward signal to the main job", "signal", config.SignalName(sig), "err", err)
-	}
-}
-
-func signalNames(sigs []syscall.Signal) []string {
-	out := make([]string, len(sigs))
-	for i, s := range sigs {
-		out[i] = config.SignalName(s)
-	}
-	return out
-}
-
-func (d *Daemon) reloadOnSignal() {
-	res, err := d.Reload(context.Background())
-	if err != nil {
-		var cfgErr *control.ConfigError
-		if errors.As(err, &cfgErr) {
-			for _, line := range cfgErr.Diagnostics {
-				fmt.Fprintln(d.logw, line)
-			}
-		}
-		d.log.Error("reload on SIGHUP refused", "err", err)
-		return
-	}
-	d.log.Info("reloaded on SIGHUP", "changed", res.Changed, "added", res.Added, "removed", res.Removed)
-}
-
 func (d *Daemon) job(name string) *jobs.Job {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -543,173 +439,4 @@ func (d *Daemon) config() *config.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg
-}
-
-// shutdown stops every job in reverse dependency order within the top-level stop_timeout,
-// then kills what is left, abandons what jobs owe to peers and output nobody reads, so that
-// the whole shutdown ends within stop_timeout plus one second (docs/jobs.md, "Shutdown").
-func (d *Daemon) shutdown(reason string) {
-	d.shuttingDown.Store(true)
-	d.stopLoads(errShuttingDown)
-	start := time.Now()
-	cfg := d.config()
-	deadline := start.Add(cfg.StopTimeout)
-	d.exitBy = deadline.Add(exitGrace)
-	d.log.Info("shutting down", "reason", reason, "stop_timeout", cfg.StopTimeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	// A second SIGINT (Ctrl-C pressed again) ends the wait at once. Repeated SIGTERMs are
-	// ignored: wrappers such as timeout(1) deliver one to the process and one to its group.
-	go func() {
-		for {
-			select {
-			case sig := <-d.signals:
-				switch sig {
-				case syscall.SIGINT:
-					d.log.Warn("second SIGINT: killing every job now")
-					cancel()
-					return
-				case syscall.SIGTERM:
-					d.log.Debug("already shutting down", "signal", sig)
-				default:
-					if s := sig.(syscall.Signal); d.wrapper || (s != syscall.SIGHUP && s != syscall.SIGUSR1) {
-						d.forward(s)
-					} else {
-						d.log.Debug("already shutting down", "signal", sig)
-					}
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	// A reload in progress finishes first, within the budget.
-	if d.lockReload(ctx) {
-		defer d.reloadMu.Unlock()
-	}
-	d.bus.Publish(events.Shutdown, events.Global, nil)
-	list := d.jobList()
-	for _, j := range list {
-		_ = j.BeginShutdown(ctx)
-	}
-	d.stopInOrder(ctx, cfg, list, nil)
-	outputBy := deadline
-	if ctx.Err() != nil {
-		end := time.Now() // the deadline, or a second SIGINT
-		d.exitBy = end.Add(exitGrace)
-		outputBy = end.Add(outputGrace)
-		d.log.Warn("shutdown budget spent; killing what is left", "stop_timeout", cfg.StopTimeout)
-		// Nothing waits for a peer any more: a syslog queue toward a target that is down
-		// is dropped (and counted) now.
-		for _, j := range list {
-			j.Abandon()
-		}
-		kctx, kcancel := context.WithDeadline(context.Background(), end.Add(killGrace))
-		for _, j := range list {
-			_ = j.KillAll(kctx)
-		}
-		for _, j := range list {
-			_ = j.Stop(kctx)
-		}
-		kcancel()
-	}
-	for _, j := range list {
-		j.Close()
-	}
-	// Every line the jobs wrote reaches the terminal before pilotfish exits, even a slow
-	// one, until the deadline; what a stdout nobody reads still holds then is dropped.
-	if !d.rt.WaitOutput(outputIdle, outputBy) && !d.dropOutput() {
-		d.log.Debug("job output still open after shutdown; a leftover process holds it")
-	}
-	d.exitCode = d.finalCode()
-	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "exit_code", d.exitCode)
-}
-
-// lockReload takes reloadMu, waiting at most until ctx ends (then it reports false).
-func (d *Daemon) lockReload(ctx context.Context) bool {
-	if d.reloadMu.TryLock() {
-		return true
-	}
-	locked := make(chan struct{})
-	go func() {
-		d.reloadMu.Lock()
-		close(locked)
-	}()
-	select {
-	case <-locked:
-		return true
-	case <-ctx.Done():
-		// The reload goes on holding the jobs it stops; the kill phase takes them all. The
-		// lock, once the reload lets it go, stays with the goroutine: nothing reloads now.
-		return false
-	}
-}
-
-// dropOutput abandons pilotfish's stdout and stderr where a write is still blocked (nobody
-// reads them), and reports what was dropped on stderr, if stderr takes it. It reports
-// whether anything was abandoned.
-func (d *Daemon) dropOutput() bool {
-	abandoned := false
-	for _, s := range []*output.Sink{d.stdout, d.stderr} {
-		if s.Busy() {
-			s.Abandon()
-			abandoned = true
-		}
-	}
-	out, errs, logs := d.stdout.Dropped(), d.stderr.Dropped(), d.logw.Dropped()
-	if out.Bytes+errs.Bytes+logs.Bytes > 0 {
-		d.log.Warn("output nobody read was dropped at the shutdown deadline",
-			"stdout_lines", out.Lines, "stdout_bytes", out.Bytes,
-			"stderr_lines", errs.Lines, "stderr_bytes", errs.Bytes, "log_lines", logs.Lines)
-	}
-	return abandoned
-}
-
-// flushLogs lets pilotfish's last log lines out before it exits, at most until exitBy (a
-// stderr nobody reads must not hold the exit).
-func (d *Daemon) flushLogs() {
-	by := d.exitBy
-	if by.IsZero() {
-		by = time.Now().Add(time.Second)
-	}
-	d.logw.Flush(by)
-}
-
-// stopInOrder stops the jobs of list (only those in only, when it is not nil) layer by
-// layer in cfg's shutdown order.
-func (d *Daemon) stopInOrder(ctx context.Context, cfg *config.Config, list []*jobs.Job, only map[string]bool) {
-	byName := map[string]*jobs.Job{}
-	for _, j := range list {
-		byName[j.Name()] = j
-	}
-	for _, layer := range cfg.ShutdownOrder() {
-		var wg sync.WaitGroup
-		for _, name := range layer {
-			j := byName[name]
-			if j == nil || (only != nil && !only[name]) {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := j.Stop(ctx); err != nil {
-					d.log.Debug("stop did not finish", "job", name, "err", err)
-				}
-			}()
-		}
-		wg.Wait()
-	}
-}
-
-func (d *Daemon) finalCode() int {
-	if m := d.job(config.MainJob); m != nil {
-		if code := m.Status().ExitCode; code != nil {
-			return *code
-		}
-		return ExitOK
-	}
-	if d.failedExit {
-		return ExitJobFailed
-	}
-	return ExitOK
 }

@@ -1,9 +1,19 @@
 // Package core is pilotfish's composition root. It loads the configuration, wires the bus,
-// the reaper, the jobs (and, as they land, control, telemetry and discovery), and then runs
-// the daemon's one supervisor loop: signals, liveness, shutdown and the exit code.
+// the reaper, the jobs, control, telemetry and discovery, and then runs the daemon's one
+// supervisor loop: signals, liveness, shutdown and the exit code.
 //
-// Concurrency: the supervisor loop (Daemon.run) owns the daemon's lifecycle decisions.
-// Jobs tell it that something changed through a non-blocking poke; it then reads their
-// status snapshots, so a busy job never blocks it. The job table is guarded by one mutex
-// that is never held while calling into a job.
+//   - daemon.go: Run and New, start-up in phases (signals, config, jobs built, socket, jobs
+//     installed, startup), the supervisor loop (Daemon.supervise) and the shutdown;
+//   - liveness.go: after any job changed, whether pilotfish must end (Daemon.check); the
+//     jobs answer whether they are live, core only spreads liveness along the triggers;
+//   - reload.go: build new, diff, swap, stop old; a job a reload adds is primed with the
+//     triggers that already hold (jobs.Job.Holds);
+//   - api.go: the control API's backend; signals.go, sdnotify.go, telemetry.go,
+//     discovery.go, env.go: signals, sd_notify to pilotfish's own supervisor, metrics,
+//     Consul, the environment with putenv values; check.go: validate and plan.
+//
+// Concurrency: the supervisor loop owns the daemon's lifecycle decisions. Jobs tell it that
+// something changed through a non-blocking poke; it then reads their status snapshots, so
+// a busy job never blocks it. The job table is guarded by one mutex that is never held
+// while calling into a job.
 package core

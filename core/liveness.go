@@ -2,10 +2,8 @@ package core
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/jobs"
 )
 
@@ -45,55 +43,23 @@ func (d *Daemon) check() string {
 }
 
 // anyLive reports whether some job runs, or could still be started by an event that can
-// still come.
+// still come. Each job answers for itself (jobs.Job.Live, jobs.Status.CouldStart); core
+// only spreads liveness from the jobs that publish an event to the jobs that wait for it.
 func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
 	live := map[string]bool{}
 	for _, j := range list {
-		st := status[j.Name()]
-		if st.Settling {
-			live[st.Name] = true // its last events are on their way
-			continue
-		}
-		switch st.State {
-		case jobs.Starting, jobs.Running, jobs.Backoff, jobs.Stopping, jobs.Scheduled, jobs.Listening:
-			live[st.Name] = true
-		case jobs.Waiting:
-			if st.TimerArmed || st.Runs > 0 || j.Behind(st) {
-				live[st.Name] = true
-			}
-		case jobs.Stopped:
-			if st.Paused { // the operator may start it again
-				live[st.Name] = true
-			}
+		if j.Live(status[j.Name()]) {
+			live[j.Name()] = true
 		}
 	}
+	isLive := func(job string) bool { return live[job] }
 	for changed := true; changed; {
 		changed = false
 		for _, j := range list {
-			st := status[j.Name()]
-			if live[st.Name] || st.State != jobs.Waiting {
-				continue
-			}
-			for _, p := range st.Pending {
-				if canCome(p, live) {
-					live[st.Name], changed = true, true
-					break
-				}
+			if !live[j.Name()] && status[j.Name()].CouldStart(isLive) {
+				live[j.Name()], changed = true, true
 			}
 		}
 	}
 	return len(live) > 0
-}
-
-// canCome reports whether an awaited event may still be published.
-func canCome(t config.Trigger, live map[string]bool) bool {
-	switch {
-	case strings.HasPrefix(t.Source, events.WatchPrefix), strings.HasPrefix(t.Source, events.TemplatePrefix):
-		return true
-	case t.Source == events.Global:
-		// Reload and maintenance can be asked for at any time through the control API;
-		// startup is behind us and shutdown is the end.
-		return t.Code == events.Reload || t.Code == events.EnterMaintenance || t.Code == events.ExitMaintenance
-	}
-	return live[t.Source]
 }

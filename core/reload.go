@@ -126,7 +126,9 @@ func (d *Daemon) Reload(ctx context.Context) (client.Reload, error) {
 	}
 	levels := d.levels(keep)
 	for _, j := range fresh {
-		j.Prime(levels(j.Config()))
+		if err := j.Prime(levels(j.Config())); err != nil {
+			d.log.Error("cannot prime job", "err", err) // fresh jobs have not started: a bug
+		}
 	}
 	d.mu.Lock()
 	d.cfg, d.jobs = cfg, next
@@ -150,32 +152,14 @@ func fingerprint(j *config.Job) string {
 	return string(b)
 }
 
-// levels returns, for a job built by a reload, which of its once/after triggers on kept
-// jobs already hold, so that it does not wait for an edge that happened before it existed.
+// levels returns, for a job built by a reload, which of its triggers on kept jobs already
+// hold (jobs.Job.Holds), so that it does not wait for an edge that happened before it
+// existed. The job itself uses them only for once and after.
 func (d *Daemon) levels(kept map[string]*jobs.Job) func(*config.Job) []config.Trigger {
 	return func(jc *config.Job) []config.Trigger {
-		if jc.When == nil || jc.When.Repeats() {
-			return nil
-		}
 		var out []config.Trigger
 		for _, t := range jc.When.Triggers() {
-			src, ok := kept[t.Source]
-			if !ok {
-				continue
-			}
-			st := src.Status()
-			holds := false
-			switch t.Code {
-			case events.Healthy:
-				holds = st.Health == jobs.HealthHealthy
-			case events.Started:
-				holds = st.Runs > 0
-			case events.ExitSuccess:
-				holds = st.State == jobs.Completed
-			case events.ExitFailed:
-				holds = st.State == jobs.Failed
-			}
-			if holds {
+			if src, ok := kept[t.Source]; ok && src.Holds(t) {
 				out = append(out, t)
 			}
 		}

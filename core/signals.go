@@ -2,11 +2,18 @@ package core
 
 import (
 	"bufio"
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/control"
 )
 
 // Signals and what they mean are in docs/jobs.md#pid-1-duties-and-signals.
@@ -118,4 +125,101 @@ func procSigIgn() (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// takeSignals moves the signals that are waiting to the pending list and reports a
+// shutdown if one of them asks for it.
+func (d *Daemon) takeSignals() string {
+	for {
+		select {
+		case sig := <-d.signals:
+			if isShutdownSignal(sig) {
+				return "received " + config.SignalName(sig.(syscall.Signal)) + " during start-up"
+			}
+			d.pending = append(d.pending, sig)
+		default:
+			return ""
+		}
+	}
+}
+
+// supervise runs until pilotfish must shut down and says why.
+func (d *Daemon) supervise() string {
+	for len(d.pending) > 0 {
+		sig := d.pending[0]
+		d.pending = d.pending[1:]
+		if reason := d.onSignal(sig.(syscall.Signal)); reason != "" {
+			return reason
+		}
+	}
+	for {
+		select {
+		case sig := <-d.signals:
+			if reason := d.onSignal(sig.(syscall.Signal)); reason != "" {
+				return reason
+			}
+		case reason := <-d.shutdownReq:
+			return reason
+		case <-d.pokes:
+			if reason := d.check(); reason != "" {
+				return reason
+			}
+		}
+	}
+}
+
+func (d *Daemon) onSignal(sig syscall.Signal) string {
+	switch {
+	case isShutdownSignal(sig):
+		return "received " + config.SignalName(sig)
+	case sig == syscall.SIGHUP && !d.wrapper:
+		go d.reloadOnSignal()
+	case sig == syscall.SIGUSR1 && !d.wrapper:
+		go func() {
+			d.mu.Lock()
+			on := !d.maintenance
+			d.mu.Unlock()
+			_ = d.SetMaintenance(context.Background(), on)
+		}()
+	default:
+		d.forward(sig)
+	}
+	return ""
+}
+
+// forward passes a signal on to the main job, if there is one.
+func (d *Daemon) forward(sig syscall.Signal) {
+	m := d.job(config.MainJob)
+	if m == nil {
+		d.log.Debug("signal ignored: there is no main job to forward it to", "signal", config.SignalName(sig))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := m.Signal(ctx, sig); err != nil {
+		d.log.Debug("cannot forward signal to the main job", "signal", config.SignalName(sig), "err", err)
+	}
+}
+
+func signalNames(sigs []syscall.Signal) []string {
+	out := make([]string, len(sigs))
+	for i, s := range sigs {
+		out[i] = config.SignalName(s)
+	}
+	return out
+}
+
+func (d *Daemon) reloadOnSignal() {
+	res, err := d.Reload(context.Background())
+	if err != nil {
+		var cfgErr *control.ConfigError
+		if errors.As(err, &cfgErr) {
+			for _, line := range cfgErr.Diagnostics {
+				fmt.Fprintln(d.logw, line)
+			}
+		}
+		d.log.Error("reload on SIGHUP refused", "err", err)
+		return
+	}
+	d.log.Info("reloaded on SIGHUP", "changed", res.Changed, "added", res.Added, "removed", res.Removed)
 }

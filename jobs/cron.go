@@ -171,20 +171,21 @@ func (d *cronDriver) deliver(acts chan<- Activation, stop <-chan struct{}) bool 
 }
 
 func (d *cronDriver) Start(req RunRequest) (Run, error) {
-	r, err := d.start(req)
-	if err != nil {
-		d.count(Result{Err: err, Code: 127})
-		return nil, err
-	}
 	d.mu.Lock()
-	d.active++
+	d.active++ // before the start: the run may end before Start returns
 	d.mu.Unlock()
-	return watchRun(r, func(res Result) {
+	end := func(res Result) {
 		d.mu.Lock()
 		d.active--
 		d.mu.Unlock()
 		d.count(res)
-	}), nil
+	}
+	r, err := d.start(req.beforeExit(end))
+	if err != nil {
+		end(Result{Err: err, Code: 127})
+		return nil, err
+	}
+	return r, nil
 }
 
 func (d *cronDriver) count(res Result) {
@@ -210,21 +211,3 @@ func (d *cronDriver) Counters() []Counter {
 		{Metric: "pilotfish_cron_skipped_total", N: d.skipped},
 	}
 }
-
-// watchRun wraps a run so that onDone sees its result before the job does.
-func watchRun(r Run, onDone func(Result)) Run {
-	w := &watchedRun{Run: r, done: make(chan Result, 1)}
-	go func() {
-		res := <-r.Done()
-		onDone(res)
-		w.done <- res
-	}()
-	return w
-}
-
-type watchedRun struct {
-	Run
-	done chan Result
-}
-
-func (w *watchedRun) Done() <-chan Result { return w.done }

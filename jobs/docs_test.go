@@ -55,3 +55,73 @@ func TestEveryKindKeyIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// jobsDoc describes the states and their transitions.
+const jobsDoc = "../docs/jobs.md"
+
+// TestTransitionsAreDocumented fails when the transitions table of docs/jobs.md and the
+// table of the code (transitions) do not list the same moves. A row of the docs stands for
+// every move from one of its "from" states to one of its "to" states.
+func TestTransitionsAreDocumented(t *testing.T) {
+	b, err := os.ReadFile(jobsDoc)
+	if err != nil {
+		t.Fatalf("cannot read the jobs reference: %v", err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "### Transitions")
+	if start < 0 {
+		t.Fatalf("%s has no section \"### Transitions\"", jobsDoc)
+	}
+	// The table is the first one of the section: from its header to the blank line after.
+	section := doc[start:]
+	if i := strings.Index(section, "\n| from |"); i >= 0 {
+		section = section[i+1:]
+	}
+	if end := strings.Index(section, "\n\n"); end >= 0 {
+		section = section[:end]
+	}
+	quoted := regexp.MustCompile("`([a-z]+)`")
+	states := func(cell string) []State {
+		var out []State
+		for _, m := range quoted.FindAllStringSubmatch(cell, -1) {
+			out = append(out, State(m[1]))
+		}
+		return out
+	}
+	documented := map[edge]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue // not a row of the table, or its header
+		}
+		for _, from := range states(cells[1]) {
+			for _, to := range states(cells[2]) {
+				documented[edge{from, to}] = true
+				if !legal(from, to) {
+					t.Errorf("%s documents a move from %s to %s that the code does not make", jobsDoc, from, to)
+				}
+			}
+		}
+	}
+	for from, tos := range transitions {
+		for to := range tos {
+			if !documented[edge{from, to}] {
+				t.Errorf("the move from %s to %s is not in the transitions table of %s", from, to, jobsDoc)
+			}
+		}
+	}
+}
+
+// TestStatesAreDocumented fails when a state is missing from the states table of
+// docs/jobs.md.
+func TestStatesAreDocumented(t *testing.T) {
+	b, err := os.ReadFile(jobsDoc)
+	if err != nil {
+		t.Fatalf("cannot read the jobs reference: %v", err)
+	}
+	for _, s := range allStates {
+		if !regexp.MustCompile("(?m)^\\| `" + string(s) + "` \\|").Match(b) {
+			t.Errorf("state %s has no row in the states table of %s", s, jobsDoc)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package jobs
 
 import (
+	"sync"
+	"syscall"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
@@ -40,6 +43,9 @@ func decodeOverlap(d *config.Decoder, j *config.Job, def string, allowed ...stri
 }
 
 func (execKind) NewDriver(job *config.Job, rt *Runtime) (Driver, error) {
+	if job.RegistrationOnly() {
+		return serviceDriver{}, nil
+	}
 	out, err := newJobOutput(job, rt)
 	if err != nil {
 		return nil, err
@@ -61,4 +67,29 @@ func (d *processDriver) Concurrent() bool                       { return false }
 func (d *processDriver) Close()                                 { d.out.Close() }
 func (d *processDriver) Start(req RunRequest) (Run, error) {
 	return startProcess(d.job, d.rt, d.out, req)
+}
+
+// serviceDriver is the driver of a job that runs no command (docs/configuration.md, "A job
+// that runs nothing"): a run is the service being up, from the job's trigger until it is
+// stopped; the stop signal ends it at once.
+type serviceDriver struct{}
+
+func (serviceDriver) Arm() (<-chan Activation, State, error) { return nil, "", nil }
+func (serviceDriver) Disarm()                                {}
+func (serviceDriver) Concurrent() bool                       { return false }
+func (serviceDriver) Close()                                 {}
+func (serviceDriver) Start(req RunRequest) (Run, error)      { return &serviceRun{exit: req.Exit}, nil }
+
+type serviceRun struct {
+	once sync.Once
+	exit func(Result)
+}
+
+func (r *serviceRun) Pid() int { return 0 }
+
+// Signal ends the run: there is no process to keep running. The exit is delivered off the
+// caller's goroutine, which is the job's loop.
+func (r *serviceRun) Signal(syscall.Signal) error {
+	r.once.Do(func() { go r.exit(Result{}) })
+	return nil
 }

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -15,17 +16,24 @@ import (
 
 // fakeDriver stands in for a process in the timing tests, which run in a synctest bubble
 // where real processes cannot take part. Each run ends when the test says so, or when it
-// gets a signal in dieOn.
+// gets a signal in exitOn. With arm set it is an armed kind (cron, inetd): the test hands
+// it activations.
 type fakeDriver struct {
-	mu     sync.Mutex
-	runs   []*fakeRun
-	exitOn map[syscall.Signal]bool // signals that end a run (SIGKILL always does)
-	auto   *Result                 // when set, every run ends at once with this result
+	mu       sync.Mutex
+	runs     []*fakeRun
+	exitOn   map[syscall.Signal]bool // signals that end a run (SIGKILL always does)
+	auto     *Result                 // when set, every run ends at once with this result
+	arm      State                   // Scheduled or Listening: an armed kind
+	prepErr  error                   // Prepare fails with it
+	armErr   error                   // Arm fails with it
+	startErr error                   // Start fails with it
+	acts     chan Activation         // while armed
+	armings  int
 }
 
 type fakeRun struct {
 	pid     int
-	done    chan Result
+	exit    func(Result)
 	signals []syscall.Signal
 	once    sync.Once
 	ended   bool
@@ -33,18 +41,63 @@ type fakeRun struct {
 	env     []string
 }
 
-func (d *fakeDriver) Arm() (<-chan Activation, State, error) { return nil, "", nil }
-func (d *fakeDriver) Disarm()                                {}
-func (d *fakeDriver) Concurrent() bool                       { return false }
-func (d *fakeDriver) Close()                                 {}
+func (d *fakeDriver) Arm() (<-chan Activation, State, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.armErr != nil {
+		return nil, "", d.armErr
+	}
+	if d.arm == "" {
+		return nil, "", nil
+	}
+	d.armings++
+	d.acts = make(chan Activation)
+	return d.acts, d.arm, nil
+}
+
+func (d *fakeDriver) Disarm() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.acts = nil
+}
+
+// activate hands the job one activation, as a due time or a connection would.
+func (d *fakeDriver) activate(t *testing.T) {
+	d.mu.Lock()
+	acts := d.acts
+	d.mu.Unlock()
+	if acts == nil {
+		t.Fatal("the kind is not armed")
+	}
+	acts <- Activation{}
+}
+
+func (d *fakeDriver) armed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.acts != nil
+}
+
+func (d *fakeDriver) Prepare() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.prepErr
+}
+
+func (d *fakeDriver) Concurrent() bool { return false }
+func (d *fakeDriver) Close()           {}
 func (d *fakeDriver) Start(req RunRequest) (Run, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r := &fakeRun{pid: 1000 + len(d.runs), done: make(chan Result, 1), d: d, env: req.Env}
+	if d.startErr != nil {
+		return nil, d.startErr
+	}
+	r := &fakeRun{pid: 1000 + len(d.runs), exit: req.Exit, d: d, env: req.Env}
 	d.runs = append(d.runs, r)
 	if d.auto != nil {
 		r.ended = true
-		r.once.Do(func() { r.done <- *d.auto })
+		res := *d.auto
+		r.once.Do(func() { go r.exit(res) })
 	}
 	return r, nil
 }
@@ -61,14 +114,16 @@ func (d *fakeDriver) last() *fakeRun {
 	return d.runs[len(d.runs)-1]
 }
 
-func (r *fakeRun) Pid() int            { return r.pid }
-func (r *fakeRun) Done() <-chan Result { return r.done }
+func (r *fakeRun) Pid() int { return r.pid }
+
+// end ends the run with res. The exit goes to the job from a goroutine of its own, as a
+// kind's would: end may be called on the job's loop (from Signal).
 func (r *fakeRun) end(res Result) {
 	r.once.Do(func() {
 		r.d.mu.Lock()
 		r.ended = true
 		r.d.mu.Unlock()
-		r.done <- res
+		go r.exit(res)
 	})
 }
 
@@ -94,6 +149,66 @@ func (r *fakeRun) gotSignals() []syscall.Signal {
 	return append([]syscall.Signal(nil), r.signals...)
 }
 
+// edge is one move of a job from a state to another.
+type edge struct{ from, to State }
+
+// moves is a slog handler that records every state move the jobs log, and fails the test
+// at an illegal one: setState logs those at error.
+type moves struct {
+	t     *testing.T
+	mu    sync.Mutex
+	byJob map[string][]edge
+	attrs []slog.Attr
+}
+
+func (m *moves) Enabled(context.Context, slog.Level) bool { return true }
+func (m *moves) WithGroup(string) slog.Handler            { return m }
+func (m *moves) WithAttrs(as []slog.Attr) slog.Handler {
+	return &movesView{m: m, attrs: as}
+}
+func (m *moves) Handle(ctx context.Context, r slog.Record) error {
+	return (&movesView{m: m}).Handle(ctx, r)
+}
+
+// movesView is the handler with the job's attributes (log.With("job", …)).
+type movesView struct {
+	m     *moves
+	attrs []slog.Attr
+}
+
+func (v *movesView) Enabled(context.Context, slog.Level) bool { return true }
+func (v *movesView) WithGroup(string) slog.Handler            { return v }
+func (v *movesView) WithAttrs(as []slog.Attr) slog.Handler {
+	return &movesView{m: v.m, attrs: append(append([]slog.Attr(nil), v.attrs...), as...)}
+}
+
+func (v *movesView) Handle(_ context.Context, r slog.Record) error {
+	vals := map[string]string{}
+	for _, a := range v.attrs {
+		vals[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		vals[a.Key] = a.Value.String()
+		return true
+	})
+	if strings.HasPrefix(r.Message, errIllegal.Error()) {
+		v.m.t.Errorf("job %s: %s from %s to %s", vals["job"], r.Message, vals["from"], vals["to"])
+	}
+	if r.Message == "state" {
+		v.m.mu.Lock()
+		v.m.byJob[vals["job"]] = append(v.m.byJob[vals["job"]], edge{State(vals["from"]), State(vals["to"])})
+		v.m.mu.Unlock()
+	}
+	return nil
+}
+
+// of returns the moves of one job so far.
+func (m *moves) of(job string) []edge {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]edge(nil), m.byJob[job]...)
+}
+
 // world is a set of jobs on one bus, built from HCL.
 type world struct {
 	t       *testing.T
@@ -103,17 +218,27 @@ type world struct {
 	jobs    map[string]*Job
 	drivers map[string]*fakeDriver
 	all     *events.Subscription
+	moves   *moves
 }
 
 func newWorld(t *testing.T, src string) *world {
+	t.Helper()
+	w := buildWorld(t, src)
+	w.start()
+	return w
+}
+
+// buildWorld builds the jobs without starting them.
+func buildWorld(t *testing.T, src string) *world {
 	t.Helper()
 	cfg, diags := config.Parse("test.hcl", []byte(src), config.Options{Kinds: ConfigKinds()})
 	if cfg == nil {
 		t.Fatal(strings.Join(config.FormatDiagnostics(diags), "\n"))
 	}
-	w := &world{t: t, bus: events.NewBus(nil), cfg: cfg, jobs: map[string]*Job{}, drivers: map[string]*fakeDriver{}}
+	w := &world{t: t, bus: events.NewBus(nil), cfg: cfg, jobs: map[string]*Job{}, drivers: map[string]*fakeDriver{},
+		moves: &moves{t: t, byJob: map[string][]edge{}}}
 	w.rt = &Runtime{Bus: w.bus, Stdout: output.NewSink(io.Discard), Stderr: output.NewSink(io.Discard),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Environ: func() []string { return []string{"BASE=1"} }}
+		Log: slog.New(w.moves), Environ: func() []string { return []string{"BASE=1"} }}
 	w.all = w.bus.Subscribe(events.SubscribeOptions{Name: "test"})
 	for _, jc := range cfg.Jobs {
 		d := &fakeDriver{exitOn: map[syscall.Signal]bool{syscall.SIGTERM: true}}
@@ -131,9 +256,6 @@ func newWorld(t *testing.T, src string) *world {
 		}
 		w.jobs[jc.Name].SetHooks(hooks)
 	}
-	for _, j := range w.jobs {
-		j.Start()
-	}
 	t.Cleanup(func() {
 		for _, j := range w.jobs {
 			j.Close()
@@ -141,6 +263,13 @@ func newWorld(t *testing.T, src string) *world {
 		w.all.Close()
 	})
 	return w
+}
+
+// start starts every job, in configuration order.
+func (w *world) start() {
+	for _, jc := range w.cfg.Jobs {
+		w.jobs[jc.Name].Start()
+	}
 }
 
 func (w *world) startup() { w.bus.Publish(events.Startup, events.Global, nil) }

@@ -452,11 +452,7 @@ func waitReadable(f, wake *os.File) bool {
 }
 
 func (d *inetdDriver) Start(req RunRequest) (Run, error) {
-	r, err := d.processDriver.Start(req)
-	if err != nil {
-		return nil, err
-	}
-	return watchRun(r, func(res Result) {
+	return d.processDriver.Start(req.beforeExit(func(res Result) {
 		d.release()
 		if d.spec.Mode == ModeActivate {
 			select {
@@ -464,7 +460,7 @@ func (d *inetdDriver) Start(req RunRequest) (Run, error) {
 			default:
 			}
 		}
-	}), nil
+	}))
 }
 
 // Counters reports pilotfish_inetd_connections_total and pilotfish_inetd_refused_total.

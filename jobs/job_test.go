@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"syscall"
@@ -108,7 +109,7 @@ job "alert" {
 		w.startup()
 		time.Sleep(1900 * time.Millisecond)
 		synctest.Wait()
-		if st := w.jobs["never"].Status(); st.State != Waiting || !st.TimerArmed {
+		if st := w.jobs["never"].Status(); st.State != Waiting || !st.timerArmed {
 			t.Fatalf("before the timeout: %+v", st)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -280,10 +281,8 @@ job "stubborn" {
 	})
 }
 
-// A stopping hook runs before the job is signalled, and the job waits for it.
-func TestStoppingHookRunsFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, `
+// hookedApp is a job with a stopping hook.
+const hookedApp = `
 job "app" { exec = "app" }
 job "drain" {
   exec = "drain"
@@ -291,7 +290,12 @@ job "drain" {
     source = "app"
     once   = "stopping"
   }
-}`)
+}`
+
+// A stopping hook runs before the job is signalled, and the job waits for it.
+func TestStoppingHookRunsFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, hookedApp)
 		w.startup()
 		synctest.Wait()
 		stopped := make(chan error)
@@ -346,15 +350,7 @@ job "svc" {
 // A once = "stopping" hook fires at every stop of the job it hooks, not once per lifetime.
 func TestStoppingHookFiresAtEveryStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, `
-job "app" { exec = "app" }
-job "drain" {
-  exec = "drain"
-  when {
-    source = "app"
-    once   = "stopping"
-  }
-}`)
+		w := newWorld(t, hookedApp)
 		w.drivers["drain"].auto = &Result{}
 		w.startup()
 		synctest.Wait()
@@ -407,7 +403,7 @@ job "tick" {
 		if got := d.count() - held; got != 4 {
 			t.Fatalf("%d runs in 3.5 s after the start by hand, want 4 (one at once, then a tick a second)", got)
 		}
-		if st := j.Status(); st.State != Waiting || !st.TimerArmed {
+		if st := j.Status(); st.State != Waiting || !st.timerArmed {
 			t.Fatalf("between ticks: %+v", st)
 		}
 	})
@@ -416,7 +412,7 @@ job "tick" {
 // A job added by a reload whose once trigger already holds runs with that event.
 func TestPrimedTriggerGivesItsEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, `
+		w := buildWorld(t, `
 job "db" { exec = "db" }
 job "app" {
   exec = "app"
@@ -425,7 +421,13 @@ job "app" {
     once   = "exitSuccess"
   }
 }`)
-		w.jobs["app"].Prime([]config.Trigger{{Source: "db", Code: events.ExitSuccess}})
+		if err := w.jobs["app"].Prime([]config.Trigger{{Source: "db", Code: events.ExitSuccess}}); err != nil {
+			t.Fatal(err)
+		}
+		w.start()
+		if err := w.jobs["app"].Prime(nil); !errors.Is(err, ErrConflict) {
+			t.Fatalf("a started job took a priming: %v", err)
+		}
 		w.startup()
 		synctest.Wait()
 		d := w.drivers["app"]

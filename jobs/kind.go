@@ -65,6 +65,20 @@ type RunRequest struct {
 	OnLine func([]byte)
 	// Report tells the job what the kind learned about this run; it may block briefly.
 	Report func(Report)
+	// Exit hands how the run ended straight to the job's loop. The kind calls it exactly
+	// once for a run that started, from a goroutine of its own (never from Start or
+	// Signal, which run on the loop), and never when Start fails.
+	Exit func(Result)
+}
+
+// beforeExit returns req with f called on the run's result before the job gets it.
+func (req RunRequest) beforeExit(f func(Result)) RunRequest {
+	exit := req.Exit
+	req.Exit = func(res Result) {
+		f(res)
+		exit(res)
+	}
+	return req
 }
 
 // Report is what a kind tells the job about a run.
@@ -75,13 +89,14 @@ type Report struct {
 	Message string         // why, for logs and the event's message
 	Kill    syscall.Signal // stop the run with this signal (a missed watchdog)
 	Restart bool           // after Kill, start again whatever `restarts` says
+	// timedOut: Kill because the run outlived the job's timeout (its exit is a failure).
+	timedOut bool
 }
 
-// Run is one execution: a process, or an HTTP call.
+// Run is one execution: a process, or an HTTP call. How it ends goes to RunRequest.Exit.
 type Run interface {
 	Pid() int // 0 when there is no process
 	Signal(sig syscall.Signal) error
-	Done() <-chan Result
 }
 
 // Result is how a run ended.

@@ -220,11 +220,16 @@ func (d *notifyDriver) Start(req RunRequest) (Run, error) {
 		req.Env = mergeEnv(req.Env, map[string]string{"WATCHDOG_USEC": strconv.FormatInt(d.spec.Watchdog.Microseconds(), 10)})
 		req.Activation.PidVars = append(req.Activation.PidVars, "WATCHDOG_PID")
 	}
-	r, err := d.processDriver.Start(req)
+	// The process's exit goes to the run's loop, which may adopt the main PID it announced
+	// and hands the job the end of that one instead.
+	exited := make(chan Result, 1)
+	inner := req
+	inner.Exit = func(res Result) { exited <- res }
+	r, err := d.processDriver.Start(inner)
 	if err != nil {
 		return nil, err
 	}
-	nr := &notifyRun{procRun: r.(*procRun), d: d, report: req.Report, msgs: make(chan NotifyMessage, 16), done: make(chan Result, 1)}
+	nr := &notifyRun{procRun: r.(*procRun), d: d, report: req.Report, exit: req.Exit, exited: exited, msgs: make(chan NotifyMessage, 16)}
 	d.mu.Lock()
 	d.current = nr
 	d.mu.Unlock()
@@ -237,14 +242,13 @@ type notifyRun struct {
 	*procRun
 	d      *notifyDriver
 	report func(Report)
+	exit   func(Result)
+	exited chan Result // the started process's end
 	msgs   chan NotifyMessage
-	done   chan Result
 
 	mu      sync.Mutex
 	mainPID int
 }
-
-func (r *notifyRun) Done() <-chan Result { return r.done }
 
 // Pid is the announced main PID, or the process pilotfish started.
 func (r *notifyRun) Pid() int {
@@ -318,7 +322,7 @@ func (r *notifyRun) loop() {
 		}
 	}
 	armDog()
-	exited := r.procRun.Done()
+	exited := r.exited
 	var adopted <-chan reaper.Status
 	var first Result
 	status := func(s string) { r.report(Report{Status: &s}) }
@@ -408,5 +412,5 @@ func (r *notifyRun) finish(res Result) {
 		r.d.current = nil
 	}
 	r.d.mu.Unlock()
-	r.done <- res
+	r.exit(res)
 }

@@ -70,12 +70,10 @@ func (o *jobOutput) Close() {
 
 // procRun is a running process of a job.
 type procRun struct {
-	pid  int
-	done chan Result
+	pid int
 }
 
-func (p *procRun) Pid() int            { return p.pid }
-func (p *procRun) Done() <-chan Result { return p.done }
+func (p *procRun) Pid() int { return p.pid }
 
 // Signal signals the whole process group, so that children of the job's process get it too.
 func (p *procRun) Signal(sig syscall.Signal) error {
@@ -107,7 +105,7 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 		cleanup.closeAll()
 		return nil, fmt.Errorf("cannot start %s: %w", spec.Path, err)
 	}
-	p := &procRun{pid: proc.Pid, done: make(chan Result, 1)}
+	p := &procRun{pid: proc.Pid}
 	var copiers sync.WaitGroup
 	for _, c := range cleanup.copies {
 		copiers.Add(1)
@@ -119,6 +117,8 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 			c.cop.Copy(c.r)
 		}(c)
 	}
+	// The reaper hands the exit status to this goroutine, which lets the last output
+	// through and gives the status to the job's loop.
 	go func() {
 		st := <-proc.Done
 		drained := make(chan struct{})
@@ -127,7 +127,7 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 		case <-drained:
 		case <-time.After(outputDrain):
 		}
-		p.done <- Result{Code: st.Code(), Signal: st.Signal}
+		req.Exit(Result{Code: st.Code(), Signal: st.Signal})
 	}()
 	return p, nil
 }

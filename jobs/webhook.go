@@ -119,9 +119,8 @@ func (d *webhookDriver) Start(req RunRequest) (Run, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &callRun{cancel: cancel, done: make(chan Result, 1)}
-	go func() { r.done <- d.call(ctx, payload) }()
-	return r, nil
+	go func() { req.Exit(d.call(ctx, payload)) }()
+	return &callRun{cancel: cancel}, nil
 }
 
 // call sends the request, retrying network errors and 5xx answers with backoff (from about
@@ -185,9 +184,7 @@ func (d *webhookDriver) once(ctx context.Context, payload []byte) (int, error) {
 // callRun is a run with no process: an HTTP call.
 type callRun struct {
 	cancel context.CancelFunc
-	done   chan Result
 }
 
 func (r *callRun) Pid() int                    { return 0 }
-func (r *callRun) Done() <-chan Result         { return r.done }
 func (r *callRun) Signal(syscall.Signal) error { r.cancel(); return nil }
