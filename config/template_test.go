@@ -28,6 +28,20 @@ func parseT(t *testing.T, src string) (*Config, []string) {
 	return cfg, FormatDiagnostics(diags)
 }
 
+// refused checks that each source is refused with an error that holds want.
+func refused(t *testing.T, cases map[string]struct{ src, want string }) {
+	t.Helper()
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg, diags := parseT(t, c.src)
+			joined := strings.Join(diags, "\n")
+			if cfg != nil || !strings.Contains(joined, c.want) {
+				t.Fatalf("want an error with %q; got config %v and:\n%s", c.want, cfg != nil, joined)
+			}
+		})
+	}
+}
+
 func TestTemplateBlock(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "up.ctmpl")
@@ -117,15 +131,7 @@ func TestTemplateErrors(t *testing.T) {
 		"bad tmpl name":  {"template \"a b\" {\ncontents = \"y\"\ndestination = \"/tmp/x\"\n}", `template name "a b" must start`},
 		"unknown key":    {"template \"t\" {\ncontents = \"y\"\ndestination = \"/tmp/x\"\nleft_delim = \"[[\"\n}", `Unsupported argument`},
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg, diags := parseT(t, c.src)
-			joined := strings.Join(diags, "\n")
-			if cfg != nil || !strings.Contains(joined, c.want) {
-				t.Fatalf("want an error with %q; got config %v and:\n%s", c.want, cfg != nil, joined)
-			}
-		})
-	}
+	refused(t, cases)
 }
 
 func TestKVWatches(t *testing.T) {
@@ -172,13 +178,5 @@ job "a" {
 		"kv without consul": {"watch \"w\" {\nkey = \"k\"\n}", `test.hcl:1:1: watch "w" follows a key of Consul's KV store, but there is no consul {} block`},
 		"healthy of a key":  {"consul {}\nwatch \"w\" {\nkey = \"k\"\n}\njob \"a\" {\nexec = \"x\"\nwhen {\nsource = \"watch.w\"\nonce = \"healthy\"\n}\n}", `"watch.w" emits only changed`},
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg, diags := parseT(t, c.src)
-			joined := strings.Join(diags, "\n")
-			if cfg != nil || !strings.Contains(joined, c.want) {
-				t.Fatalf("want an error with %q; got config %v and:\n%s", c.want, cfg != nil, joined)
-			}
-		})
-	}
+	refused(t, cases)
 }
