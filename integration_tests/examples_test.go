@@ -137,9 +137,9 @@ func requireNginx(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
 		if os.Getenv(consulagent.EnvRequire) == "1" {
-			t.Fatal("nginx is not installed (Debian package nginx-light); .ci/run installs it")
+			t.Fatal("nginx is not installed (Debian package nginx); .ci/run installs it")
 		}
-		t.Skip("nginx is not installed (Debian package nginx-light)")
+		t.Skip("nginx is not installed (Debian package nginx)")
 	}
 }
 
