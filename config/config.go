@@ -37,6 +37,7 @@ type Config struct {
 	Consul        *Consul       `json:"consul,omitempty"`
 	Jobs          []*Job        `json:"jobs"`
 	Watches       []*Watch      `json:"watches,omitempty"`
+	Templates     []*Template   `json:"templates,omitempty"`
 }
 
 // Job returns the job with the given name, or nil.
@@ -97,10 +98,13 @@ type ConsulTLS struct {
 	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
 }
 
-// Watch is a `watch "NAME"` block; its events come from source "watch.NAME".
+// Watch is a `watch "NAME"` block; its events come from source "watch.NAME". It follows
+// exactly one of a service, a KV key or a KV prefix.
 type Watch struct {
 	Name    string    `json:"name"`
-	Service string    `json:"service"`
+	Service string    `json:"service,omitempty"`
+	Key     string    `json:"key,omitempty"`
+	Prefix  string    `json:"prefix,omitempty"`
 	Tag     string    `json:"tag,omitempty"`
 	DC      string    `json:"dc,omitempty"`
 	Range   hcl.Range `json:"-"`

@@ -32,7 +32,9 @@ var inlineKeys = []string{
 	"listen", "register", "metric",
 	"type", "help", "labels", "buckets", "objectives",
 	// watch
-	"service", "tag", "dc",
+	"service", "tag", "dc", "key", "prefix",
+	// template
+	"source", "contents", "destination", "perms", "wait",
 	// job.backoff and job.logging.rotate
 	"initial", "max",
 	"size", "keep", "compress",

@@ -30,6 +30,9 @@ type Options struct {
 	// Readers read files of other formats, by extension in lower case (".json5": a
 	// ContainerPilot configuration, package config/containerpilot).
 	Readers map[string]Reader
+	// CheckTemplate parses the text of each template block (package template); without it
+	// templates are not checked.
+	CheckTemplate TemplateChecker
 
 	evalTimeout time.Duration // EvalTimeout unless set (tests)
 }
@@ -182,6 +185,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "consul"}, {Type: "control"}, {Type: "telemetry"}, {Type: "logging"},
 		{Type: "job", LabelNames: []string{"name"}},
 		{Type: "watch", LabelNames: []string{"name"}},
+		{Type: "template", LabelNames: []string{"name"}},
 	},
 }
 
@@ -200,6 +204,7 @@ func (l *loader) decode(body hcl.Body) *Config {
 	seen := map[string]*hcl.Block{}
 	jobNames := map[string]*hcl.Block{}
 	watchNames := map[string]*hcl.Block{}
+	templateNames := map[string]*hcl.Block{}
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "job":
@@ -219,6 +224,14 @@ func (l *loader) decode(body hcl.Body) *Config {
 			}
 			watchNames[b.Labels[0]] = b
 			cfg.Watches = append(cfg.Watches, l.decodeWatch(b))
+			continue
+		case "template":
+			if prev, dup := templateNames[b.Labels[0]]; dup {
+				d.Errorf(b.LabelRanges[0], "template %q is defined twice (first at line %d)", b.Labels[0], prev.DefRange.Start.Line)
+				continue
+			}
+			templateNames[b.Labels[0]] = b
+			cfg.Templates = append(cfg.Templates, l.decodeTemplate(b))
 			continue
 		}
 		if prev, dup := seen[b.Type]; dup {
@@ -397,18 +410,6 @@ func reservedPrefix(name string) string {
 	return ""
 }
 
-func (l *loader) decodeWatch(b *hcl.Block) *Watch {
-	d := l.d
-	w := &Watch{Name: b.Labels[0], Service: b.Labels[0], Range: b.DefRange}
-	l.checkName(b, "watch")
-	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "service"}, {Name: "tag"}, {Name: "dc"}}})
-	d.Diags = append(d.Diags, diags...)
-	d.String(content.Attributes, "service", &w.Service)
-	d.String(content.Attributes, "tag", &w.Tag)
-	d.String(content.Attributes, "dc", &w.DC)
-	return w
-}
-
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 func (l *loader) checkName(b *hcl.Block, what string) {
@@ -416,7 +417,7 @@ func (l *loader) checkName(b *hcl.Block, what string) {
 	switch {
 	case !nameRE.MatchString(name):
 		l.d.Errorf(b.LabelRanges[0], "%s name %q must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", what, name)
-	case what == "job" && (name == "global" || strings.HasPrefix(name, "watch.")):
+	case what == "job" && (name == "global" || strings.HasPrefix(name, "watch.") || strings.HasPrefix(name, "template.")):
 		l.d.Errorf(b.LabelRanges[0], "job name %q is reserved for event sources; rename the job", name)
 	}
 }

@@ -135,7 +135,7 @@ func triggerList(ts []Trigger) string {
 // start order, the shutdown order, and the warnings found while loading.
 func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "config %s: %d jobs, %d watches, stop_timeout %s, exit_on_failure %v\n\n", c.Path, len(c.Jobs), len(c.Watches), c.StopTimeout, c.ExitOnFailure)
+	fmt.Fprintf(&b, "config %s: %d jobs, %d watches, %d templates, stop_timeout %s, exit_on_failure %v\n\n", c.Path, len(c.Jobs), len(c.Watches), len(c.Templates), c.StopTimeout, c.ExitOnFailure)
 	fmt.Fprintf(&b, "jobs:\n")
 	for _, j := range c.Jobs {
 		fmt.Fprintf(&b, "  %-20s %-8s %s\n", j.Name, j.Kind, DescribeWhen(j))
@@ -166,7 +166,21 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		fmt.Fprintf(&b, "  %-20s %-8s emits %s\n", "", "", joinCodes(Emits(kinds, j)))
 	}
 	for _, w := range c.Watches {
-		fmt.Fprintf(&b, "  %-20s %-8s service %q emits %s\n", w.Source(), "watch", w.Service, joinCodes(events.WatchCodes))
+		what := fmt.Sprintf("service %q", w.Service)
+		switch {
+		case w.Key != "":
+			what = fmt.Sprintf("key %q", w.Key)
+		case w.Prefix != "":
+			what = fmt.Sprintf("prefix %q", w.Prefix)
+		}
+		fmt.Fprintf(&b, "  %-20s %-8s %s emits %s\n", w.Source(), "watch", what, joinCodes(w.Codes()))
+	}
+	for _, t := range c.Templates {
+		reads := "the environment"
+		if t.catalog != "" {
+			reads = "the catalog"
+		}
+		fmt.Fprintf(&b, "  %-20s %-8s writes %s from %s, emits %s\n", t.Source(), "template", t.Destination, reads, joinCodes(events.ChangedCodes))
 	}
 	fmt.Fprintf(&b, "\nstart order:\n")
 	order := c.StartOrder()

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -15,13 +16,21 @@ func (l *loader) validate(cfg *Config) {
 	d := l.d
 	emits := map[string][]events.Code{events.Global: events.GlobalCodes}
 	for _, w := range cfg.Watches {
-		if cfg.Consul == nil {
+		switch {
+		case cfg.Consul == nil && w.IsKV():
+			d.Errorf(w.Range, "watch %q follows a key of Consul's KV store, but there is no consul {} block; add one", w.Name)
+			continue
+		case cfg.Consul == nil:
 			// Without Consul the watch never answers: it is kept out of the sources, so a
 			// trigger on it is an impossible trigger.
 			d.Warnf(w.Range, "watch %q does nothing without Consul: add a consul {} block (watches follow services registered there)", w.Name)
 			continue
 		}
-		emits[w.Source()] = events.WatchCodes
+		emits[w.Source()] = w.Codes()
+	}
+	l.validateTemplates(cfg)
+	for _, t := range cfg.Templates {
+		emits[t.Source()] = events.ChangedCodes
 	}
 	for _, j := range cfg.Jobs {
 		emits[j.Name] = Emits(l.opts.Kinds, j)
@@ -75,8 +84,10 @@ func (l *loader) validate(cfg *Config) {
 				d.Errorf(t.Range, "job %q waits for %q, which can never happen without Consul: add a consul {} block", j.Name, t.Source)
 			case !ok && strings.HasPrefix(t.Source, events.WatchPrefix):
 				d.Errorf(t.Range, "job %q waits for %q, but there is no watch %q; declare it with watch %q {}", j.Name, t.Source, strings.TrimPrefix(t.Source, events.WatchPrefix), strings.TrimPrefix(t.Source, events.WatchPrefix))
+			case !ok && strings.HasPrefix(t.Source, events.TemplatePrefix):
+				d.Errorf(t.Range, "job %q waits for %q, but there is no template %q%s", j.Name, t.Source, strings.TrimPrefix(t.Source, events.TemplatePrefix), l.suggest(t.Source, emits))
 			case !ok:
-				d.Errorf(t.Range, "job %q waits for %q, which is not a job, a watch (\"watch.NAME\") or \"global\"%s", j.Name, t.Source, l.suggest(t.Source, emits))
+				d.Errorf(t.Range, "job %q waits for %q, which is not a job, a watch (\"watch.NAME\"), a template (\"template.NAME\") or \"global\"%s", j.Name, t.Source, l.suggest(t.Source, emits))
 			case t.Source == j.Name:
 				d.Errorf(t.Range, "job %q cannot be triggered by its own events", j.Name)
 			case !hasCode(codes, t.Code):
@@ -85,6 +96,37 @@ func (l *loader) validate(cfg *Config) {
 		}
 	}
 	l.checkCycles(cfg)
+}
+
+// validateTemplates checks what templates need of the rest: Consul for the catalog, and a
+// destination of their own.
+func (l *loader) validateTemplates(cfg *Config) {
+	d := l.d
+	dests := map[string]*Template{}
+	sources := map[string]*Template{}
+	for _, t := range cfg.Templates {
+		if t.File != "" {
+			sources[t.File] = t
+		}
+	}
+	for _, t := range cfg.Templates {
+		if t.catalog != "" && cfg.Consul == nil {
+			d.Errorf(t.Range, "template %q reads the catalog (%s), but there is no consul {} block; add one, or read only the environment (env)", t.Name, t.catalog)
+		}
+		if t.Destination == "" {
+			continue
+		}
+		if prev, dup := dests[t.Destination]; dup {
+			d.Errorf(t.Range, "template %q writes %s, which template %q writes too; give each its own destination", t.Name, t.Destination, prev.Name)
+		}
+		dests[t.Destination] = t
+		if src, ok := sources[t.Destination]; ok {
+			d.Errorf(t.Range, "template %q would write over the source of template %q (%s)", t.Name, src.Name, t.Destination)
+		}
+		if st, err := os.Stat(t.Destination); err == nil && st.IsDir() {
+			d.Errorf(t.Range, "template %q: destination %s is a directory; name the file to write", t.Name, t.Destination)
+		}
+	}
 }
 
 func hasWatch(cfg *Config, source string) bool {

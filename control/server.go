@@ -238,6 +238,7 @@ func (s *Server) routes() http.Handler {
 	post("/v1/jobs/{name}/signal", s.signal)
 	r.Get("/v1/events", s.events)
 	r.Get("/v1/health", s.health)
+	s.templateRoutes(r)
 	post("/v1/shutdown", s.shutdown)
 	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) { s.b.Metrics().ServeHTTP(w, r) })
 	return r

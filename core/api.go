@@ -120,6 +120,7 @@ func (d *Daemon) PutEnv(env map[string]string) error {
 		return err
 	}
 	d.log.Info("environment updated", "keys", len(env))
+	d.envChanged()
 	return nil
 }
 

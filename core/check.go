@@ -8,12 +8,14 @@ import (
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/config/containerpilot"
 	"github.com/pilotfish/pilotfish/jobs"
+	"github.com/pilotfish/pilotfish/template"
 )
 
 // configOptions are the options of every load of the configuration (run, reload, validate,
-// plan): the kinds of package jobs, and a *.json5 file read as ContainerPilot's.
+// plan): the kinds of package jobs, the template parser, and a *.json5 file read as
+// ContainerPilot's.
 func configOptions(env map[string]string) config.Options {
-	return config.Options{Env: env, Kinds: jobs.ConfigKinds(),
+	return config.Options{Env: env, Kinds: jobs.ConfigKinds(), CheckTemplate: template.Check,
 		Readers: map[string]config.Reader{".json5": containerpilot.Read}}
 }
 

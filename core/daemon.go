@@ -22,6 +22,7 @@ import (
 	"github.com/pilotfish/pilotfish/internal/reaper"
 	"github.com/pilotfish/pilotfish/jobs"
 	"github.com/pilotfish/pilotfish/telemetry"
+	"github.com/pilotfish/pilotfish/template"
 )
 
 // Exit codes of SPEC §6 besides the main job's own.
@@ -75,6 +76,8 @@ type Daemon struct {
 	tel      *telemetry.Telemetry
 	disc     *discovery.Manager // nil without a consul block
 	outer    *outerNotify       // nil without NOTIFY_SOCKET
+
+	tmpls atomic.Pointer[template.Engine] // the template blocks (core/templates.go)
 
 	telListener *telemetry.Listener
 	telListen   string
@@ -274,6 +277,10 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 	defer d.stopDiscovery()
+	// Templates that read only the environment are written now, before any job starts
+	// (docs/templates.md); the others render as Consul answers.
+	d.startTemplates()
+	defer d.stopTemplates()
 	// Phase 3, jobs built: nothing runs yet, and a job that cannot be built (its log file)
 	// stops pilotfish before the socket exists.
 	built, err := d.buildJobs(d.cfg, nil)

@@ -1,5 +1,5 @@
 // Package core is pilotfish's composition root. It loads the configuration, wires the bus,
-// the reaper, the jobs, control, telemetry and discovery, and then runs the daemon's one
+// the reaper, the jobs, control, telemetry, discovery and templates, and then runs the daemon's one
 // supervisor loop: signals, liveness, shutdown and the exit code.
 //
 //   - daemon.go: Run and New, start-up in phases (signals, config, jobs built, socket, jobs
@@ -10,7 +10,8 @@
 //     triggers that already hold (jobs.Job.Holds);
 //   - api.go: the control API's backend; signals.go, sdnotify.go, telemetry.go,
 //     discovery.go, env.go: signals, sd_notify to pilotfish's own supervisor, metrics,
-//     Consul, the environment with putenv values; check.go: validate and plan.
+//     Consul, the environment with putenv values; templates.go: the template blocks (after
+//     discovery, before the jobs), their endpoints and metrics; check.go: validate and plan.
 //
 // Concurrency: the supervisor loop owns the daemon's lifecycle decisions. Jobs tell it that
 // something changed through a non-blocking poke; it then reads their status snapshots, so

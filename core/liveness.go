@@ -30,7 +30,7 @@ func (d *Daemon) check() string {
 			}
 		}
 	}
-	if !anyLive(list, status) {
+	if !anyLive(list, status) && !d.templatesLive() {
 		// Exiting by itself, pilotfish reports a job that failed for good (docs/jobs.md).
 		for _, st := range status {
 			if st.State == jobs.Failed {

@@ -135,6 +135,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 	d.mu.Unlock()
 	d.applySettings(old, cfg)
 	d.reloadDiscovery(old, cfg)
+	d.reloadTemplates(cfg)
 	for _, j := range fresh {
 		j.Start()
 	}

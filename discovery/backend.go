@@ -50,6 +50,31 @@ type Instance struct {
 	Port    int               `json:"port"`
 	Tags    []string          `json:"tags"`
 	Meta    map[string]string `json:"meta,omitempty"`
+	// NodeAddress is the node's own address (templates' .NodeAddress); Address falls back
+	// to it when the service has none.
+	NodeAddress string `json:"-"`
+}
+
+// KVPair is one key of Consul's KV store.
+type KVPair struct {
+	Key         string
+	Value       string
+	Flags       uint64
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// KVQuery selects one key, or with Recurse every key that starts with Key.
+type KVQuery struct {
+	Key     string
+	DC      string
+	Recurse bool
+}
+
+// CatalogService is one service of the catalog and the tags its instances carry.
+type CatalogService struct {
+	Name string
+	Tags []string
 }
 
 // WatchQuery selects the instances a watch follows.
@@ -83,6 +108,16 @@ type Backend interface {
 	// HealthyNow answers at once, on the connection for calls (a watch that polls while the
 	// agent is crowded); with indexOnly, with the index only and no instance.
 	HealthyNow(ctx context.Context, q WatchQuery, indexOnly bool) ([]Instance, uint64, error)
+	// KV runs a blocking query on the KV store (index 0: at once): the pairs q selects,
+	// sorted by key, none when the key is missing. sameConn as for Healthy.
+	KV(ctx context.Context, q KVQuery, index uint64, sameConn bool) ([]KVPair, uint64, error)
+	// KVNow answers at once, on the connection for calls.
+	KVNow(ctx context.Context, q KVQuery) ([]KVPair, uint64, error)
+	// Services runs a blocking query on the catalog's services of a datacenter ("": the
+	// agent's), sorted by name. sameConn as for Healthy.
+	Services(ctx context.Context, dc string, index uint64, sameConn bool) ([]CatalogService, uint64, error)
+	// ServicesNow answers at once, on the connection for calls.
+	ServicesNow(ctx context.Context, dc string) ([]CatalogService, uint64, error)
 	// WaitChange blocks until the catalog changes after index, or the agent goes away;
 	// sameConn as for Healthy.
 	WaitChange(ctx context.Context, index uint64, sameConn bool) (uint64, error)

@@ -168,7 +168,7 @@ func (c *Consul) CloseIdleConnections() {
 
 // getJSON is a GET of the rest client, decoded into out.
 func (c *Consul) getJSON(ctx context.Context, path string, params url.Values, out any) error {
-	buf, _, err := c.get(ctx, c.restConf, path, params)
+	buf, _, err := c.get(ctx, c.restConf, path, params, false)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (c *Consul) getJSON(ctx context.Context, path string, params url.Values, ou
 }
 
 func (c *Consul) Healthy(ctx context.Context, q WatchQuery, index uint64, sameConn bool) ([]Instance, uint64, error) {
-	buf, next, err := c.blocking(ctx, healthPath(q), healthParams(q), index, sameConn)
+	buf, next, err := c.blocking(ctx, healthPath(q), healthParams(q), index, sameConn, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -192,7 +192,7 @@ func (c *Consul) HealthyNow(ctx context.Context, q WatchQuery, indexOnly bool) (
 	if indexOnly {
 		params.Set("filter", `Service.ID == ""`) // no instance matches: the answer is [] and its index
 	}
-	buf, next, err := c.get(ctx, c.restConf, healthPath(q), params)
+	buf, next, err := c.get(ctx, c.restConf, healthPath(q), params, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -229,7 +229,7 @@ func (c *Consul) instances(q WatchQuery, buf *bytes.Buffer, next uint64) ([]Inst
 			addr = e.Node.Address
 		}
 		inst := Instance{ID: e.Service.ID, Service: e.Service.Service, Node: e.Node.Node, Address: addr,
-			Port: e.Service.Port, Tags: e.Service.Tags, Meta: e.Service.Meta}
+			Port: e.Service.Port, Tags: e.Service.Tags, Meta: e.Service.Meta, NodeAddress: e.Node.Address}
 		if inst.Tags == nil {
 			inst.Tags = []string{}
 		}
@@ -239,7 +239,7 @@ func (c *Consul) instances(q WatchQuery, buf *bytes.Buffer, next uint64) ([]Inst
 }
 
 func (c *Consul) WaitChange(ctx context.Context, index uint64, sameConn bool) (uint64, error) {
-	buf, next, err := c.blocking(ctx, "/v1/catalog/services", url.Values{}, index, sameConn)
+	buf, next, err := c.blocking(ctx, "/v1/catalog/services", url.Values{}, index, sameConn, false)
 	if err == nil {
 		c.bufs.Put(buf)
 	}
@@ -249,7 +249,8 @@ func (c *Consul) WaitChange(ctx context.Context, index uint64, sameConn bool) (u
 // blocking runs one blocking query on the block client and returns its answer and index.
 // With sameConn and an index, it refuses to go over a new connection (ErrNewConnection): the
 // one the last answer came on is gone, maybe with the agent.
-func (c *Consul) blocking(ctx context.Context, path string, params url.Values, index uint64, sameConn bool) (*bytes.Buffer, uint64, error) {
+// With notFound, a 404 is an empty answer (a KV key that does not exist), with its index.
+func (c *Consul) blocking(ctx context.Context, path string, params url.Values, index uint64, sameConn, notFound bool) (*bytes.Buffer, uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var fresh atomic.Bool
@@ -265,7 +266,7 @@ func (c *Consul) blocking(ctx context.Context, path string, params url.Values, i
 		params.Set("index", strconv.FormatUint(index, 10))
 		params.Set("wait", strconv.FormatInt(blockingWait.Milliseconds(), 10)+"ms")
 	}
-	buf, next, err := c.get(ctx, c.blockConf, path, params)
+	buf, next, err := c.get(ctx, c.blockConf, path, params, notFound)
 	if fresh.Load() {
 		return nil, 0, ErrNewConnection
 	}
@@ -273,8 +274,9 @@ func (c *Consul) blocking(ctx context.Context, path string, params url.Values, i
 }
 
 // get sends a GET with conf's client the way the api package would (address, scheme, token,
-// basic auth) and returns the answer (in a buffer of c.bufs) and its X-Consul-Index.
-func (c *Consul) get(ctx context.Context, conf *api.Config, path string, params url.Values) (*bytes.Buffer, uint64, error) {
+// basic auth) and returns the answer (in a buffer of c.bufs) and its X-Consul-Index. With
+// notFound, a 404 is an empty answer with its index.
+func (c *Consul) get(ctx context.Context, conf *api.Config, path string, params url.Values, notFound bool) (*bytes.Buffer, uint64, error) {
 	host := conf.Address
 	if strings.HasPrefix(host, "/") { // a unix socket: any host will do
 		host = "localhost"
@@ -303,17 +305,18 @@ func (c *Consul) get(ctx context.Context, conf *api.Config, path string, params 
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
+	index, _ := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
+	if notFound && resp.StatusCode == http.StatusNotFound && index > 0 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		buf := c.buf()
+		return buf, index, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		_, _ = io.Copy(io.Discard, resp.Body) // the connection goes back to the pool
 		return nil, 0, api.StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 	}
-	index, _ := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
-	buf, _ := c.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	buf.Reset()
+	buf := c.buf()
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer)); err != nil {
 		c.bufs.Put(buf)
 		return nil, 0, fmt.Errorf("cannot read the answer to %s: %w", path, err)
@@ -321,9 +324,19 @@ func (c *Consul) get(ctx context.Context, conf *api.Config, path string, params 
 	return buf, index, nil
 }
 
+// buf is an empty buffer of c.bufs.
+func (c *Consul) buf() *bytes.Buffer {
+	buf, _ := c.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	return buf
+}
+
 func (c *Consul) AgentID(ctx context.Context) (string, error) {
 	// Asked between two blocking queries: on their connection, not the one for calls.
-	buf, _, err := c.get(ctx, c.blockConf, "/v1/agent/self", nil)
+	buf, _, err := c.get(ctx, c.blockConf, "/v1/agent/self", nil, false)
 	if err != nil {
 		return "", err
 	}

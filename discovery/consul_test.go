@@ -684,6 +684,7 @@ func TestManagerWatchPublishes(t *testing.T) {
 	}
 	m.Start()
 	t.Cleanup(func() { m.Close(context.Background()) })
+	bus.Publish(events.Startup, events.Global, nil) // the jobs are subscribed: watch events flow
 
 	next := func(what string) events.Event {
 		t.Helper()
@@ -795,6 +796,7 @@ func TestManagerWatchResumesAfterAgentRestart(t *testing.T) {
 	}
 	m.Start()
 	t.Cleanup(func() { m.Close(context.Background()) })
+	bus.Publish(events.Startup, events.Global, nil) // the jobs are subscribed: watch events flow
 	want := func(code events.Code, d time.Duration) time.Duration {
 		t.Helper()
 		t0 := time.Now()

@@ -71,6 +71,11 @@ type Manager struct {
 	quit     chan struct{}
 	done     chan struct{}
 	sub      *events.Subscription
+	// gate holds the watches' events from Apply until the next global startup, when the jobs
+	// of the configuration are subscribed (a first answer may come before).
+	gate     *events.Gate
+	startups *events.Subscription
+	released chan struct{} // the goroutine that opens the gate ended
 
 	mu         sync.Mutex
 	agentID    string // the agent last seen; see checkAgent
@@ -84,10 +89,14 @@ type Manager struct {
 	yieldCh    chan struct{} // closed when yieldUntil changes: waits end, queries give up
 	crowdedTil time.Time     // the agent refused a connection lately (see crowded)
 
+	viewsMu     sync.Mutex
+	views       map[ViewKey]*view // every followed query, shared (views.go)
+	viewsClosed bool              // the shutdown began: no view answers any more
+	monitor     *follower         // runs while there is no view
+
 	// Owned by the loop.
 	svcs        map[string]*service // by job name; "" is pilotfish's own, retiredKey… old IDs
 	watchers    map[string]*watcher // by watch name
-	monitor     *follower           // runs while there is no watch
 	maintenance bool
 	closing     bool // shutdown began: nothing new is registered, nothing resynced
 	retryT      *time.Timer
@@ -137,7 +146,8 @@ func New(o Options) *Manager {
 		b: o.Backend, bus: o.Bus, log: o.Log.With("component", "discovery"), hostname: o.Hostname, instance: o.Instance,
 		ctx: ctx, abort: abort,
 		cmds: make(chan func()), resync: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		watchers: map[string]*watcher{}, errs: map[string]uint64{}, svcFor: map[string]bool{},
+		gate: events.NewGate(o.Bus), released: make(chan struct{}),
+		watchers: map[string]*watcher{}, errs: map[string]uint64{}, svcFor: map[string]bool{}, views: map[ViewKey]*view{},
 		svcs:   map[string]*service{},
 		retryT: time.NewTimer(time.Hour), beatT: time.NewTimer(time.Hour),
 	}
@@ -149,7 +159,24 @@ func New(o Options) *Manager {
 // Start subscribes to the bus and starts the registration loop.
 func (m *Manager) Start() {
 	m.sub = m.bus.Subscribe(events.SubscribeOptions{Name: "discovery", Filter: m.wants})
+	m.startups = m.bus.Subscribe(events.SubscribeOptions{Name: "discovery-startup", Filter: func(ev events.Event) bool {
+		return ev.Code == events.Startup && ev.Source == events.Global
+	}})
 	go m.loop()
+	go m.release()
+}
+
+// release opens the gate of the watches' events at each global startup. It does not wait
+// for the loop, which may be busy with a slow agent.
+func (m *Manager) release() {
+	defer close(m.released)
+	for {
+		ev, err := m.startups.Recv(context.Background())
+		if err != nil {
+			return // closed
+		}
+		m.gate.Release(ev.Seq)
+	}
 }
 
 func (m *Manager) wants(ev events.Event) bool {
@@ -197,6 +224,7 @@ func (m *Manager) Instance() string { return m.instance }
 // self, when not "", is the host:port of pilotfish's metrics endpoint to register as
 // service "pilotfish".
 func (m *Manager) Apply(ctx context.Context, cfg *config.Config, self string) error {
+	m.gate.Hold()
 	want := map[string]*config.Job{}
 	for _, j := range cfg.Jobs {
 		if j.Service != nil {
@@ -436,6 +464,8 @@ func (m *Manager) Close(ctx context.Context) {
 	m.abort()
 	if m.sub != nil {
 		m.sub.Close()
+		m.startups.Close()
+		<-m.released
 	}
 }
 
@@ -455,10 +485,7 @@ func (m *Manager) beginClose() {
 		w.stop()
 		delete(m.watchers, name)
 	}
-	if m.monitor != nil {
-		m.monitor.stop()
-		m.monitor = nil
-	}
+	m.closeViews()
 }
 
 func (m *Manager) sortedServices() []*service {

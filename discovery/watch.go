@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,22 +42,19 @@ type WatchStatus struct {
 	Instances int
 }
 
-// watcher follows one service with blocking queries and publishes changed, healthy and
-// unhealthy from source watch.NAME.
+// watcher follows one service, KV key or KV prefix through its view and publishes from
+// source watch.NAME: changed, healthy and unhealthy for a service, changed for a key or
+// prefix.
 type watcher struct {
 	cfg *config.Watch
 	m   *Manager
-	f   *follower
+	sub *ViewSub
 
-	mu        sync.Mutex
-	seen      bool
-	instances []Instance // sorted by key
-	keys      []string   // their keys
+	mu   sync.Mutex
+	data *ViewData // the last answer published, nil before the first
 }
 
-// applyWatches starts and stops watches to match ws. Without any watch, the agent monitor
-// runs instead: the watches' queries notice an agent restart as well as it does, and each
-// blocking query holds a connection.
+// applyWatches starts and stops watches to match ws (on the loop).
 func (m *Manager) applyWatches(ws []*config.Watch) {
 	want := map[string]*config.Watch{}
 	if !m.closing {
@@ -67,7 +63,7 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 		}
 	}
 	for name, w := range m.watchers {
-		if c, ok := want[name]; !ok || c.Service != w.cfg.Service || c.Tag != w.cfg.Tag || c.DC != w.cfg.DC {
+		if c, ok := want[name]; !ok || !c.Equal(w.cfg) {
 			w.stop()
 			delete(m.watchers, name)
 		}
@@ -77,45 +73,15 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 			continue
 		}
 		w := &watcher{cfg: c, m: m}
-		q := WatchQuery{Service: c.Service, Tag: c.Tag, DC: c.DC}
-		w.f = m.follow("watch", "watch "+c.Name, func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error) {
-			list, next, err := m.b.Healthy(ctx, q, index, sameConn)
-			if err != nil {
-				return 0, 0, err
-			}
-			if next >= index { // an older answer is asked again (see follower.run)
-				w.update(list)
-			}
-			return next, pace(len(list)), nil
-		})
-		w.f.poll = func(ctx context.Context, index uint64) (uint64, error) {
-			_, now, err := m.b.HealthyNow(ctx, q, true)
-			if err != nil || now == index {
-				return now, err
-			}
-			list, next, err := m.b.HealthyNow(ctx, q, false)
-			if err != nil {
-				return 0, err
-			}
-			if next >= index {
-				w.update(list)
-			}
-			return next, nil
+		w.sub = m.Follow(watchView(c), w.update)
+		if d, ok := w.sub.Data(); ok { // a template follows it already
+			w.update(d)
 		}
 		m.watchers[name] = w
 	}
-	switch {
-	case len(m.watchers) > 0 || m.closing:
-		if m.monitor != nil {
-			m.monitor.stop()
-			m.monitor = nil
-		}
-	case m.monitor == nil:
-		m.monitor = m.follow("agent", "agent monitor", func(ctx context.Context, index uint64, sameConn bool) (uint64, time.Duration, error) {
-			next, err := m.b.WaitChange(ctx, index, sameConn)
-			return next, monitorPace, err
-		})
-	}
+	m.viewsMu.Lock()
+	m.syncMonitorLocked() // with no watch and no template, the agent monitor runs
+	m.viewsMu.Unlock()
 	list := make([]*watcher, 0, len(m.watchers))
 	for _, w := range m.watchers {
 		list = append(list, w)
@@ -123,6 +89,17 @@ func (m *Manager) applyWatches(ws []*config.Watch) {
 	m.mu.Lock()
 	m.watchList = list
 	m.mu.Unlock()
+}
+
+// watchView is the view a watch follows.
+func watchView(c *config.Watch) ViewKey {
+	switch {
+	case c.Key != "":
+		return ViewKey{Kind: ViewKVKey, Name: c.Key, DC: c.DC}
+	case c.Prefix != "":
+		return ViewKey{Kind: ViewKVPrefix, Name: c.Prefix, DC: c.DC}
+	}
+	return ViewKey{Kind: ViewService, Name: c.Service, Tag: c.Tag, DC: c.DC}
 }
 
 // pace is the pause after an answer of n instances (see pacePerInstance).
@@ -143,14 +120,18 @@ func (m *Manager) Watches() []WatchStatus {
 	out := make([]WatchStatus, 0, len(list))
 	for _, w := range list {
 		w.mu.Lock()
-		out = append(out, WatchStatus{Name: w.cfg.Name, Healthy: len(w.instances) > 0, Instances: len(w.instances)})
+		n := 0
+		if w.data != nil {
+			n = len(w.data.Instances) + len(w.data.Pairs)
+		}
+		out = append(out, WatchStatus{Name: w.cfg.Name, Healthy: n > 0, Instances: n})
 		w.mu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-func (w *watcher) stop() { w.f.stop() }
+func (w *watcher) stop() { w.sub.Close() }
 
 // follower runs one blocking query after another on its own goroutine, each from the
 // index of the last answer, until stopped. query returns the next index and how long to wait
@@ -325,33 +306,73 @@ func (f *follower) pollOnce(ctx context.Context, index *uint64, bo *backoff.Back
 	backoff.Sleep(ctx, wait)
 }
 
-// update publishes what changed: the first answer always publishes changed plus healthy or
-// unhealthy; later ones changed when the set differs, healthy/unhealthy on 0 ↔ >0.
-func (w *watcher) update(list []Instance) {
-	keys := make([]string, len(list))
-	for i, in := range list {
-		keys[i] = key(in)
-	}
-	sort.Sort(byKey{list, keys})
+// update publishes an answer of the view that this watch has not published yet. For a
+// service, the first answer publishes changed plus healthy or unhealthy; later ones changed,
+// and healthy/unhealthy on 0 ↔ >0. For a KV key or prefix, each answer publishes changed
+// with the value (docs/consul.md#kv-watches).
+func (w *watcher) update(d *ViewData) {
 	w.mu.Lock()
-	first := !w.seen
-	prev := w.instances
-	same := !first && slices.Equal(w.keys, keys)
-	w.seen, w.instances, w.keys = true, list, keys
-	w.mu.Unlock()
-	if same {
+	defer w.mu.Unlock() // publishing never blocks; the lock keeps two answers in order
+	prev := w.data
+	if prev != nil && d.Seq <= prev.Seq {
+		return // published already (the view answered while the watch joined it)
+	}
+	w.data = d
+	src := w.cfg.Source()
+	if w.cfg.IsKV() {
+		attrs := map[string]string{}
+		if v, ok := w.value(d.Pairs); ok {
+			attrs[events.AttrValue] = v
+		}
+		w.m.gate.Publish(events.Changed, src, attrs)
 		return
 	}
-	b, _ := json.Marshal(list)
+	b, _ := json.Marshal(d.Instances)
 	attrs := map[string]string{events.AttrInstances: string(b)}
-	src := w.cfg.Source()
-	w.m.bus.Publish(events.Changed, src, attrs)
+	w.m.gate.Publish(events.Changed, src, attrs)
 	switch {
-	case len(list) > 0 && (first || len(prev) == 0):
-		w.m.bus.Publish(events.Healthy, src, attrs)
-	case len(list) == 0 && (first || len(prev) > 0):
-		w.m.bus.Publish(events.Unhealthy, src, attrs)
+	case len(d.Instances) > 0 && (prev == nil || len(prev.Instances) == 0):
+		w.m.gate.Publish(events.Healthy, src, attrs)
+	case len(d.Instances) == 0 && (prev == nil || len(prev.Instances) > 0):
+		w.m.gate.Publish(events.Unhealthy, src, attrs)
 	}
+}
+
+// maxValue bounds the value a KV watch hands to jobs in PILOTFISH_WATCH_VALUE: the kernel
+// refuses to start a program with an environment string over 128 KiB.
+const maxValue = 128<<10 - len("PILOTFISH_WATCH_VALUE=") - 1
+
+// value is what a triggered job gets in PILOTFISH_WATCH_VALUE: the key's value ("" when it
+// is missing), or for a prefix a JSON object of every key under it (relative to the prefix)
+// and its value. A value no environment can hold (a NUL byte, over maxValue) is left out,
+// with a warning.
+func (w *watcher) value(pairs []KVPair) (string, bool) {
+	var v string
+	if w.cfg.Key != "" {
+		if len(pairs) > 0 {
+			v = pairs[0].Value
+		}
+	} else {
+		obj := make(map[string]string, len(pairs))
+		for _, p := range pairs {
+			rel := strings.TrimPrefix(strings.TrimPrefix(p.Key, w.cfg.Prefix), "/")
+			if rel == "" || strings.HasSuffix(p.Key, "/") {
+				continue // the prefix itself, or a "folder"
+			}
+			obj[rel] = p.Value
+		}
+		b, _ := json.Marshal(obj)
+		v = string(b)
+	}
+	switch {
+	case strings.IndexByte(v, 0) >= 0:
+		w.m.log.Warn("the value holds a NUL byte, which no environment variable can hold; triggered jobs get no PILOTFISH_WATCH_VALUE", "watch", w.cfg.Name)
+		return "", false
+	case len(v) > maxValue:
+		w.m.log.Warn("the value is too large for an environment variable; triggered jobs get no PILOTFISH_WATCH_VALUE", "watch", w.cfg.Name, "bytes", len(v), "max", maxValue)
+		return "", false
+	}
+	return v, true
 }
 
 // byKey sorts instances by their keys.

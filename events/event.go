@@ -32,6 +32,9 @@ const Global = "global"
 // WatchPrefix starts the source name of every watch ("watch.db").
 const WatchPrefix = "watch."
 
+// TemplatePrefix starts the source name of every template ("template.upstreams").
+const TemplatePrefix = "template."
+
 // GlobalCodes are the codes published with source Global.
 var GlobalCodes = []Code{Startup, Shutdown, Reload, EnterMaintenance, ExitMaintenance}
 
@@ -39,8 +42,11 @@ var GlobalCodes = []Code{Startup, Shutdown, Reload, EnterMaintenance, ExitMainte
 // on its kind and configuration.
 var JobCodes = []Code{Started, ExitSuccess, ExitFailed, Healthy, Unhealthy, Stopping, Stopped, TimerExpired}
 
-// WatchCodes are the codes a watch publishes.
+// WatchCodes are the codes a watch of a service publishes.
 var WatchCodes = []Code{Changed, Healthy, Unhealthy}
+
+// ChangedCodes are the codes a watch of a KV key or prefix, and a template, publish.
+var ChangedCodes = []Code{Changed}
 
 // AllCodes lists every code once.
 func AllCodes() []Code {
@@ -76,6 +82,7 @@ func (e Event) String() string { return fmt.Sprintf("%s.%s", e.Source, e.Code) }
 const (
 	AttrExitCode  = "exit_code"
 	AttrInstances = "instances"
+	AttrValue     = "value" // a KV watch's value: the value of its key, or a JSON object for a prefix
 	AttrMessage   = "message"
 )
 

@@ -4,6 +4,7 @@ package integration
 // from a copy of its directory, checked, and stopped with SIGTERM.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/integration_tests/consulagent"
 )
 
 // exampleDir copies examples/NAME into a fresh directory and returns it.
@@ -127,5 +129,133 @@ func TestExampleCronSyslogNotify(t *testing.T) {
 		return j.Health == "healthy" && strings.HasPrefix(j.Status, "served ")
 	}, "notifyd's status line")
 	p.WaitStdout(20*time.Second, `^\[syslog\] .* user\.info report: app is up$`)
+	stopExample(t, p)
+}
+
+// requireNginx skips a test without nginx, unless the suite must run everything (CI).
+func requireNginx(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("nginx"); err != nil {
+		if os.Getenv(consulagent.EnvRequire) == "1" {
+			t.Fatal("nginx is not installed (Debian package nginx); .ci/run installs it")
+		}
+		t.Skip("nginx is not installed (Debian package nginx)")
+	}
+}
+
+// curlGet fetches url with curl(1), as a user would; "" on failure.
+func curlGet(t testing.TB, url string) string {
+	t.Helper()
+	out, err := exec.Command("curl", "-sS", "--max-time", "2", url).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The nginx example, run as its README says, as PID 1: curl through nginx reaches both
+// backends; a stopped backend leaves the upstreams and gets no traffic; started again it
+// comes back.
+func TestExampleNginxUpstreams(t *testing.T) {
+	t.Parallel()
+	requireNginx(t)
+	requireCurl(t)
+	a := consulagent.Start(t)
+	dir := exampleDir(t, "nginx-upstreams")
+	if err := os.Chmod(dir, 0o755); err != nil { // nginx's workers run as another user
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 3)
+	env := []string{"CONSUL_HTTP_ADDR=" + a.Addr(), "NGINX_PORT=" + strconv.Itoa(ports[0]),
+		"BACKEND_A_PORT=" + strconv.Itoa(ports[1]), "BACKEND_B_PORT=" + strconv.Itoa(ports[2])}
+	if res := runCmdEnv(t, dir, env, "validate", "-config", "pilotfish.hcl"); res.code != 0 {
+		t.Fatalf("the example does not validate: %+v", res)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "pilotfish.hcl"))
+	p := start(t, opts{Dir: dir, Config: string(data), ConfigArg: "pilotfish.hcl", Env: env})
+	sock := filepath.Join(dir, "pilotfish.sock")
+	waitPing(t, p, sock, 10*time.Second)
+	cl := client.New(sock)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", ports[0])
+
+	// Both backends answer through nginx.
+	seen := map[string]bool{}
+	waitFor(t, 30*time.Second, func() bool {
+		seen[curlGet(t, url)] = true
+		return seen["hello from backend a"] && seen["hello from backend b"]
+	}, "both backends through nginx (seen %v)", seen)
+	up := filepath.Join(dir, "run", "upstreams.conf")
+	f, _ := readTmpl(t, up)
+	if !strings.Contains(f.text, fmt.Sprintf("server 127.0.0.1:%d;", ports[1])) || !strings.Contains(f.text, fmt.Sprintf("server 127.0.0.1:%d;", ports[2])) {
+		t.Fatalf("upstreams = %q", f.text)
+	}
+
+	// Stop backend a: it leaves the file, and nginx (reloaded) sends it nothing.
+	if _, err := cl.Stop(ctxFor(t, 20*time.Second), "backend-a"); err != nil {
+		t.Fatal(err)
+	}
+	waitTmpl(t, 10*time.Second, up, "backend a gone", func(s string) bool { return !strings.Contains(s, strconv.Itoa(ports[1])) })
+	run := 0
+	waitFor(t, 15*time.Second, func() bool {
+		if curlGet(t, url) == "hello from backend b" {
+			run++
+		} else {
+			run = 0
+		}
+		return run >= 10
+	}, "ten answers in a row from backend b alone")
+
+	// Start it again: once healthy it is back.
+	if _, err := cl.Start(ctxFor(t, 20*time.Second), "backend-a"); err != nil {
+		t.Fatal(err)
+	}
+	waitTmpl(t, 15*time.Second, up, "backend a back", has(fmt.Sprintf("server 127.0.0.1:%d;", ports[1])))
+	seen = map[string]bool{}
+	waitFor(t, 15*time.Second, func() bool {
+		seen[curlGet(t, url)] = true
+		return seen["hello from backend a"] && seen["hello from backend b"]
+	}, "both backends again (seen %v)", seen)
+
+	// The reload job ran for the later renders; nginx itself never restarted.
+	nginx, err := cl.Job(ctxFor(t, 5*time.Second), "nginx")
+	if err != nil || nginx.State != "running" || nginx.Restarts != 0 {
+		t.Errorf("nginx = %+v %v, want running with no restart", nginx, err)
+	}
+	stopExample(t, p)
+	// Everything pilotfish registered is gone.
+	c := consulClient(t, a)
+	if ids := c.passingIDs("backend-a"); len(ids) != 0 {
+		t.Errorf("backend-a left registered: %v", ids)
+	}
+}
+
+// The config-from-env example as its README runs it: the app reads the file rendered from
+// the environment at start-up, and a putenv restarts it with the new file.
+func TestExampleConfigFromEnv(t *testing.T) {
+	t.Parallel()
+	requireCurl(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	dir := exampleDir(t, "config-from-env")
+	port := freePort(t)
+	env := []string{"APP_PORT=" + strconv.Itoa(port), "APP_GREETING=bonjour", "APP_ALLOWED_HOSTS=Example.com, localhost"}
+	data, _ := os.ReadFile(filepath.Join(dir, "pilotfish.hcl"))
+	p := start(t, opts{Dir: dir, Config: string(data), ConfigArg: "pilotfish.hcl", Env: env})
+	sock := filepath.Join(dir, "pilotfish.sock")
+	waitPing(t, p, sock, 10*time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	var got string
+	waitFor(t, 15*time.Second, func() bool { got = curlGet(t, url); return got != "" }, "the app to answer")
+	if got != "bonjour (allowed hosts: example.com, localhost)" {
+		t.Errorf("the app answered %q", got)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "run", "app.ini")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("run/app.ini: %v %v, want mode 0600", st, err)
+	}
+	if res := runCmd(t, dir, "putenv", "-socket", sock, "APP_GREETING=hola"); res.code != 0 {
+		t.Fatalf("putenv: %+v", res)
+	}
+	waitFor(t, 15*time.Second, func() bool { got = curlGet(t, url); return strings.HasPrefix(got, "hola") }, "the app restarted with the new greeting (last %q)", got)
 	stopExample(t, p)
 }

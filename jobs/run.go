@@ -126,6 +126,9 @@ func (j *Job) env(ev events.Event, act Activation) []string {
 	if inst, ok := ev.Attrs[events.AttrInstances]; ok {
 		trig["PILOTFISH_WATCH_INSTANCES"] = inst
 	}
+	if v, ok := ev.Attrs[events.AttrValue]; ok {
+		trig["PILOTFISH_WATCH_VALUE"] = v
+	}
 	for _, kv := range act.Env {
 		k, v, _ := splitKV(kv)
 		trig[k] = v

@@ -68,15 +68,15 @@ func (j *Job) Live(st Status) bool {
 }
 
 // CouldStart reports whether a job that is waiting, as of its snapshot st, can still be
-// started by an event that may yet come: a watch event, a global event the API can cause
-// at any time, or an event of a job that live says is live.
+// started by an event that may yet come: a watch or template event, a global event the API
+// can cause at any time, or an event of a job that live says is live.
 func (st Status) CouldStart(live func(job string) bool) bool {
 	if st.State != Waiting {
 		return false
 	}
 	for _, t := range st.pending {
 		switch {
-		case strings.HasPrefix(t.Source, events.WatchPrefix):
+		case strings.HasPrefix(t.Source, events.WatchPrefix), strings.HasPrefix(t.Source, events.TemplatePrefix):
 			return true
 		case t.Source == events.Global:
 			// reload and maintenance can be asked for at any time through the control API;

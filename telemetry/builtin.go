@@ -15,6 +15,9 @@ var (
 	descReloads     = prometheus.NewDesc("pilotfish_reloads_total", "Configuration reloads by result: ok, invalid (refused) or failed.", []string{"result"}, nil)
 	descOrphans     = prometheus.NewDesc("pilotfish_orphans_reaped_total", "Processes reaped that pilotfish did not start itself.", nil, nil)
 	descConsulError = prometheus.NewDesc("pilotfish_consul_errors_total", "Failed Consul calls by operation.", []string{"op"}, nil)
+	descQueries     = prometheus.NewDesc("pilotfish_consul_queries", "Catalog queries followed with blocking queries, by kind (service, services, key, prefix; agent: the agent monitor). Watches and templates that read the same thing share one.", []string{"kind"}, nil)
+	descRenders     = prometheus.NewDesc("pilotfish_template_renders_total", "Writes of the template's file (a render whose text did not change writes nothing).", []string{"template"}, nil)
+	descTmplErrors  = prometheus.NewDesc("pilotfish_template_errors_total", "Renders of the template that failed (run-time errors, files that could not be written); the file keeps its last text.", []string{"template"}, nil)
 )
 
 // kindCounters describes the kind-specific counters jobs report in JobSample.Counters.
@@ -105,6 +108,13 @@ func (b *builtin) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOrphans, prometheus.CounterValue, float64(b.src.Orphans()))
 	for op, n := range b.src.ConsulErrors() {
 		ch <- prometheus.MustNewConstMetric(descConsulError, prometheus.CounterValue, float64(n), op)
+	}
+	for kind, n := range b.src.ConsulQueries() {
+		ch <- prometheus.MustNewConstMetric(descQueries, prometheus.GaugeValue, float64(n), kind)
+	}
+	for _, t := range b.src.Templates() {
+		ch <- prometheus.MustNewConstMetric(descRenders, prometheus.CounterValue, float64(t.Renders), t.Name)
+		ch <- prometheus.MustNewConstMetric(descTmplErrors, prometheus.CounterValue, float64(t.Errors), t.Name)
 	}
 }
 

@@ -48,6 +48,10 @@ func (s docsSource) Bus() *events.Bus                { return s.bus }
 func (s docsSource) Orphans() uint64                 { return 1 }
 func (s docsSource) Reloads() map[string]uint64      { return map[string]uint64{"ok": 1} }
 func (s docsSource) ConsulErrors() map[string]uint64 { return map[string]uint64{"register": 1} }
+func (s docsSource) ConsulQueries() map[string]int   { return map[string]int{"service": 1} }
+func (s docsSource) Templates() []TemplateSample {
+	return []TemplateSample{{Name: "upstreams", Renders: 1, Errors: 1}}
+}
 
 func newDocsSource(t *testing.T) docsSource {
 	bus := events.NewBus(nil)

@@ -31,6 +31,13 @@ type CounterSample struct {
 	N      float64
 }
 
+// TemplateSample is what a scrape reads about one template.
+type TemplateSample struct {
+	Name    string
+	Renders uint64 // writes of its file
+	Errors  uint64 // runs and writes that failed
+}
+
 // Source is the daemon state the collectors read at scrape time.
 type Source interface {
 	Jobs() []JobSample
@@ -38,6 +45,10 @@ type Source interface {
 	Orphans() uint64
 	Reloads() map[string]uint64
 	ConsulErrors() map[string]uint64
+	// ConsulQueries counts the catalog queries followed (each holds a blocking query), by
+	// kind; nil without Consul.
+	ConsulQueries() map[string]int
+	Templates() []TemplateSample
 }
 
 // Telemetry is the daemon's registries and what feeds them.

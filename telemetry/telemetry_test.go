@@ -24,6 +24,8 @@ func (s *source) Bus() *events.Bus                { return s.bus }
 func (s *source) Orphans() uint64                 { return 7 }
 func (s *source) Reloads() map[string]uint64      { return map[string]uint64{"ok": 2} }
 func (s *source) ConsulErrors() map[string]uint64 { return map[string]uint64{"register": 1} }
+func (s *source) ConsulQueries() map[string]int   { return nil }
+func (s *source) Templates() []TemplateSample     { return nil }
 
 func newTelemetry(t testing.TB, jobs int) (*Telemetry, *source) {
 	src := &source{bus: events.NewBus(nil)}

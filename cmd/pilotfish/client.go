@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/core"
 )
 
 // clientCmd is one verb that talks to a running daemon.
@@ -32,6 +33,7 @@ type clientOpts struct {
 	json   bool
 	follow bool
 	since  int64
+	config string // render: the socket comes from this configuration file
 	out    io.Writer
 }
 
@@ -47,6 +49,7 @@ var clientCommands = map[string]clientCmd{
 	"stop":        {"[JOB]  (no JOB: stop the container)", 0, 1, cmdStop},
 	"restart":     {"JOB", 1, 1, jobVerb((*client.Client).Restart)},
 	"signal":      {"JOB SIGNAL", 2, 2, cmdSignal},
+	"render":      {"[-config PATH] TEMPLATE", 1, 1, cmdRender},
 }
 
 // Client exit codes (SPEC §1).
@@ -65,6 +68,9 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 	if verb == "events" {
 		fs.BoolVar(&o.follow, "f", false, "follow")
 		fs.Int64Var(&o.since, "since", -1, "replay from after this sequence number")
+	}
+	if verb == "render" {
+		fs.StringVar(&o.config, "config", "", "find the control socket in this configuration file")
 	}
 	// Flags may come before, between or after the arguments.
 	var pos []string
@@ -86,6 +92,14 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *socket == "" && o.config != "" {
+		path, err := core.ConfigSocket(o.config)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "error: %v\n", err)
+			return exitUsage
+		}
+		*socket = path
+	}
 	c := client.New(client.SocketPath(*socket))
 	out := &countingWriter{w: o.out}
 	o.out = out

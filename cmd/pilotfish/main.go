@@ -32,6 +32,7 @@ const usage = `usage:
   pilotfish ping | status | events [-f] | reload | maintenance on|off
   pilotfish putenv KEY=VALUE... | putmetric NAME=VALUE...
   pilotfish start|stop|restart JOB | signal JOB SIGNAL | stop
+  pilotfish render [-config PATH] TEMPLATE   what a template would write now
       [-socket PATH] [-json]; exit 0 ok, 1 refused, 2 usage, 3 unreachable
 
   ContainerPilot's flags: pilotfish [-config FILE] -putenv K=V | -putmetric K=V | -reload |

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/internal/tmplguard"
 )
 
 // ContainerPilot ran the whole file through Go's text/template over the environment before
@@ -135,10 +135,10 @@ func renderSince(start time.Time, path string, src []byte, env map[string]string
 	if i := bytes.IndexByte(src, 0); i >= 0 {
 		return nil, r.errorAt(i, "Invalid file", "the file holds a NUL byte; a ContainerPilot configuration is text")
 	}
-	if off, ok := tooNested(src); !ok {
+	if off, ok := tmplguard.TooNested(src, maxNesting); !ok {
 		return nil, r.errorAt(off, "Template nested too deeply", fmt.Sprintf("more than %d levels of {{ if }}, {{ range }}, {{ with }} or {{ define }}", maxNesting))
 	}
-	run := &runState{env: env, start: start, used: map[string]bool{}}
+	run := &runState{Meter: tmplguard.NewMeter(limits, start), env: env, used: map[string]bool{}}
 	tmpl, err := template.New("f").Funcs(run.funcs()).Option("missingkey=zero").Parse(string(src))
 	if err != nil {
 		return nil, r.templateError(err)
@@ -150,9 +150,9 @@ func renderSince(start time.Time, path string, src []byte, env map[string]string
 		}
 		r.instrument(t.Tree.Root, run, t.Name() != "f", sentinels, literal, nonce)
 	}
-	var out limitedBuffer
+	out := tmplguard.Buffer{Max: 4 * maxOutput} // room for the markers
 	if err := tmpl.Execute(&out, env); err != nil {
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, tmplguard.ErrTooLarge) {
 			return nil, r.errorAt(0, "Template output too large", fmt.Sprintf("the rendered file would be larger than %d MiB", maxOutput>>20))
 		}
 		return nil, r.templateError(err)
@@ -176,20 +176,11 @@ func (r *rendered) errorAt(off int, summary, detail string) hcl.Diagnostics {
 	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}}
 }
 
-var templateErrRE = regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`)
-
 // templateError turns an error of text/template, which names a line (and a column for run
 // time errors), into a diagnostic there.
 func (r *rendered) templateError(err error) hcl.Diagnostics {
-	msg := err.Error()
-	line, col := 1, 1
-	if m := templateErrRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		if m[2] != "" {
-			col, _ = strconv.Atoi(m[2])
-		}
-		msg = m[3]
-	}
+	line, col, msg := tmplguard.Position(err)
+	line, col = max(line, 1), max(col, 1)
 	msg = strings.ReplaceAll(msg, `executing "f" at `, "")
 	line = max(1, min(line, len(r.lines)))
 	start := r.lines[line-1]
@@ -206,44 +197,6 @@ func (r *rendered) templateError(err error) hcl.Diagnostics {
 		Detail: "ContainerPilot renders the file as a Go text/template before reading it: " + msg, Subject: &rng}}
 }
 
-// tooNested reports the offset of the first template block more than maxNesting deep.
-func tooNested(src []byte) (int, bool) {
-	depth := 0
-	for i := 0; i < len(src)-1; i++ {
-		if src[i] != '{' || src[i+1] != '{' {
-			continue
-		}
-		j := i + 2
-		if j < len(src) && src[j] == '-' {
-			j++
-		}
-		for j < len(src) && (src[j] == ' ' || src[j] == '\t' || src[j] == '\n' || src[j] == '\r') {
-			j++
-		}
-		word := src[j:min(len(src), j+8)]
-		switch {
-		case hasWord(word, "if"), hasWord(word, "range"), hasWord(word, "with"), hasWord(word, "define"), hasWord(word, "block"):
-			if depth++; depth > maxNesting {
-				return i, false
-			}
-		case hasWord(word, "end"):
-			depth = max(0, depth-1)
-		}
-	}
-	return 0, true
-}
-
-func hasWord(b []byte, w string) bool {
-	if !bytes.HasPrefix(b, []byte(w)) {
-		return false
-	}
-	if len(b) == len(w) {
-		return true
-	}
-	c := b[len(w)]
-	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_')
-}
-
 // instrument writes the markers into the tree, meters the loops and template bodies, and
 // replaces the simple actions by sentinels when asked to.
 func (r *rendered) instrument(list *parse.ListNode, run *runState, isDefine, sentinels bool, literal map[int]bool, nonce string) {
@@ -252,7 +205,7 @@ func (r *rendered) instrument(list *parse.ListNode, run *runState, isDefine, sen
 	}
 	var nodes []parse.Node
 	if isDefine {
-		nodes = append(nodes, run.tickNode(size(list)))
+		nodes = append(nodes, tmplguard.TickNode(tmplguard.Size(list)))
 	}
 	for _, n := range list.Nodes {
 		switch n := n.(type) {
@@ -286,31 +239,12 @@ func (r *rendered) instrument(list *parse.ListNode, run *runState, isDefine, sen
 			r.instrument(n.List, run, false, sentinels, literal, nonce)
 			r.instrument(n.ElseList, run, false, sentinels, literal, nonce)
 			if n.List != nil {
-				n.List.Nodes = append([]parse.Node{run.tickNode(size(n.List))}, n.List.Nodes...)
+				n.List.Nodes = append([]parse.Node{tmplguard.TickNode(tmplguard.Size(n.List))}, n.List.Nodes...)
 			}
 		}
 		nodes = append(nodes, n)
 	}
 	list.Nodes = nodes
-}
-
-// size counts the nodes of a list, nested ones included: the work of one run of it.
-func size(list *parse.ListNode) int {
-	if list == nil {
-		return 0
-	}
-	n := len(list.Nodes)
-	for _, node := range list.Nodes {
-		switch node := node.(type) {
-		case *parse.IfNode:
-			n += size(node.List) + size(node.ElseList)
-		case *parse.WithNode:
-			n += size(node.List) + size(node.ElseList)
-		case *parse.RangeNode:
-			n += size(node.ElseList) // the body meters itself
-		}
-	}
-	return n
 }
 
 func textNode(pos int, text string) *parse.TextNode {
@@ -446,16 +380,4 @@ func simpleAction(n *parse.ActionNode) (envRef, bool) {
 		}
 	}
 	return envRef{}, false
-}
-
-var errTooLarge = errors.New("output too large")
-
-// limitedBuffer refuses to grow past what markers and the largest file need.
-type limitedBuffer struct{ bytes.Buffer }
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > 4*maxOutput {
-		return 0, errTooLarge
-	}
-	return b.Buffer.Write(p)
 }

@@ -1,0 +1,53 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/pilotfish/pilotfish/control/client"
+)
+
+// TemplateBackend is what the template endpoints need of the daemon (docs/api.md#templates);
+// a Backend without it answers them with 404.
+type TemplateBackend interface {
+	Templates() []client.Template
+	// RenderTemplate runs a template with the values at hand, without writing it.
+	RenderTemplate(ctx context.Context, name string) (client.Render, error)
+}
+
+func (s *Server) templateRoutes(r chi.Router) {
+	r.Get("/v1/templates", s.templates)
+	r.Get("/v1/templates/{name}/render", s.renderTemplate)
+}
+
+func (s *Server) templateBackend() (TemplateBackend, error) {
+	if tb, ok := s.b.(TemplateBackend); ok {
+		return tb, nil
+	}
+	return nil, fmt.Errorf("%w: this daemon has no templates", ErrNotFound)
+}
+
+func (s *Server) templates(w http.ResponseWriter, r *http.Request) {
+	tb, err := s.templateBackend()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tb.Templates())
+}
+
+func (s *Server) renderTemplate(w http.ResponseWriter, r *http.Request) {
+	tb, err := s.templateBackend()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := tb.RenderTemplate(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
