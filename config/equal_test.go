@@ -74,6 +74,36 @@ func TestEqualSeesEveryField(t *testing.T) {
 	}
 }
 
+// Watches and templates are compared by a reload too: an unchanged template keeps its
+// queries and does not render again.
+func TestEqualSeesEveryFieldOfWatchesAndTemplates(t *testing.T) {
+	t.Run("watch", func(t *testing.T) { everyFieldCounts(t, "Watch", (*config.Watch).Equal) })
+	t.Run("template", func(t *testing.T) { everyFieldCounts(t, "Template", (*config.Template).Equal) })
+}
+
+// everyFieldCounts changes each field of a filled T in turn and checks that equal sees it,
+// and does not see where the value is written.
+func everyFieldCounts[T any](t *testing.T, name string, equal func(a, b *T) bool) {
+	build := func() *T {
+		v := new(T)
+		fill(reflect.ValueOf(v))
+		return v
+	}
+	base := build()
+	if !equal(base, build()) {
+		t.Fatal("two values built alike are not Equal")
+	}
+	var muts []mutation
+	walk(reflect.ValueOf(base).Elem(), name, -1, new(int), &muts)
+	for i, m := range muts {
+		changed := build()
+		walk(reflect.ValueOf(changed).Elem(), name, i, new(int), nil)
+		if got := equal(base, changed) && equal(changed, base); got != m.ignored {
+			t.Errorf("%s (%s): Equal says %v", m.path, m.how, got)
+		}
+	}
+}
+
 func TestEqualNilAndEmptyAlike(t *testing.T) {
 	a := &config.Job{Name: "a", Env: map[string]string{}, Exec: []string{}, When: &config.When{Any: []config.Trigger{}},
 		Service: &config.Service{Tags: []string{}, Meta: map[string]string{}}}
@@ -93,7 +123,7 @@ type mutation struct {
 	ignored   bool // a source position: Equal must not see it
 }
 
-var rangeType = reflect.TypeFor[hcl.Range]()
+var rangeType, posType = reflect.TypeFor[hcl.Range](), reflect.TypeFor[hcl.Pos]()
 
 // fill sets everything reachable from v: pointers allocated (an interface keeps the
 // pointer it holds), lists and maps given one element, every scalar a non-zero value.
@@ -163,6 +193,12 @@ func walk(v reflect.Value, path string, target int, n *int, muts *[]mutation) {
 	if v.Type() == rangeType {
 		if at("moved in the file", true) {
 			v.Field(0).SetString(v.Field(0).String() + ".moved")
+		}
+		return
+	}
+	if v.Type() == posType {
+		if at("moved in the file", true) {
+			v.Field(0).SetInt(v.Field(0).Int() + 1)
 		}
 		return
 	}

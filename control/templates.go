@@ -2,19 +2,19 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 )
 
 // TemplateBackend is what the template endpoints need of the daemon (docs/api.md#templates);
 // a Backend without it answers them with 404.
 type TemplateBackend interface {
-	Templates() []client.Template
+	Templates() []api.Template
 	// RenderTemplate runs a template with the values at hand, without writing it.
-	RenderTemplate(ctx context.Context, name string) (client.Render, error)
+	RenderTemplate(ctx context.Context, name string) (api.Render, error)
 }
 
 func (s *Server) templateRoutes(r chi.Router) {
@@ -26,7 +26,7 @@ func (s *Server) templateBackend() (TemplateBackend, error) {
 	if tb, ok := s.b.(TemplateBackend); ok {
 		return tb, nil
 	}
-	return nil, fmt.Errorf("%w: this daemon has no templates", ErrNotFound)
+	return nil, errdefs.Errorf(errdefs.ErrNotFound, "this daemon has no templates")
 }
 
 func (s *Server) templates(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,8 @@ import (
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control"
-	"github.com/pilotfish/pilotfish/control/client"
+	"github.com/pilotfish/pilotfish/control/api"
+	"github.com/pilotfish/pilotfish/internal/errdefs"
 	"github.com/pilotfish/pilotfish/telemetry"
 	"github.com/pilotfish/pilotfish/template"
 )
@@ -59,35 +60,35 @@ func (d *Daemon) templatesLive() bool {
 var _ control.TemplateBackend = (*Daemon)(nil)
 
 // Templates lists the templates for GET /v1/templates.
-func (d *Daemon) Templates() []client.Template {
-	out := []client.Template{}
+func (d *Daemon) Templates() []api.Template {
+	out := []api.Template{}
 	e := d.tmpls.Load()
 	if e == nil {
 		return out
 	}
 	for _, st := range e.Status() {
-		out = append(out, client.Template{Name: st.Name, Destination: st.Destination, Rendered: st.Rendered,
+		out = append(out, api.Template{Name: st.Name, Destination: st.Destination, Rendered: st.Rendered,
 			Renders: st.Renders, Errors: st.Errors, LastError: st.LastError, Waiting: st.Waiting})
 	}
 	return out
 }
 
 // RenderTemplate is `pilotfish render`: what a template would write now.
-func (d *Daemon) RenderTemplate(_ context.Context, name string) (client.Render, error) {
+func (d *Daemon) RenderTemplate(_ context.Context, name string) (api.Render, error) {
 	e := d.tmpls.Load()
 	if e == nil {
-		return client.Render{}, fmt.Errorf("%w: there is no template %q", control.ErrNotFound, name)
+		return api.Render{}, errdefs.Errorf(errdefs.ErrNotFound, "there is no template %q", name)
 	}
 	r, err := e.Render(name)
 	switch {
 	case errors.Is(err, template.ErrUnknown):
-		return client.Render{}, fmt.Errorf("%w: there is no template %q", control.ErrNotFound, name)
+		return api.Render{}, errdefs.Errorf(errdefs.ErrNotFound, "there is no template %q", name)
 	case errors.Is(err, template.ErrWaiting):
-		return client.Render{}, fmt.Errorf("%w: %v", control.ErrUnavailable, err)
+		return api.Render{}, errdefs.Wrap(errdefs.ErrUnavailable, err)
 	case err != nil:
-		return client.Render{}, fmt.Errorf("%w: %v", control.ErrConflict, err)
+		return api.Render{}, errdefs.Wrap(errdefs.ErrConflict, err)
 	}
-	return client.Render{Name: r.Name, Destination: r.Destination, Text: string(r.Text)}, nil
+	return api.Render{Name: r.Name, Destination: r.Destination, Text: string(r.Text)}, nil
 }
 
 func (s metricsSource) Templates() []telemetry.TemplateSample {
