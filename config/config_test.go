@@ -180,7 +180,7 @@ job "a" {
 	}
 }
 
-// SPEC §8.6: values containing '=' and spaces survive intact.
+// docs/guarantees.md#6: values containing '=' and spaces survive intact.
 func TestValuesWithEqualsSurvive(t *testing.T) {
 	cfg := mustParse(t, `
 job "a" {

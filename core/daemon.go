@@ -25,7 +25,7 @@ import (
 	"github.com/pilotfish/pilotfish/template"
 )
 
-// Exit codes of SPEC §6 besides the main job's own.
+// Exit codes of docs/jobs.md besides the main job's own.
 const (
 	ExitOK          = 0
 	ExitJobFailed   = 1

@@ -140,7 +140,7 @@ func (h *harness) checkNoLeaks() {
 	}
 }
 
-// SPEC §8.1: a subscriber that never reads stalls neither other jobs nor shutdown.
+// docs/guarantees.md#1: a subscriber that never reads stalls neither other jobs nor shutdown.
 func TestStuckSubscriberStallsNothing(t *testing.T) {
 	h := start(t, `
 job "chatty" {

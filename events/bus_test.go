@@ -48,7 +48,7 @@ func TestOrderAndFilter(t *testing.T) {
 }
 
 // A subscriber that never reads must not block publishers or other subscribers, and loses
-// nothing: once it reads, every event is there in order (SPEC §8.1).
+// nothing: once it reads, every event is there in order (docs/guarantees.md#1).
 func TestStuckSubscriberDoesNotBlock(t *testing.T) {
 	b := NewBus(nil)
 	stuck := b.Subscribe(SubscribeOptions{Name: "stuck"})

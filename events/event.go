@@ -8,7 +8,7 @@ import (
 // Code names what happened.
 type Code string
 
-// The event codes of SPEC §3.1.
+// The event codes of docs/events.md.
 const (
 	Startup          Code = "startup"
 	Shutdown         Code = "shutdown"

@@ -1,7 +1,7 @@
 package integration
 
 // The fault suite (`make chaos`), dead and slow peers: every shutdown ends within the
-// top-level stop_timeout plus one second whatever the outside world does (SPEC §6, §11) — a
+// top-level stop_timeout plus one second whatever the outside world does (docs/jobs.md, docs/guarantees.md#limits) — a
 // syslog forward target that is down, a webhook target that is down or hung, a stdout or
 // stderr that nobody reads — and what is given up is counted. Each test runs the real
 // binary as PID 1 against real peers: logger(1), TCP listeners that never answer, pipes
@@ -83,7 +83,7 @@ func waitPipeFull(t testing.TB, r *os.File, what string) {
 	}, "%s to fill its pipe (%d bytes)", what, size)
 }
 
-// The fault of SPEC §6: five messages from logger queued for a forward target nobody
+// The fault of docs/jobs.md: five messages from logger queued for a forward target nobody
 // listens on, then SIGTERM. pilotfish exits 0 within stop_timeout plus one second and says
 // it dropped the five; meanwhile a reload is refused at once and a second SIGTERM changes
 // nothing.
@@ -320,7 +320,7 @@ job "onstop" {
 	}
 }
 
-// The fault of SPEC §6: `pilotfish … | sleep 40` — a stdout nobody reads — with a job
+// The fault of docs/jobs.md: `pilotfish … | sleep 40` — a stdout nobody reads — with a job
 // flooding it. The job is stopped at once, the output pending at the deadline is dropped
 // and counted on stderr, and pilotfish exits 0 within stop_timeout plus one second.
 func TestChaosStdoutNobodyReads(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// SPEC §1: a file ending in .json is HCL's JSON syntax.
+// docs/cli.md: a file ending in .json is HCL's JSON syntax.
 func TestHCLJSONConfig(t *testing.T) {
 	t.Parallel()
 	cfg := `{
@@ -54,7 +54,7 @@ func TestHCLJSONConfig(t *testing.T) {
 	}
 }
 
-// SPEC §1, §2: `validate` reports every problem at once and exits 0 valid / 1 invalid.
+// docs/cli.md, docs/configuration.md: `validate` reports every problem at once and exits 0 valid / 1 invalid.
 func TestValidateCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -141,7 +141,7 @@ job "d" {
 	}
 }
 
-// SPEC §1: `plan` shows the jobs, their start order and their shutdown order.
+// docs/cli.md: `plan` shows the jobs, their start order and their shutdown order.
 func TestPlanCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

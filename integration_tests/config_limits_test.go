@@ -1,6 +1,6 @@
 package integration
 
-// Hostile configuration files (docs/configuration.md#limits, SPEC §11): a file too deep,
+// Hostile configuration files (docs/configuration.md#limits, docs/guarantees.md#limits): a file too deep,
 // too large or whose expressions would evaluate to something huge is a diagnostic for
 // validate, run and reload, never a crash or a hang; a refused reload keeps the running
 // jobs, gives its memory back, and never stops /v1/ping, /v1/status or the bus.

@@ -401,7 +401,7 @@ job "dflt" {
 
 // ---------------------------------------------------------------------------------------
 // 2. Failing health reaches Consul within one check interval (ContainerPilot waited for the
-// TTL to lapse, SPEC §8.9), and recovers.
+// TTL to lapse, docs/guarantees.md#9), and recovers.
 
 func TestConsulCriticalWithinOneInterval(t *testing.T) {
 	t.Parallel()
@@ -623,7 +623,7 @@ func TestConsulDeregisteredBeforeSignal(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------------------
-// 4. Maintenance: Consul's service maintenance mode, never deregistration (SPEC §8.5).
+// 4. Maintenance: Consul's service maintenance mode, never deregistration (docs/guarantees.md#5).
 
 func TestConsulMaintenance(t *testing.T) {
 	t.Parallel()
@@ -1164,7 +1164,7 @@ job "` + tc.name + `" {
 }
 
 // ---------------------------------------------------------------------------------------
-// 10. Without a consul block discovery is off and all else works (SPEC §2): a service
+// 10. Without a consul block discovery is off and all else works (docs/configuration.md): a service
 // block or telemetry registration is a warning, a trigger on a watch that can never
 // answer is an error.
 
@@ -1519,7 +1519,7 @@ job "web" {
 			t.Logf("maintenance on reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))
 		}
 
-		// Now the way back (SPEC §8.5): on, through a working network; off while new
+		// Now the way back (docs/guarantees.md#5): on, through a working network; off while new
 		// connections fail.
 		for _, on := range []bool{false, true} {
 			if err := r.c.Maintenance(ctxFor(r.t, 15*time.Second), on); err != nil {
@@ -1538,7 +1538,7 @@ job "web" {
 		px.resume()
 		t0 = time.Now()
 		if !poll(12*time.Second, func() bool { return len(c.passingIDs("web")) == 1 }) {
-			t.Errorf("maintenance was switched off while Consul could not be reached; 12s after it could again, web is still out of service (services %v) — SPEC §8.5",
+			t.Errorf("maintenance was switched off while Consul could not be reached; 12s after it could again, web is still out of service (services %v) — docs/guarantees.md#5",
 				c.services())
 		} else {
 			t.Logf("maintenance off reached Consul %s after the network came back", time.Since(t0).Round(time.Millisecond))

@@ -1,6 +1,6 @@
 package integration
 
-// The client verbs of the CLI (SPEC §1): output, -json, -socket and $PILOTFISH_SOCKET, and
+// The client verbs of the CLI (docs/cli.md): output, -json, -socket and $PILOTFISH_SOCKET, and
 // the exit codes 0 success, 1 refused, 2 usage, 3 unreachable.
 
 import (
@@ -43,7 +43,7 @@ func (c cliRunner) want(r result, code int, what string) result {
 	return r
 }
 
-// SPEC §1: every client verb through the CLI with its exit codes.
+// docs/cli.md: every client verb through the CLI with its exit codes.
 func TestControlCLI(t *testing.T) {
 	t.Parallel()
 	p, sock := startCtl(t, opts{Config: jsonLogs + `
@@ -257,7 +257,7 @@ job "done" {
 	}
 }
 
-// SPEC §1: exit 3 when no daemon answers: no socket file, a stale socket file, a path
+// docs/cli.md: exit 3 when no daemon answers: no socket file, a stale socket file, a path
 // that is not a socket; usage errors win over an unreachable socket.
 func TestControlCLIUnreachable(t *testing.T) {
 	t.Parallel()
@@ -294,7 +294,7 @@ func TestControlCLIUnreachable(t *testing.T) {
 	}
 }
 
-// SPEC §1: `events -f` follows the stream until interrupted.
+// docs/cli.md: `events -f` follows the stream until interrupted.
 func TestControlCLIEventsFollow(t *testing.T) {
 	t.Parallel()
 	p, sock := startCtl(t, opts{Config: jsonLogs + `

@@ -1,6 +1,6 @@
 package integration
 
-// The control API under bad input and bad clients (SPEC §4): every refusal is a JSON error
+// The control API under bad input and bad clients (docs/api.md): every refusal is a JSON error
 // with a fitting status; silent, slow, numerous and stalled clients do not hold up anyone.
 
 import (
@@ -22,7 +22,7 @@ import (
 	"github.com/pilotfish/pilotfish/control/client"
 )
 
-// SPEC §4: malformed JSON, wrong types, unknown jobs and signals, oversized bodies, wrong
+// docs/api.md: malformed JSON, wrong types, unknown jobs and signals, oversized bodies, wrong
 // methods and unknown paths are each refused with {"error":{"kind","message"}} and the
 // fitting status; none of them changes anything.
 func TestControlBadInput(t *testing.T) {
@@ -211,7 +211,7 @@ job "steady" {
 	}
 }
 
-// SPEC §4: /v1/environ takes "a JSON object of strings"; a null value is a wrong type, not an
+// docs/api.md: /v1/environ takes "a JSON object of strings"; a null value is a wrong type, not an
 // empty string.
 func TestControlEnvironNullValue(t *testing.T) {
 	t.Parallel()
@@ -238,7 +238,7 @@ job "envjob" {
 	apiError(t, `POST /v1/environ {"PF_N":null}`, code, ctype, body, http.StatusBadRequest, client.KindBadRequest)
 }
 
-// SPEC §4: a client that connects and sends nothing (or half a request) neither blocks
+// docs/api.md: a client that connects and sends nothing (or half a request) neither blocks
 // other clients nor holds its connection for ever.
 func TestControlSilentClients(t *testing.T) {
 	t.Parallel()
@@ -313,7 +313,7 @@ func curlPing(t testing.TB, sock string) (string, error) {
 	return string(body), nil
 }
 
-// SPEC §4: 100 clients at once are all answered.
+// docs/api.md: 100 clients at once are all answered.
 func TestControlConcurrentClients(t *testing.T) {
 	t.Parallel()
 	p, sock := startCtl(t, opts{Config: jsonLogs + `
@@ -394,7 +394,7 @@ job "other" {
 	}
 }
 
-// SPEC §3.3, §4, §8.1: an event-stream reader that never reads (its socket buffer full, the
+// docs/events.md, docs/api.md, docs/guarantees.md#1: an event-stream reader that never reads (its socket buffer full, the
 // daemon's write blocked) slows neither the API nor the bus nor shutdown.
 func TestControlStalledEventReader(t *testing.T) {
 	t.Parallel()
@@ -502,7 +502,7 @@ func unreadBytes(t testing.TB, c net.Conn) int {
 	return n
 }
 
-// SPEC §6: "with nothing left running it exits at once" and "pilotfish always answers
+// docs/jobs.md: "with nothing left running it exits at once" and "pilotfish always answers
 // SIGTERM at once". A client connected to the socket, a follower of /v1/events (`pilotfish
 // events -f` in another terminal, a monitoring sidecar) or one that has not sent its request
 // yet, must not hold pilotfish up when it exits; the follower's stream ends cleanly after

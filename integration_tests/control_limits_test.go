@@ -1,6 +1,6 @@
 package integration
 
-// The control API's limits (SPEC §11, docs/api.md#limits): a bounded number of streams,
+// The control API's limits (docs/guarantees.md#limits, docs/api.md#limits): a bounded number of streams,
 // connections that cannot take every file descriptor, and bounded putenv values. Whatever
 // the clients do, /v1/ping and /v1/status keep answering and memory comes back.
 
@@ -55,7 +55,7 @@ func openStream(t *testing.T, sock string) (status string, kill func()) {
 	return status, kill
 }
 
-// SPEC §11: at most 64 concurrent streams; one more gets 429 too-many-streams while ping and
+// docs/guarantees.md#limits: at most 64 concurrent streams; one more gets 429 too-many-streams while ping and
 // status keep answering, and a slot comes back as soon as a client leaves.
 func TestControlStreamCap(t *testing.T) {
 	t.Parallel()
@@ -133,7 +133,7 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-// SPEC §11: thousands of clients asking for /v1/events at once, more than pilotfish has
+// docs/guarantees.md#limits: thousands of clients asking for /v1/events at once, more than pilotfish has
 // file descriptors, cannot take the API down: at most 64 get a stream, the others 429 or a
 // closed connection, /v1/ping and /v1/status keep answering, and the memory the flood took
 // is given back once its clients leave.
@@ -249,7 +249,7 @@ func jsonInt(line, key string) int {
 	return n
 }
 
-// SPEC §11: a putenv value the kernel would refuse at exec (an environment string over
+// docs/guarantees.md#limits: a putenv value the kernel would refuse at exec (an environment string over
 // 128 KiB) or a total over 1 MiB is refused with 413 and a message that says why, and jobs
 // keep starting.
 func TestControlEnvironLimits(t *testing.T) {

@@ -1,6 +1,6 @@
 package integration
 
-// Reload through the control API and SIGHUP (SPEC §4 "Reload", §8.8): only what changed is
+// Reload through the control API and SIGHUP (docs/api.md "Reload", docs/guarantees.md#8): only what changed is
 // touched, an invalid file changes nothing, and reloads never disturb a running job.
 
 import (
@@ -50,7 +50,7 @@ func sorted(s []string) []string {
 	return s
 }
 
-// SPEC §4: reload keeps unchanged jobs (PIDs and restart counters), restarts changed ones,
+// docs/api.md: reload keeps unchanged jobs (PIDs and restart counters), restarts changed ones,
 // stops removed ones in reverse dependency order, starts added ones, and answers with the
 // three lists; then `reload` and `startup` are published.
 func TestControlReloadAppliesDiff(t *testing.T) {
@@ -200,7 +200,7 @@ job "c" {
 }
 `
 
-// SPEC §2, §4, §8.8: an invalid file is refused with 400 and every diagnostic as
+// docs/configuration.md, docs/api.md, docs/guarantees.md#8: an invalid file is refused with 400 and every diagnostic as
 // FILE:LINE:COL:, and the running jobs are not touched; the CLI prints the diagnostics and
 // exits 1. A missing file and a syntax error are refused the same way.
 func TestControlReloadInvalid(t *testing.T) {
@@ -296,7 +296,7 @@ job "b" {
 	}
 }
 
-// SPEC §4, §6: SIGHUP reloads like POST /v1/reload, and an invalid file on SIGHUP changes
+// docs/api.md, docs/jobs.md: SIGHUP reloads like POST /v1/reload, and an invalid file on SIGHUP changes
 // nothing.
 func TestControlReloadOnSIGHUP(t *testing.T) {
 	t.Parallel()
@@ -333,7 +333,7 @@ job "b" {
 	}
 }
 
-// SPEC §2, §4: putenv values reach jobs started later at once, but ${env.X} in the
+// docs/configuration.md, docs/api.md: putenv values reach jobs started later at once, but ${env.X} in the
 // configuration only at the next reload, which restarts exactly the jobs whose interpolated
 // definition changed.
 func TestControlEnvironThenReload(t *testing.T) {
@@ -399,7 +399,7 @@ job "plain" {
 	}
 }
 
-// SPEC §4, §8.8: 50 reloads through curl, valid and invalid files mixed, while a job runs:
+// docs/api.md, docs/guarantees.md#8: 50 reloads through curl, valid and invalid files mixed, while a job runs:
 // that job is never touched, every answer fits its file, and the daemon keeps answering.
 func TestControlReloadStorm(t *testing.T) {
 	t.Parallel()

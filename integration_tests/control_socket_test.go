@@ -1,6 +1,6 @@
 package integration
 
-// The control socket itself (SPEC §2 control {}, §8.10): its mode and group, its default
+// The control socket itself (docs/configuration.md control {}, docs/guarantees.md#10): its mode and group, its default
 // place, and its life across a crashed daemon.
 
 import (
@@ -31,7 +31,7 @@ func statSocket(t testing.TB, path string) (os.FileMode, int) {
 	return fi.Mode().Perm(), int(fi.Sys().(*syscall.Stat_t).Gid)
 }
 
-// SPEC §2, §8.10: the socket is 0600 unless configured otherwise, also at the default path
+// docs/configuration.md, docs/guarantees.md#10: the socket is 0600 unless configured otherwise, also at the default path
 // /var/run/pilotfish.sock, where the CLI finds it without -socket.
 func TestControlSocketDefaultMode(t *testing.T) {
 	t.Parallel()
@@ -66,7 +66,7 @@ job "probe" {
 	}
 }
 
-// SPEC §2: mode = "0660" with a group gives that group access; a mode with rights for
+// docs/configuration.md: mode = "0660" with a group gives that group access; a mode with rights for
 // others is refused; an unknown group stops pilotfish from starting.
 func TestControlSocketModeAndGroup(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 package integration
 
-// Black-box tests of the control plane (SPEC §1 readiness, §4): the real binary, the real
+// Black-box tests of the control plane (docs/cli.md, docs/api.md): the real binary, the real
 // unix socket, spoken to by curl(1), by raw connections and by the Go client.
 
 import (
@@ -399,7 +399,7 @@ job "envjob" {
 }
 `
 
-// apiFlow exercises every endpoint of SPEC §4 through a.
+// apiFlow exercises every endpoint of docs/api.md through a.
 func apiFlow(t *testing.T, p *instance, a api) {
 	jobNames := []string{"steady", "trap", "svc", "envjob"}
 
@@ -600,7 +600,7 @@ func apiFlow(t *testing.T, p *instance, a api) {
 	}
 }
 
-// SPEC §4: every endpoint through the real binary with curl(1).
+// docs/api.md: every endpoint through the real binary with curl(1).
 func TestControlAPIWithCurl(t *testing.T) {
 	t.Parallel()
 	requireCurl(t)
@@ -655,7 +655,7 @@ func TestControlAPIWithCurl(t *testing.T) {
 		}
 	}
 
-	// ContainerPilot's /v3 paths (SPEC §4).
+	// ContainerPilot's /v3 paths (docs/api.md).
 	code, _, body = curlDo(t, sock, "GET", "/v3/ping", nil)
 	if code != 200 || !strings.Contains(string(body), `"ok"`) {
 		t.Errorf("GET /v3/ping: %d %s", code, body)
@@ -701,14 +701,14 @@ func TestControlAPIWithCurl(t *testing.T) {
 	apiFlow(t, p, curlAPI{t, sock})
 }
 
-// SPEC §4: every endpoint through the real binary with the Go client (control/client).
+// docs/api.md: every endpoint through the real binary with the Go client (control/client).
 func TestControlAPIWithGoClient(t *testing.T) {
 	t.Parallel()
 	p, sock := startCtl(t, opts{Config: apiFlowConfig})
 	apiFlow(t, p, newGoAPI(t, sock))
 }
 
-// SPEC §4: start/stop/restart answer with "the job's new status": after a restart that is a
+// docs/api.md: start/stop/restart answer with "the job's new status": after a restart that is a
 // running job with a new pid, not the stopped state in between.
 func TestControlRestartAnswer(t *testing.T) {
 	t.Parallel()
@@ -742,7 +742,7 @@ job "other" {
 	}
 }
 
-// SPEC §1: once /v1/ping answers, signal handlers are installed: a SIGTERM sent the moment
+// docs/cli.md: once /v1/ping answers, signal handlers are installed: a SIGTERM sent the moment
 // the API first answers is a graceful shutdown (exit 0), as PID 1 (where an unhandled
 // SIGTERM would be ignored) and as a plain process (where it would kill pilotfish).
 func TestControlReadiness(t *testing.T) {
@@ -787,7 +787,7 @@ job "steady" {
 	}
 }
 
-// SPEC §1: the control socket listens before the first job starts: each job checks the
+// docs/cli.md: the control socket listens before the first job starts: each job checks the
 // socket and asks /v1/ping at its very start.
 func TestControlSocketBeforeFirstJob(t *testing.T) {
 	t.Parallel()
@@ -819,7 +819,7 @@ job "` + name + `" {
 	}
 }
 
-// SPEC §4: GET /v1/events streams live events with curl -N, after replaying the ring from
+// docs/api.md: GET /v1/events streams live events with curl -N, after replaying the ring from
 // since; the Go client's follow mode sees the same events in the same order.
 func TestControlEventStream(t *testing.T) {
 	t.Parallel()
@@ -898,7 +898,7 @@ func gotBoth(a, b <-chan client.Event, code string, d time.Duration) bool {
 	return true
 }
 
-// SPEC §4, §6: restarting a job through the API must not look like "nothing can run any
+// docs/api.md, docs/jobs.md: restarting a job through the API must not look like "nothing can run any
 // more": when it is the only job that runs (the others have completed), pilotfish must
 // not shut down in the moment between the old process's exit and the new one's start.
 func TestControlRestartOnlyRunningJob(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// SPEC §8.6, §2: values containing '=' and spaces reach the process intact.
+// docs/guarantees.md#6, docs/configuration.md: values containing '=' and spaces reach the process intact.
 func TestValuesWithEqualsSurvive(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -61,7 +61,7 @@ job "string" {
 	}
 }
 
-// SPEC §3.2: a job learns its name and what triggered it.
+// docs/jobs.md#triggers: a job learns its name and what triggered it.
 func TestTriggerEnvironment(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -93,7 +93,7 @@ job "second" {
 	}
 }
 
-// SPEC §8.10, §2: user/group switch the ids and drop every supplementary group.
+// docs/guarantees.md#10, docs/configuration.md: user/group switch the ids and drop every supplementary group.
 func TestUserGroupDropsSupplementaryGroups(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
@@ -199,7 +199,7 @@ job "empty" {
 	}
 }
 
-// SPEC §2: `dir` is the job's working directory; a relative exec path is found there.
+// docs/configuration.md: `dir` is the job's working directory; a relative exec path is found there.
 func TestJobDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// SPEC §6 and §8.2: the exit code tells what happened.
+// docs/jobs.md, docs/guarantees.md#2: the exit code tells what happened.
 func TestExitCodeOfMainJob(t *testing.T) {
 	t.Parallel()
 
@@ -102,7 +102,7 @@ job "b" {
 	})
 }
 
-// SPEC §8.4: a config with zero jobs exits at once; SIGTERM is always answered.
+// docs/guarantees.md#4: a config with zero jobs exits at once; SIGTERM is always answered.
 func TestZeroJobs(t *testing.T) {
 	t.Parallel()
 
@@ -142,7 +142,7 @@ job "sleeper" {
 	})
 }
 
-// SPEC §6: pilotfish exits by itself when nothing runs and nothing can start again.
+// docs/jobs.md: pilotfish exits by itself when nothing runs and nothing can start again.
 func TestExitsWhenNothingCanRun(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -178,7 +178,7 @@ job "never" {
 	}
 }
 
-// SPEC §6: when pilotfish cannot set itself up it says so and exits non-zero at once; it
+// docs/jobs.md: when pilotfish cannot set itself up it says so and exits non-zero at once; it
 // must never hang (a hung PID 1 ignores SIGTERM and keeps the container alive forever).
 func TestStartupFailureExitsPromptly(t *testing.T) {
 	t.Parallel()
@@ -242,7 +242,7 @@ job "a" {
 	})
 }
 
-// SPEC §6: a main command that cannot run gives the shell's codes: 127 when it does not
+// docs/jobs.md: a main command that cannot run gives the shell's codes: 127 when it does not
 // exist, 126 when it is not executable.
 func TestExitCodeWhenMainCannotStart(t *testing.T) {
 	t.Parallel()

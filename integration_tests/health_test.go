@@ -15,7 +15,7 @@ func httpServer(port int) string {
 	return fmt.Sprintf(`["%s", "-m", "http.server", "%d", "--bind", "127.0.0.1", "--directory", "${env.TESTDIR}"]`, python, port)
 }
 
-// SPEC §2: every health probe kind, with a case that must pass and one that must fail.
+// docs/configuration.md: every health probe kind, with a case that must pass and one that must fail.
 func TestHealthProbes(t *testing.T) {
 	t.Parallel()
 
@@ -203,7 +203,7 @@ job "quiet" {
 	}
 }
 
-// SPEC §8.9: healthy and unhealthy are published on changes only, not on every check.
+// docs/guarantees.md#9: healthy and unhealthy are published on changes only, not on every check.
 func TestHealthEventsOnlyOnChange(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `

@@ -1,6 +1,6 @@
 package integration
 
-// The inetd kind in activate mode (SPEC §2.1): systemd socket activation of a program that
+// The inetd kind in activate mode (docs/kinds.md): systemd socket activation of a program that
 // uses the standard LISTEN_FDS convention (Python scripts), over TCP and UDP.
 
 import (
@@ -83,7 +83,7 @@ func checkActivation(t testing.TB, a map[string]string, job string) {
 	}
 }
 
-// SPEC §2.1 inetd activate over TCP: started by the first connection only, with the
+// docs/kinds.md inetd activate over TCP: started by the first connection only, with the
 // listening socket as fd 3; connections made before it accepts are all answered; when it
 // exits the socket is re-armed and the next connection starts it again.
 func TestInetdActivateTCP(t *testing.T) {
@@ -234,7 +234,7 @@ job "eager" {
 	}
 }
 
-// SPEC §2.1 inetd activate over UDP: the first datagram starts the program, which reads it
+// docs/kinds.md inetd activate over UDP: the first datagram starts the program, which reads it
 // from fd 3; when it exits the next datagram starts it again.
 func TestInetdActivateUDP(t *testing.T) {
 	t.Parallel()
@@ -277,7 +277,7 @@ job "uact" {
 
 // A socket-activated program that fails without taking the waiting connection leaves the
 // socket readable. Re-arming at once starts it again and again: a crash loop without
-// backoff (SPEC §8.7), which pilotfish must not have in any kind. systemd stops it with
+// backoff (docs/guarantees.md#7), which pilotfish must not have in any kind. systemd stops it with
 // its trigger and start limits; pilotfish has its backoff.
 func TestInetdActivateFailingProgramIsNotACrashLoop(t *testing.T) {
 	t.Parallel()
@@ -312,7 +312,7 @@ job "broken" {
 	}
 }
 
-// A socket-activated job that failed: the socket is re-armed (SPEC §2.1) and the next
+// A socket-activated job that failed: the socket is re-armed (docs/kinds.md) and the next
 // connection starts the program again, with the listening socket again (fd 3, LISTEN_FDS,
 // LISTEN_PID). `restarts` does not start it outside an activation.
 func TestInetdActivateRestartGetsTheSocket(t *testing.T) {

@@ -1,6 +1,6 @@
 package integration
 
-// The cron kind in real time (SPEC §2.1, §5): schedules, overlap, run_on_start, time
+// The cron kind in real time (docs/kinds.md, docs/metrics.md): schedules, overlap, run_on_start, time
 // zones, metrics, events and states; and its validation.
 
 import (

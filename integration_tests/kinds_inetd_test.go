@@ -1,6 +1,6 @@
 package integration
 
-// The inetd kind in accept mode (SPEC §2.1, §5): one child per connection over TCP, unix
+// The inetd kind in accept mode (docs/kinds.md, docs/metrics.md): one child per connection over TCP, unix
 // sockets and UDP, spoken to by nc, socat and Go; max_connections; clients that vanish; a
 // port already in use; stop and start.
 
@@ -38,7 +38,7 @@ func kindsDialLine(t testing.TB, network, addr string, d time.Duration) (net.Con
 	return c, strings.TrimSuffix(line, "\n")
 }
 
-// SPEC §2.1 inetd accept: TCP (nc, socat, Go), a unix socket (socat) and UDP (nc -u);
+// docs/kinds.md inetd accept: TCP (nc, socat, Go), a unix socket (socat) and UDP (nc -u);
 // REMOTE_ADDR/REMOTE_PORT; the child's stderr in the log; listening between children;
 // stop closes the socket and start opens it again; the connections metric.
 func TestInetdAccept(t *testing.T) {

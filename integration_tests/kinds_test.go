@@ -1,6 +1,6 @@
 package integration
 
-// Black-box tests of the job kinds cron, inetd and webhook (SPEC §2.1, §3, §5): the real
+// Black-box tests of the job kinds cron, inetd and webhook (docs/kinds.md, docs/events.md, docs/metrics.md): the real
 // binary as PID 1, real clients (nc, socat, curl, python3, Go's net and net/http), real
 // time. This file holds the `plan` test and the check of the examples of docs/kinds.md.
 
@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-// SPEC §1: `plan` lists every job with its kind.
+// docs/cli.md: `plan` lists every job with its kind.
 func TestKindsPlan(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

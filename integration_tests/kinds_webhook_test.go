@@ -1,6 +1,6 @@
 package integration
 
-// The webhook kind (SPEC §2.1) against real HTTP servers on loopback: the request, its
+// The webhook kind (docs/kinds.md) against real HTTP servers on loopback: the request, its
 // JSON body, retries and backoff, failures, time-outs.
 
 import (
@@ -91,7 +91,7 @@ func decodeHookBody(t testing.TB, b []byte) map[string]any {
 	return m
 }
 
-// SPEC §2.1 webhook: method, headers, Content-Type, and the JSON body describing the
+// docs/kinds.md webhook: method, headers, Content-Type, and the JSON body describing the
 // triggering event.
 func TestWebhookRequest(t *testing.T) {
 	t.Parallel()

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// SPEC §7: job output goes to pilotfish's stdout/stderr with a "[job] " prefix.
+// docs/jobs.md#logging: job output goes to pilotfish's stdout/stderr with a "[job] " prefix.
 func TestLogPrefix(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -52,7 +52,7 @@ job "red" {
 	}
 }
 
-// SPEC §7: `prefix = false` passes bytes through untouched.
+// docs/jobs.md#logging: `prefix = false` passes bytes through untouched.
 func TestLogPrefixFalsePassthrough(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -76,7 +76,7 @@ job "raw" {
 	}
 }
 
-// SPEC §7: two jobs flooding output lose no line and never share one.
+// docs/jobs.md#logging: two jobs flooding output lose no line and never share one.
 func TestLogFloodNoInterleaving(t *testing.T) {
 	t.Parallel()
 	const n = 100000
@@ -120,7 +120,7 @@ job "%[1]s" {
 	}
 }
 
-// SPEC §7: lines over 64 KiB are split, each piece with the prefix, nothing lost.
+// docs/jobs.md#logging: lines over 64 KiB are split, each piece with the prefix, nothing lost.
 func TestLongLineIsSplit(t *testing.T) {
 	t.Parallel()
 	const size = 200 << 10
@@ -167,7 +167,7 @@ job "long" {
 	}
 }
 
-// SPEC §2: `logging { file, rotate }` keeps a size-rotated, compressed copy of the output.
+// docs/configuration.md: `logging { file, rotate }` keeps a size-rotated, compressed copy of the output.
 func TestLogFileRotation(t *testing.T) {
 	t.Parallel()
 	const n = 10000
@@ -243,7 +243,7 @@ func readMaybeGzip(path string) ([]byte, error) {
 	return io.ReadAll(zr)
 }
 
-// SPEC §7: a slow terminal slows the job down; it must not lose its lines, not even the
+// docs/jobs.md#logging: a slow terminal slows the job down; it must not lose its lines, not even the
 // last ones still in flight when the job (and with it pilotfish) ends.
 func TestSlowTerminalLosesNoLines(t *testing.T) {
 	t.Parallel()

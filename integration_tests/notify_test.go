@@ -1,6 +1,6 @@
 package integration
 
-// The notify kind (SPEC §2.1, §3, §5): programs written for systemd's Type=notify, run as
+// The notify kind (docs/kinds.md, docs/events.md, docs/metrics.md): programs written for systemd's Type=notify, run as
 // jobs of pilotfish as PID 1 and spoken to by the real systemd-notify (systemd 252) and by
 // Python programs that use the raw protocol (AF_UNIX SOCK_DGRAM to $NOTIFY_SOCKET).
 
@@ -158,7 +158,7 @@ func statusRow(t testing.TB, k *ctlPF, job string) string {
 	return ""
 }
 
-// SPEC §2.1 notify with the real systemd-notify: --status= before readiness is shown in
+// docs/kinds.md notify with the real systemd-notify: --status= before readiness is shown in
 // /v1/status and `pilotfish status`; --ready makes the job healthy (BARRIER=1 is answered,
 // or systemd-notify would hang) and starts the job waiting for `once = "healthy"`; the job
 // sees its own NOTIFY_SOCKET in a 0700 directory.
@@ -233,7 +233,7 @@ job "dep" {
 	}
 }
 
-// SPEC §2.1 notify, raw protocol: WATCHDOG_USEC and WATCHDOG_PID (= the program's own PID,
+// docs/kinds.md notify, raw protocol: WATCHDOG_USEC and WATCHDOG_PID (= the program's own PID,
 // not a shell's or a shim's); keep-alives keep the job healthy; STATUS=, RELOADING=1 then
 // READY=1, ERRNO= in /v1/status and `pilotfish status`; a missed watchdog makes the job
 // unhealthy, kills it with SIGABRT and restarts it per policy; WATCHDOG=trigger does the
@@ -334,13 +334,13 @@ job "keeper" {
 	k.WaitLogN(5*time.Second, 2, func(e logEntry) bool {
 		return e.msg() == "exited" && e.job() == "svc" && e.str("status") == "killed by SIGABRT"
 	}, "second run killed by SIGABRT")
-	// A missed watchdog restarts the job whatever `restarts` says (SPEC §2.1: "missed →
+	// A missed watchdog restarts the job whatever `restarts` says (docs/kinds.md: "missed →
 	// unhealthy, then restart"): restarts = 1 is used up, and it starts a third time.
 	k.waitCode(5*time.Second, "svc", "started", 3)
 	k.waitMetric(5*time.Second, "pilotfish_job_restarts_total", map[string]string{"job": "svc"}, func(v float64) bool { return v == 2 })
 }
 
-// SPEC §2.1 notify: ready_timeout expires (unhealthy, SIGTERM); EXTEND_TIMEOUT_USEC moves it
+// docs/kinds.md notify: ready_timeout expires (unhealthy, SIGTERM); EXTEND_TIMEOUT_USEC moves it
 // (a program that asks for more time and is ready within it is never touched; one that asks
 // for more time and still is not ready is stopped when the extension ends, not before).
 func TestNotifyReadyTimeout(t *testing.T) {
@@ -404,7 +404,7 @@ exec sleep 1000`)+`
 	}
 }
 
-// SPEC §2.1 notify: datagrams from processes outside the job's process tree are dropped,
+// docs/kinds.md notify: datagrams from processes outside the job's process tree are dropped,
 // logged and counted (pilotfish_notify_rejected_total), and cannot make the job healthy:
 // another job of the same pilotfish, a process of the namespace started from outside
 // (nsenter), and the test process itself (which found the socket in /proc/PID/environ of
@@ -512,7 +512,7 @@ exec sleep 1000`)+`
 	k.waitJob(5*time.Second, "d", func(j client.Job) bool { return j.Status == "ready for real" }, "status from the job")
 }
 
-// SPEC §2.1 notify with user = "nobody": the socket's directory is 0700 and owned by the
+// docs/kinds.md notify with user = "nobody": the socket's directory is 0700 and owned by the
 // job's user, the job (systemd-notify as nobody) still notifies, and a job of another user
 // cannot even reach the socket.
 func TestNotifyUserNobody(t *testing.T) {
@@ -571,7 +571,7 @@ job "other" {
 	}
 }
 
-// SPEC §2.1 notify MAINPID= with a daemon that double-forks (and stays in the job's process
+// docs/kinds.md notify MAINPID= with a daemon that double-forks (and stays in the job's process
 // group): the first process announces the daemon with `systemd-notify --pid=` and exits;
 // the job stays running with the daemon's PID; stopping the job signals the daemon.
 func TestNotifyMainPIDDoubleFork(t *testing.T) {
@@ -593,7 +593,7 @@ job "keeper" {
 	checkAdoptedDaemon(t, k, dir, "forking")
 }
 
-// SPEC §2.1 notify MAINPID= with a classic daemon: double fork and setsid, so that the daemon
+// docs/kinds.md notify MAINPID= with a classic daemon: double fork and setsid, so that the daemon
 // leaves the job's process group and, once the middle process is gone, is a child of
 // pilotfish. The daemon is still the job's: systemd (NotifyAccess=all, by cgroup) accepts
 // `systemd-notify --pid=DAEMON` from the first process, which sends with the daemon's PID
@@ -718,7 +718,7 @@ func checkAdoptedDaemon(t *testing.T, k *ctlPF, dir, job string) {
 	k.waitCode(5*time.Second, job, "stopped", 1)
 }
 
-// SPEC §2.1, §3.2: a job with `once = "healthy"` of a notify job starts right after
+// docs/kinds.md, docs/jobs.md#triggers: a job with `once = "healthy"` of a notify job starts right after
 // READY=1.
 func TestNotifyDependentStartsOnReady(t *testing.T) {
 	t.Parallel()
@@ -847,7 +847,7 @@ func (o *outerSocket) count(re string) int {
 	return n
 }
 
-// SPEC §2.1 (the outer NOTIFY_SOCKET): pilotfish, started with NOTIFY_SOCKET by its own
+// docs/kinds.md (the outer NOTIFY_SOCKET): pilotfish, started with NOTIFY_SOCKET by its own
 // supervisor, sends READY=1 (with MAINPID) only once every job with a health check or of
 // kind notify has been healthy once, and only once; STATUS= with a summary as it changes;
 // STOPPING=1 at shutdown. The jobs never see that socket. A path and an abstract address.
@@ -943,7 +943,7 @@ job "plain" {
 	}
 }
 
-// SPEC §2.1: without a job that has a health check, READY=1 comes at once; outside a PID
+// docs/kinds.md: without a job that has a health check, READY=1 comes at once; outside a PID
 // namespace MAINPID is pilotfish's own PID.
 func TestNotifyOuterSocketPlain(t *testing.T) {
 	t.Parallel()
@@ -964,7 +964,7 @@ job "plain" {
 	outer.wait(time.Second, `^STOPPING=1$`)
 }
 
-// SPEC §2.1 BARRIER=1: systemd-notify (without --no-block) sends its message, then
+// docs/kinds.md BARRIER=1: systemd-notify (without --no-block) sends its message, then
 // BARRIER=1 with a pipe, and exits as soon as pilotfish closed the pipe. The barrier is part
 // of a legitimate exchange: it must not be dropped and counted as "from a process outside
 // the job" because its sender is gone by the time pilotfish checks it (pilotfish closes the

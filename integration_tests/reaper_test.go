@@ -46,7 +46,7 @@ while :; do
   sleep 0.05
 done`
 
-// SPEC §8.12, §6: as PID 1, pilotfish reaps a burst of orphans and nothing else notices.
+// docs/guarantees.md#12, docs/jobs.md: as PID 1, pilotfish reaps a burst of orphans and nothing else notices.
 func TestOrphanBurstIsReaped(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -178,7 +178,7 @@ func nsPIDsOf(pid int, cmdline string) []int {
 	return out
 }
 
-// SPEC §6: not PID 1, pilotfish is a child subreaper: its jobs' orphans come back to it and
+// docs/jobs.md: not PID 1, pilotfish is a child subreaper: its jobs' orphans come back to it and
 // are reaped.
 func TestSubreaperWhenNotPID1(t *testing.T) {
 	t.Parallel()

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// SPEC §8.7: a crash loop backs off exponentially; a restart budget is honoured exactly.
+// docs/guarantees.md#7: a crash loop backs off exponentially; a restart budget is honoured exactly.
 func TestCrashLoopBacksOff(t *testing.T) {
 	t.Parallel()
 	crash := sh(`date +%s%N >> "$TESTDIR/runs"; exit 1`)
@@ -56,7 +56,7 @@ job "crash" {
 		}
 	})
 
-	// SPEC §2: the backoff "resets after the job has been up for max".
+	// docs/configuration.md: the backoff "resets after the job has been up for max".
 	t.Run("resets after up for max", func(t *testing.T) {
 		t.Parallel()
 		cfg := jsonLogs + `

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// SPEC §8.3: with nothing left to stop, shutdown is immediate (no fixed sleep).
+// docs/guarantees.md#3: with nothing left to stop, shutdown is immediate (no fixed sleep).
 func TestShutdownIsImmediateWhenIdle(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct {
@@ -56,7 +56,7 @@ job "sleeper" {
 	}
 }
 
-// SPEC §8.3: a job's own stop_timeout is honoured: SIGKILL after it, not after the top-level
+// docs/guarantees.md#3: a job's own stop_timeout is honoured: SIGKILL after it, not after the top-level
 // budget.
 func TestStopTimeoutKillsIgnoringJob(t *testing.T) {
 	t.Parallel()
@@ -83,7 +83,7 @@ job "stubborn" {
 	}
 }
 
-// SPEC §8.11, §8.13, §3.2: shutdown follows the dependency edges in reverse; a stopping hook
+// docs/guarantees.md#11, docs/guarantees.md#13, docs/jobs.md#triggers: shutdown follows the dependency edges in reverse; a stopping hook
 // runs (and finishes) before its job is signalled.
 func TestReverseOrderShutdown(t *testing.T) {
 	t.Parallel()
@@ -155,7 +155,7 @@ job "prestop" {
 	}
 }
 
-// SPEC §6: the whole shutdown ends within the top-level stop_timeout, even when a job's own
+// docs/jobs.md: the whole shutdown ends within the top-level stop_timeout, even when a job's own
 // stop_timeout is longer.
 func TestShutdownBudgetBoundsEverything(t *testing.T) {
 	t.Parallel()
@@ -178,7 +178,7 @@ job "stubborn" {
 	}
 }
 
-// SPEC §6: SIGINT shuts down gracefully like SIGTERM; a second SIGINT (Ctrl-C again) stops
+// docs/jobs.md: SIGINT shuts down gracefully like SIGTERM; a second SIGINT (Ctrl-C again) stops
 // waiting and kills what is left.
 func TestSIGINTShutsDownAndSecondKills(t *testing.T) {
 	t.Parallel()
@@ -211,7 +211,7 @@ job "stubborn" {
 	}
 }
 
-// SPEC §2: stop_signal is what a job gets when it is stopped.
+// docs/configuration.md: stop_signal is what a job gets when it is stopped.
 func TestStopSignal(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -238,7 +238,7 @@ job "hupjob" {
 	}
 }
 
-// SPEC §3.1: `shutdown` is an event like any other: a job triggered by it runs when
+// docs/events.md: `shutdown` is an event like any other: a job triggered by it runs when
 // pilotfish shuts down (bounded by its stop_timeout), it is not killed as it starts.
 func TestShutdownEventTriggersJob(t *testing.T) {
 	t.Parallel()

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// SPEC §6: catchable signals other than TERM/INT/HUP/USR1 go to the main job.
+// docs/jobs.md: catchable signals other than TERM/INT/HUP/USR1 go to the main job.
 func TestSignalsForwardedToMainJob(t *testing.T) {
 	t.Parallel()
 	p := start(t, opts{Config: jsonLogs, Main: []string{"/bin/sh", "-c", `
@@ -37,7 +37,7 @@ while :; do sleep 0.05; done`}})
 	}
 }
 
-// SPEC §6: SIGHUP means reload; it must never kill pilotfish or its jobs.
+// docs/jobs.md: SIGHUP means reload; it must never kill pilotfish or its jobs.
 func TestSIGHUPDoesNotKillPilotfish(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -68,7 +68,7 @@ job "steady" {
 	}
 }
 
-// SPEC §1: with a terminal on stdin, the main job gets it as its foreground process group
+// docs/cli.md: with a terminal on stdin, the main job gets it as its foreground process group
 // (`docker run -it image -- sh` works).
 func TestMainJobGetsTerminal(t *testing.T) {
 	t.Parallel()
@@ -131,7 +131,7 @@ func TestMainJobGetsTerminal(t *testing.T) {
 	}
 }
 
-// SPEC §6: without a main job, signals that would be forwarded are ignored, and SIGUSR1
+// docs/jobs.md: without a main job, signals that would be forwarded are ignored, and SIGUSR1
 // toggles maintenance: none of them may kill pilotfish (their default action would).
 func TestSignalsWithoutMainJobAreHarmless(t *testing.T) {
 	t.Parallel()
@@ -209,7 +209,7 @@ func sigMask(sigs ...syscall.Signal) uint64 {
 	return m
 }
 
-// SPEC §6: a job starts with nothing of pilotfish's own signal handling. pilotfish must not
+// docs/jobs.md: a job starts with nothing of pilotfish's own signal handling. pilotfish must not
 // die of SIGPIPE nor stop on SIGTTIN/SIGTTOU, but its jobs get the default action of each.
 func TestJobsDoNotInheritPilotfishSignalHandling(t *testing.T) {
 	t.Parallel()
@@ -219,7 +219,7 @@ func TestJobsDoNotInheritPilotfishSignalHandling(t *testing.T) {
 	}
 }
 
-// SPEC §6, tini's sigconf test: the ignored dispositions and the signal mask pilotfish was
+// docs/jobs.md, tini's sigconf test: the ignored dispositions and the signal mask pilotfish was
 // given reach its jobs. A parent ignores SIGINT, SIGHUP and SIGTTOU and blocks SIGTTIN and
 // SIGUSR2, then execs pilotfish.
 func TestJobsInheritTheSignalStatePilotfishWasGiven(t *testing.T) {
@@ -243,7 +243,7 @@ os.execv(sys.argv[1], sys.argv[1:])
 	}
 }
 
-// SPEC §6: `yes | head -1` in a job behaves as under a shell: yes dies of SIGPIPE (141),
+// docs/jobs.md: `yes | head -1` in a job behaves as under a shell: yes dies of SIGPIPE (141),
 // instead of printing "Broken pipe" and exiting 1.
 func TestShellPipelineInJobDiesOfSIGPIPE(t *testing.T) {
 	t.Parallel()
@@ -271,7 +271,7 @@ func requireNoDefaultConfig(t *testing.T) {
 	}
 }
 
-// SPEC §6 wrapper mode: `pilotfish -- CMD` without a configuration file is a drop-in for
+// docs/jobs.md wrapper mode: `pilotfish -- CMD` without a configuration file is a drop-in for
 // tini. SIGUSR1 and SIGHUP reach the command (nothing to reload or put in maintenance),
 // its output passes through untouched (a JSON log line stays JSON), SIGTERM stops it with
 // stop_signal and pilotfish exits with its code.

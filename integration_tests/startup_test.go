@@ -1,6 +1,6 @@
 package integration
 
-// Signals and requests that arrive while pilotfish starts (SPEC §1 Readiness, §6, §11).
+// Signals and requests that arrive while pilotfish starts (docs/cli.md, docs/jobs.md#pid-1-duties-and-signals, docs/guarantees.md#limits).
 
 import (
 	"encoding/json"
@@ -30,7 +30,7 @@ func slowConfig(dir string, size int) string {
 	return b.String()
 }
 
-// SPEC §1, §6: a SIGTERM or SIGINT that arrives while the configuration loads ends pilotfish
+// docs/cli.md, docs/jobs.md: a SIGTERM or SIGINT that arrives while the configuration loads ends pilotfish
 // within a second with a log line and exit code 0 (a shutdown by signal); no job starts.
 // It is neither held until the load ends nor lost, and never a silent exit 2.
 func TestSignalWhileConfigLoads(t *testing.T) {
@@ -60,7 +60,7 @@ func TestSignalWhileConfigLoads(t *testing.T) {
 	}
 }
 
-// SPEC §1: a SIGHUP or SIGUSR1 during the load is not lost either: it takes effect once
+// docs/cli.md: a SIGHUP or SIGUSR1 during the load is not lost either: it takes effect once
 // pilotfish runs (here SIGUSR1: maintenance on).
 func TestSignalWhileConfigLoadsIsKept(t *testing.T) {
 	// Not parallel: thousands of jobs start, and other tests time their answers.
@@ -86,7 +86,7 @@ job "steady" {
 	}
 }
 
-// SPEC §11: until every job is installed, mutating calls answer 503 starting; none of them
+// docs/guarantees.md#limits: until every job is installed, mutating calls answer 503 starting; none of them
 // may reach a half-built daemon (a reload then panicked inside the handler and leaked the
 // jobs it built). Reloads and job verbs hammer the socket from the moment it appears.
 func TestMutatingCallsDuringStartUp(t *testing.T) {

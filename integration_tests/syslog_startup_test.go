@@ -1,6 +1,6 @@
 package integration
 
-// A configuration whose only jobs listen (syslog) must not end at start-up (SPEC §6:
+// A configuration whose only jobs listen (syslog) must not end at start-up (docs/jobs.md:
 // pilotfish exits by itself only when nothing is running or listening and nothing can start
 // again; a syslog job listens until it is stopped).
 
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// SPEC §6 with the syslog kind: start many pilotfish whose only job is a syslog server,
+// docs/jobs.md with the syslog kind: start many pilotfish whose only job is a syslog server,
 // many at a time (the race needs a busy machine); none may decide at start-up that "no job
 // is running or can start again". (What goes wrong: the liveness check in core/liveness.go
 // takes each job's status, then asks the job whether it is Behind() its events; a job that

@@ -1,6 +1,6 @@
 package integration
 
-// The syslog kind (SPEC §2.1, §5, §8.10): pilotfish as PID 1 receives from the real
+// The syslog kind (docs/kinds.md, docs/metrics.md, docs/guarantees.md#10): pilotfish as PID 1 receives from the real
 // logger(1) (unix, UDP, TCP with newline and octet-counted framing, RFC 3164 and 5424),
 // Python's logging.handlers.SysLogHandler and raw datagrams, and routes by selector,
 // program and match to stdout, files (rotated), and forward targets.
@@ -98,7 +98,7 @@ job "guard" {
 
 const sysHeaderTime = `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:Z|[+-]\d\d:\d\d)`
 
-// SPEC §2.1 syslog: the real logger over a unix socket (RFC 3164 and --rfc5424), UDP and
+// docs/kinds.md syslog: the real logger over a unix socket (RFC 3164 and --rfc5424), UDP and
 // TCP (newline framing and --octet-count), each in every output format; exact output of every format for known messages;
 // bytes that are not ASCII pass intact; the socket is 0666 and its directory untouched.
 func TestSyslogClientsAndFormats(t *testing.T) {
@@ -289,7 +289,7 @@ job "log" {
 	}
 }
 
-// SPEC §2.1 syslog with Python's logging.handlers.SysLogHandler, over a unix socket and
+// docs/kinds.md syslog with Python's logging.handlers.SysLogHandler, over a unix socket and
 // UDP. It sends "<PRI>TAG: MESSAGE\0" with no timestamp or hostname; as RFC 3164 (§4.3.3)
 // says, a relay adds those and the TAG (program[pid]) stays the TAG, which is how rsyslog
 // and syslog-ng read it. So the program and pid must be known: in every format, and to the
@@ -387,7 +387,7 @@ func sysFacName(f int) string {
 
 var sysSeverities = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
 
-// SPEC §2.1 selectors: facility and severity lists, `*`, `none`, `=`, `!` and `!=`, items
+// docs/kinds.md selectors: facility and severity lists, `*`, `none`, `=`, `!` and `!=`, items
 // applied left to right, plus the program and match filters, alone and combined.
 func TestSyslogSelectors(t *testing.T) {
 	t.Parallel()
@@ -490,7 +490,7 @@ func TestSyslogSelectors(t *testing.T) {
 	}
 }
 
-// SPEC §2.1 syslog's default listen, unixgram:///dev/log, with pilotfish as PID 1 of a
+// docs/kinds.md syslog's default listen, unixgram:///dev/log, with pilotfish as PID 1 of a
 // namespace that has a /dev of its own (the host's /dev/log is never touched): a stale
 // socket left by an earlier run is replaced, the new one is 0666 and /dev keeps its mode;
 // logger and Python's SysLogHandler with their defaults reach it; stdout lines carry the
@@ -575,7 +575,7 @@ log.error("python to /dev/log")
 	}
 }
 
-// SPEC §2.1 rotate: 20,000 messages into rotate = { size = "256KB", keep = 5 } at a pace
+// docs/kinds.md rotate: 20,000 messages into rotate = { size = "256KB", keep = 5 } at a pace
 // below the queue bound: none is lost or doubled, no file passes the size, the files are in
 // order (.5 oldest), none beyond keep; a compressed output with keep = 2 keeps the newest.
 func TestSyslogRotateUnderLoad(t *testing.T) {
@@ -736,7 +736,7 @@ func globNames(pattern string) []string {
 	return m
 }
 
-// SPEC §2.1 forward: a UDP and a TCP receiver get every selected message as RFC 5424, one
+// docs/kinds.md forward: a UDP and a TCP receiver get every selected message as RFC 5424, one
 // datagram each over UDP, octet-counted frames ("LEN MSG") over TCP; the original
 // sender's hostname, program, pid and msgid are kept.
 func TestSyslogForward(t *testing.T) {
@@ -847,7 +847,7 @@ job "log" {
 	}
 }
 
-// SPEC §2.1, §5: while a forward target is down, its queue holds 8192 messages, the rest
+// docs/kinds.md, docs/metrics.md: while a forward target is down, its queue holds 8192 messages, the rest
 // are dropped and counted in pilotfish_syslog_dropped_total; the client (logger) never
 // blocks; other outputs get everything; once the target is up, the queued messages go out.
 func TestSyslogForwardDown(t *testing.T) {
@@ -932,7 +932,7 @@ job "log" {
 	k.waitMetric(10*time.Second, "pilotfish_syslog_messages_total", map[string]string{"job": "log", "output": "remote"}, func(v float64) bool { return v == float64(expect) })
 }
 
-// SPEC §5: malformed datagrams and lines are counted in pilotfish_syslog_parse_errors_total
+// docs/metrics.md: malformed datagrams and lines are counted in pilotfish_syslog_parse_errors_total
 // (the first one is logged); pilotfish keeps running and the next good message goes
 // through.
 func TestSyslogMalformed(t *testing.T) {
@@ -1006,7 +1006,7 @@ job "log" {
 	waitLines(t, 10*time.Second, filepath.Join(dir, "out.log"), 3)
 }
 
-// SPEC §2: the syslog and notify keys are checked, all errors at once, with positions.
+// docs/configuration.md: the syslog and notify keys are checked, all errors at once, with positions.
 func TestSyslogNotifyValidate(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -1073,7 +1073,7 @@ job "n2" {
 	}
 }
 
-// SPEC §2.1 (RFC 3164): the timestamp of an RFC 3164 message has no zone; it is the local
+// docs/kinds.md (RFC 3164): the timestamp of an RFC 3164 message has no zone; it is the local
 // time of the sender, which in a container is also pilotfish's (TZ). syslog daemons
 // (rsyslog, syslog-ng) read it as local time. pilotfish must too: with TZ set, the
 // instant must be right in every format that states a zone, and agree with the zone it
@@ -1114,7 +1114,7 @@ job "log" {
 	}
 }
 
-// SPEC §2.1, §5, §7: a stdout output behind a terminal that reads slowly fills its queue;
+// docs/kinds.md, docs/metrics.md, docs/jobs.md#logging: a stdout output behind a terminal that reads slowly fills its queue;
 // further messages for it are dropped and counted, the clients never wait, and a file
 // output of the same job gets every message.
 func TestSyslogSlowStdout(t *testing.T) {

@@ -96,7 +96,7 @@ func promQuery(t *testing.T, base, query string) string {
 }
 
 // A real Prometheus scrapes pilotfish and records a custom metric and the restarts of a job
-// that was killed (SPEC §5).
+// that was killed (docs/metrics.md).
 func TestPrometheusScrapesPilotfish(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)

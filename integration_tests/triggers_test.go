@@ -24,7 +24,7 @@ func logIndex(logs []logEntry, match func(logEntry) bool) int {
 	return -1
 }
 
-// SPEC §8.13, §3.2: `after` waits for every listed event, in any order.
+// docs/guarantees.md#13, docs/jobs.md#triggers: `after` waits for every listed event, in any order.
 func TestWaitsForTwoHealthyJobs(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -83,7 +83,7 @@ job "c" {
 	}
 }
 
-// SPEC §3.2: `once` starts the job once, however often the event comes.
+// docs/jobs.md#triggers: `once` starts the job once, however often the event comes.
 func TestTriggerOnce(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -112,7 +112,7 @@ job "b" {
 	}
 }
 
-// SPEC §3.2: `each` runs the job on every event and restarts it if it still runs (unless
+// docs/jobs.md#triggers: `each` runs the job on every event and restarts it if it still runs (unless
 // overlap = "skip").
 func TestTriggerEachRestartsOnOverlap(t *testing.T) {
 	t.Parallel()
@@ -159,7 +159,7 @@ job "c" {
 	}
 }
 
-// SPEC §3.2: `interval` runs the job at start-up and then periodically.
+// docs/jobs.md#triggers: `interval` runs the job at start-up and then periodically.
 func TestTriggerInterval(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -189,7 +189,7 @@ job "tick" {
 	}
 }
 
-// SPEC §3.2: `any` with `debounce` coalesces a burst of events into one run.
+// docs/jobs.md#triggers: `any` with `debounce` coalesces a burst of events into one run.
 func TestTriggerAnyDebounce(t *testing.T) {
 	t.Parallel()
 	cfg := jsonLogs + `
@@ -234,7 +234,7 @@ job "c" {
 	}
 }
 
-// SPEC §3.1, §3.2: `timeout` expires the job and publishes timerExpired, which can trigger
+// docs/events.md, docs/jobs.md#triggers: `timeout` expires the job and publishes timerExpired, which can trigger
 // another job.
 func TestTriggerTimeoutExpires(t *testing.T) {
 	t.Parallel()

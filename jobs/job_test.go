@@ -128,7 +128,7 @@ job "alert" {
 	})
 }
 
-// SPEC §8.13: start only after several jobs are ready.
+// docs/guarantees.md#13: start only after several jobs are ready.
 func TestAfterWaitsForAll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, `
@@ -318,7 +318,7 @@ func TestStoppingHookRunsFirst(t *testing.T) {
 	})
 }
 
-// Health events are published on changes only (SPEC §8.9).
+// Health events are published on changes only (docs/guarantees.md#9).
 func TestHealthEdgesOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, `

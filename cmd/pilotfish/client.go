@@ -52,7 +52,7 @@ var clientCommands = map[string]clientCmd{
 	"render":      {"[-config PATH] TEMPLATE", 1, 1, cmdRender},
 }
 
-// Client exit codes (SPEC §1).
+// Client exit codes (docs/cli.md).
 const (
 	exitRefused     = 1
 	exitUsage       = 2
