@@ -570,10 +570,14 @@ func TestTemplatesShareTheirQueries(t *testing.T) {
 	// one for calls (closed after 2 s idle).
 	port := a.Addr()[strings.LastIndexByte(a.Addr(), ':')+1:]
 	n := 0
-	waitFor(t, 10*time.Second, func() bool {
+	var seen []int
+	if !poll(15*time.Second, func() bool {
 		n = connectionsTo(t, r.PID(), port)
+		seen = append(seen, n)
 		return n >= 10 && n <= 11
-	}, "10 or 11 connections to the agent")
+	}) {
+		t.Fatalf("want 10 or 11 connections to the agent (one per query, one for calls); saw %v", seen[max(0, len(seen)-20):])
+	}
 	t.Logf("100 templates on 10 services: %d connections to the agent", n)
 	// A change of one service renders the ten templates that read it, and only them.
 	mark := r.lastSeq()
