@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // healthEntry is the part of an entry of /v1/health/service a watch uses.
@@ -222,7 +223,8 @@ func skipString(b []byte, i int) (int, bool, error) {
 // str decodes a JSON string (or null, which leaves dst alone).
 func str(v []byte, dst *string) error {
 	if len(v) >= 2 && v[0] == '"' {
-		if end, esc, err := skipString(v, 0); err == nil && !esc && end == len(v) {
+		// encoding/json turns invalid UTF-8 into U+FFFD: leave those strings to it.
+		if end, esc, err := skipString(v, 0); err == nil && !esc && end == len(v) && utf8.Valid(v) {
 			*dst = string(v[1 : len(v)-1])
 			return nil
 		}
@@ -274,7 +276,7 @@ func strMap(v []byte, dst *map[string]string) error {
 		out = map[string]string{}
 	}
 	_, err := eachKey(v, 0, func(k, v []byte) error {
-		if len(v) == 0 || v[0] != '"' {
+		if len(v) == 0 || v[0] != '"' || !utf8.Valid(k) {
 			return errShape
 		}
 		var s string
