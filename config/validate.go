@@ -188,10 +188,11 @@ func (l *loader) suggest(name string, known map[string][]events.Code) string {
 	l.suggestions++
 	best, bestD := "", 3
 	for k := range known {
-		if abs(len(k)-len(name)) >= bestD || len(k) > 128 {
+		if k == "" || abs(len(k)-len(name)) > bestD || len(k) > 128 {
 			continue
 		}
-		if d := editDistance(name, k, bestD); d < bestD {
+		// Ties go to the lexically first name, so a file always gets the same message.
+		if d := editDistance(name, k, bestD+1); d < bestD || d == bestD && best != "" && k < best {
 			best, bestD = k, d
 		}
 	}
