@@ -126,6 +126,13 @@ type Job struct {
 	Backoff     Backoff           `json:"backoff"`
 	StopSignal  syscall.Signal    `json:"stop_signal"`
 	StopTimeout time.Duration     `json:"stop_timeout"`
+	// RestartOn says which exits restart the job: RestartOnAny or RestartOnFailure
+	// (docs/jobs.md#restarts-and-backoff).
+	RestartOn string `json:"restart_on"`
+	// SuccessCodes are the exit codes that count as exitSuccess; nil means [0].
+	SuccessCodes []int `json:"success_codes"`
+	// Autostart false: the job is stopped at start-up until the API starts it.
+	Autostart bool `json:"autostart"`
 	// Timeout bounds one run: when it passes the run is stopped (docs/configuration.md#job).
 	Timeout time.Duration `json:"timeout,omitempty"`
 	Overlap string        `json:"overlap,omitempty"`
@@ -145,6 +152,12 @@ type Job struct {
 // which only registers its service and runs its health probe (a process that something
 // else runs; docs/configuration.md#job).
 func (j *Job) RegistrationOnly() bool { return j.Kind == "exec" && len(j.Exec) == 0 && !j.Main }
+
+// The restart_on policies.
+const (
+	RestartOnAny     = "any"
+	RestartOnFailure = "failure"
+)
 
 // Backoff is the restart delay policy.
 type Backoff struct {
@@ -221,7 +234,17 @@ type Health struct {
 	Grace     time.Duration `json:"grace,omitempty"`
 	Failures  int           `json:"failures"`
 	Successes int           `json:"successes"`
+	// OnFailure is what an unhealthy verdict does besides the event: OnFailureIgnore,
+	// OnFailureRestart or OnFailureShutdown (docs/jobs.md#health-probes).
+	OnFailure string `json:"on_failure"`
 }
+
+// The health.on_failure policies.
+const (
+	OnFailureIgnore   = "ignore"
+	OnFailureRestart  = "restart"
+	OnFailureShutdown = "shutdown"
+)
 
 // Probe names the kind of probe that is set.
 func (h *Health) Probe() string {

@@ -28,7 +28,8 @@ func (j *Job) Equal(o *Job) bool {
 		j.User == o.User && j.Group == o.Group && maps.Equal(j.Env, o.Env) && j.Restarts == o.Restarts &&
 		j.Backoff == o.Backoff && j.StopSignal == o.StopSignal && j.StopTimeout == o.StopTimeout &&
 		j.Timeout == o.Timeout && j.Overlap == o.Overlap && j.When.Equal(o.When) && j.Health.Equal(o.Health) &&
-		j.Service.Equal(o.Service) && j.Logging.Equal(o.Logging) && specEqual(j.Spec, o.Spec) && j.Main == o.Main
+		j.Service.Equal(o.Service) && j.Logging.Equal(o.Logging) && specEqual(j.Spec, o.Spec) && j.Main == o.Main &&
+		j.RestartOn == o.RestartOn && slices.Equal(j.SuccessCodes, o.SuccessCodes) && j.Autostart == o.Autostart
 }
 
 func specEqual(a, b Spec) bool {
@@ -65,7 +66,7 @@ func (h *Health) Equal(o *Health) bool {
 	}
 	return slices.Equal(h.Exec, o.Exec) && h.HTTP == o.HTTP && h.TCP == o.TCP && h.Port == o.Port &&
 		h.Log == o.Log && h.Interval == o.Interval && h.Timeout == o.Timeout && h.Grace == o.Grace &&
-		h.Failures == o.Failures && h.Successes == o.Successes
+		h.Failures == o.Failures && h.Successes == o.Successes && h.OnFailure == o.OnFailure
 }
 
 // Equal reports whether two service registrations are the same. Its lists and maps are

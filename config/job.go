@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ var commonJobSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "kind"}, {Name: "exec"}, {Name: "dir"}, {Name: "user"}, {Name: "group"}, {Name: "env"},
 		{Name: "restarts"}, {Name: "backoff"}, {Name: "stop_signal"}, {Name: "stop_timeout"}, {Name: "overlap"},
+		{Name: "restart_on"}, {Name: "success_codes"}, {Name: "autostart"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "when"}, {Type: "health"}, {Type: "service"}, {Type: "logging"}},
 }
@@ -33,6 +35,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 		Logging:     JobLogging{Prefix: true, Color: "auto"},
 		Range:       b.DefRange,
 	}
+	j.RestartOn, j.SuccessCodes, j.Autostart = RestartOnAny, []int{0}, true
 	content, remain, diags := b.Body.PartialContent(commonJobSchema)
 	d.Diags = append(d.Diags, diags...)
 	attrs := content.Attributes
@@ -65,6 +68,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 		}
 	}
 	l.restarts(attrs, j)
+	l.decodePolicies(attrs, j)
 	if obj, ok := d.Object(attrs, "backoff", "initial", "max"); ok {
 		d.Duration(obj, "initial", &j.Backoff.Initial)
 		d.Duration(obj, "max", &j.Backoff.Max)
@@ -114,6 +118,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 		return j
 	}
 	l.checkExec(b, j, kind, attrs, timeout)
+	l.checkPolicies(j, kind, attrs)
 	kc, diags := remain.Content(kind.Schema())
 	d.Diags = append(d.Diags, diags...)
 	kind.Decode(d, j, kc)
@@ -191,6 +196,75 @@ func (l *loader) restarts(attrs hcl.Attributes, j *Job) {
 		}
 	}
 	l.d.Errorf(a.Expr.Range(), "\"restarts\" must be \"never\", \"unlimited\" or a whole number >= 0")
+}
+
+// decodePolicies reads restart_on, success_codes and autostart (docs/jobs.md#restarts-and-backoff).
+func (l *loader) decodePolicies(attrs hcl.Attributes, j *Job) {
+	d := l.d
+	if d.String(attrs, "restart_on", &j.RestartOn) {
+		d.OneOf(attrs, "restart_on", j.RestartOn, RestartOnAny, RestartOnFailure)
+	}
+	d.Bool(attrs, "autostart", &j.Autostart)
+	a, ok := attrs["success_codes"]
+	if !ok {
+		return
+	}
+	v, ok := d.value(a, cty.List(cty.Number))
+	if !ok {
+		return
+	}
+	codes := []int{}
+	for _, e := range v.AsValueSlice() {
+		f := -1.0
+		if !e.IsNull() {
+			f, _ = e.AsBigFloat().Float64()
+		}
+		if f != math.Trunc(f) || f < 0 || f > 255 {
+			d.Errorf(a.Expr.Range(), "\"success_codes\" must list exit codes, whole numbers from 0 to 255 (a death by signal is never a success)")
+			return
+		}
+		codes = append(codes, int(f))
+	}
+	if len(codes) == 0 {
+		d.Errorf(a.Expr.Range(), "\"success_codes\" must list at least one exit code, such as [0]")
+		return
+	}
+	j.SuccessCodes = codes
+}
+
+// checkPolicies checks restart_on, success_codes, autostart and health.on_failure against
+// the kind and the rest of the job.
+func (l *loader) checkPolicies(j *Job, kind Kind, attrs hcl.Attributes) {
+	d := l.d
+	if a := attrs["success_codes"]; a != nil {
+		switch {
+		case kind.ExecRule() == ExecForbidden:
+			d.Errorf(a.NameRange, "a %s job runs no command, so it has no exit code; remove \"success_codes\"", j.Kind)
+		case j.RegistrationOnly():
+			d.Warnf(a.NameRange, "job %q runs no command (no exec): \"success_codes\" does nothing", j.Name)
+		}
+	}
+	if a := attrs["restart_on"]; a != nil {
+		switch {
+		case j.RegistrationOnly():
+			d.Warnf(a.NameRange, "job %q runs no command (no exec): \"restart_on\" does nothing", j.Name)
+		case j.Restarts == 0:
+			d.Warnf(a.NameRange, "job %q is never restarted (restarts = \"never\"): \"restart_on\" does nothing", j.Name)
+		}
+	}
+	if a := attrs["autostart"]; a != nil && !j.Autostart && j.When != nil && j.When.Timeout > 0 {
+		d.Warnf(a.NameRange, "job %q is not started at start-up (autostart = false): its when.timeout, counted from start-up, never applies", j.Name)
+	}
+	h := j.Health
+	if h == nil || h.OnFailure != OnFailureRestart {
+		return
+	}
+	switch {
+	case j.RegistrationOnly():
+		d.Errorf(j.Range, "job %q runs no command: health.on_failure = \"restart\" has no process to restart; use \"ignore\" or \"shutdown\"", j.Name)
+	case j.Restarts == 0:
+		d.Warnf(j.Range, "job %q: with restarts = \"never\", health.on_failure = \"restart\" stops the job for good (failed) at its first unhealthy verdict; set restarts", j.Name)
+	}
 }
 
 var whenSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -288,11 +362,13 @@ func codeList() string {
 var healthSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "exec"}, {Name: "http"}, {Name: "tcp"}, {Name: "port"}, {Name: "log"},
 	{Name: "interval"}, {Name: "timeout"}, {Name: "grace"}, {Name: "failures"}, {Name: "successes"},
+	{Name: "on_failure"},
 }}
 
 func (l *loader) decodeHealth(b *hcl.Block) *Health {
 	d := l.d
 	h := &Health{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout, Failures: DefaultHealthFailures, Successes: 1}
+	h.OnFailure = OnFailureIgnore
 	content, diags := b.Body.Content(healthSchema)
 	d.Diags = append(d.Diags, diags...)
 	attrs := content.Attributes
@@ -319,6 +395,9 @@ func (l *loader) decodeHealth(b *hcl.Block) *Health {
 	d.Duration(attrs, "grace", &h.Grace)
 	d.Int(attrs, "failures", 1, 1000, &h.Failures)
 	d.Int(attrs, "successes", 1, 1000, &h.Successes)
+	if d.String(attrs, "on_failure", &h.OnFailure) {
+		d.OneOf(attrs, "on_failure", h.OnFailure, OnFailureIgnore, OnFailureRestart, OnFailureShutdown)
+	}
 	if a := attrs["interval"]; a != nil && h.Interval <= 0 {
 		d.Errorf(a.Expr.Range(), "\"interval\" must be longer than zero")
 	}

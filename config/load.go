@@ -270,6 +270,8 @@ func (l *loader) mainJob() *Job {
 		StopSignal:  syscall.SIGTERM,
 		StopTimeout: DefaultJobStopTimeout,
 		Logging:     JobLogging{Prefix: true, Color: "auto"},
+		RestartOn:   RestartOnAny,
+		Autostart:   true,
 		Main:        true,
 		Range:       hcl.Range{Filename: "command line", Start: hcl.InitialPos, End: hcl.InitialPos},
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -163,6 +164,9 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		if j.Health != nil {
 			fmt.Fprintf(&b, "  %-20s %-8s health %s every %s\n", "", "", j.Health.Probe(), j.Health.Interval)
 		}
+		if p := describePolicies(j); p != "" {
+			fmt.Fprintf(&b, "  %-20s %-8s %s\n", "", "", p)
+		}
 		fmt.Fprintf(&b, "  %-20s %-8s emits %s\n", "", "", joinCodes(Emits(kinds, j)))
 	}
 	for _, w := range c.Watches {
@@ -208,6 +212,25 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		fmt.Fprintf(&b, "  %s\n", w)
 	}
 	return b.String()
+}
+
+// describePolicies renders the restart and exit policies that differ from the defaults
+// (docs/jobs.md#restarts-and-backoff), or "".
+func describePolicies(j *Job) string {
+	var parts []string
+	if !j.Autostart {
+		parts = append(parts, "autostart = false: stopped until `pilotfish start "+j.Name+"`")
+	}
+	if j.RestartOn == RestartOnFailure {
+		parts = append(parts, "restarts only after a failure")
+	}
+	if len(j.SuccessCodes) > 0 && !slices.Equal(j.SuccessCodes, []int{0}) {
+		parts = append(parts, fmt.Sprintf("success codes %v", j.SuccessCodes))
+	}
+	if h := j.Health; h != nil && h.OnFailure != "" && h.OnFailure != OnFailureIgnore {
+		parts = append(parts, "when unhealthy: "+h.OnFailure)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func signalName(j *Job) string {

@@ -8,7 +8,8 @@ import (
 )
 
 // check decides, after any job changed, whether pilotfish must end: the main job exited, a
-// job failed for good with exit_on_failure, or nothing can ever run again.
+// job became unhealthy with health.on_failure = "shutdown", a job failed for good with
+// exit_on_failure, or nothing can ever run again.
 func (d *Daemon) check() string {
 	if d.reloading.Load() {
 		return "" // jobs come and go during a reload; it pokes again when done
@@ -21,6 +22,12 @@ func (d *Daemon) check() string {
 	}
 	if m, ok := status[config.MainJob]; ok && m.State.Final() && m.ExitCode != nil {
 		return fmt.Sprintf("the main job ended with exit code %d", *m.ExitCode)
+	}
+	for _, st := range status {
+		if st.Shutdown {
+			d.failedExit = true // a main job's exit status still wins (docs/jobs.md, "Exit codes")
+			return fmt.Sprintf("job %q is unhealthy and its health.on_failure is \"shutdown\"", st.Name)
+		}
 	}
 	if d.config().ExitOnFailure {
 		for _, st := range status {

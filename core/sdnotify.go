@@ -48,7 +48,8 @@ func (n *outerNotify) send(msg string) {
 	_, _ = conn.Write([]byte(msg))
 }
 
-// update sends READY=1 the first time every job with health has been healthy, and STATUS=
+// update sends READY=1 the first time every job with health has been healthy (or is
+// stopped), and STATUS=
 // when the summary changed.
 func (n *outerNotify) update(list []*jobs.Job) {
 	if n == nil {
@@ -68,7 +69,8 @@ func (n *outerNotify) update(list []*jobs.Job) {
 			healthy++
 			n.seen[st.Name] = true
 		}
-		allSeen = allSeen && n.seen[st.Name]
+		// A stopped job (autostart = false, pilotfish stop JOB) is not meant to be up.
+		allSeen = allSeen && (n.seen[st.Name] || st.State == jobs.Stopped)
 	}
 	var parts []string
 	for _, s := range slices.Sorted(maps.Keys(counts)) {

@@ -39,6 +39,7 @@ func (cronKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) {
 	d.Bool(c.Attributes, "run_on_start", &spec.RunOnStart)
 	j.Spec = spec
 	decodeOverlap(d, j, config.OverlapSkip, config.OverlapAllow)
+	checkArmedOnFailure(d, j, "its schedule starts the next run")
 	if a := c.Attributes["timezone"]; a != nil {
 		if _, err := time.LoadLocation(spec.Timezone); err != nil || spec.Timezone == "" {
 			d.Errorf(a.Expr.Range(), "%q is not a time zone; use an IANA name such as \"Europe/Paris\" or \"UTC\"", spec.Timezone)
@@ -197,7 +198,7 @@ func (d *cronDriver) count(res Result) {
 	if d.runs == nil {
 		d.runs = map[string]float64{}
 	}
-	if res.Success() {
+	if res.Success(d.job.SuccessCodes) {
 		d.runs["success"]++
 	} else {
 		d.runs["failure"]++

@@ -69,6 +69,15 @@ func (inetdKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) {
 		}
 	} else {
 		decodeOverlap(d, j, config.OverlapSkip)
+		checkArmedOnFailure(d, j, "the next connection starts the program again")
+	}
+}
+
+// checkArmedOnFailure refuses health.on_failure = "restart" for a kind that restarts
+// nothing (cron, inetd): why says what starts its next run.
+func checkArmedOnFailure(d *config.Decoder, j *config.Job, why string) {
+	if h := j.Health; h != nil && h.OnFailure == config.OnFailureRestart {
+		d.Errorf(j.Range, "job %q: kind %q restarts nothing (%s); health.on_failure may be \"ignore\" or \"shutdown\"", j.Name, j.Kind, why)
 	}
 }
 
@@ -422,7 +431,7 @@ func (d *inetdDriver) activateLoop(acts chan<- Activation, wake *os.File, stop <
 		}
 		// A program that fails soon after it started (without taking the connection that
 		// woke it, maybe) would be started again at once: back off as a restart would.
-		if res.Success() || time.Since(t0) >= d.job.Backoff.Max {
+		if res.Success(d.job.SuccessCodes) || time.Since(t0) >= d.job.Backoff.Max {
 			delay = 0
 			continue
 		}

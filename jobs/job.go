@@ -79,6 +79,8 @@ type Job struct {
 	succ, fails  int
 	exitCode     *int
 	statusLine   string // shown in /v1/status: a kind's STATUS= or why the job cannot run
+	prepared     bool   // the kind has opened what must exist before a run (Prepare)
+	shutdown     bool   // unhealthy with health.on_failure = "shutdown": pilotfish must end
 	backoffT     timer  // only in Backoff
 	timeoutT     timer
 	intervalT    timer
@@ -162,10 +164,18 @@ func (j *Job) Prime(levels []config.Trigger) error {
 // Start subscribes the job to the bus, lets its driver open what must exist before
 // startup is published (listening sockets), and starts its loop. The job then waits for
 // startup (or its trigger). A driver that cannot prepare leaves the job failed and held.
+// A job with autostart = false opens nothing: it is stopped, as if an operator had
+// stopped it, until the API starts it (docs/jobs.md, "Starting and stopping by hand").
 func (j *Job) Start() {
 	j.sub = j.rt.Bus.Subscribe(events.SubscribeOptions{Name: "job:" + j.cfg.Name, Filter: j.trig.wants})
-	if p, ok := j.drv.(interface{ Prepare() error }); ok {
-		if err := p.Prepare(); err != nil {
+	switch {
+	case !j.cfg.Autostart:
+		j.log.Info("not started: autostart = false")
+		j.mode, j.statusLine = paused, j.autostartNote()
+		_ = j.setState(Stopped)
+		j.publishStatus()
+	default:
+		if err := j.prepare(); err != nil {
 			j.log.Error("cannot prepare job; it will not run", "err", err)
 			j.mode, j.statusLine = held, err.Error()
 			_ = j.setState(Failed)
@@ -173,6 +183,26 @@ func (j *Job) Start() {
 		}
 	}
 	go j.loop()
+}
+
+// autostartNote is the status line of a job that autostart = false keeps stopped.
+func (j *Job) autostartNote() string {
+	return "autostart = false: pilotfish start " + j.cfg.Name + " runs it"
+}
+
+// prepare lets the driver open what must exist before a run (a listening socket, the
+// notify socket), once: at Start, or at the first start of a job with autostart = false.
+func (j *Job) prepare() error {
+	if j.prepared {
+		return nil
+	}
+	if p, ok := j.drv.(interface{ Prepare() error }); ok {
+		if err := p.Prepare(); err != nil {
+			return err
+		}
+	}
+	j.prepared = true
+	return nil
 }
 
 // Counter is one kind-specific counter of a job, for telemetry: a metric name, an optional
@@ -334,6 +364,7 @@ func (j *Job) start() error {
 	// Waiting, Backoff, a final state: start now. Scheduled, Listening: armed already.
 	j.mode = normal
 	j.restartsUsed = 0
+	j.clearAutostartNote()
 	j.rearmInterval()
 	j.activate(apiEvent, true)
 	return nil
@@ -347,13 +378,21 @@ func (j *Job) restart() (chan struct{}, error) {
 	}
 	j.mode = normal
 	j.restartsUsed = 0
+	j.clearAutostartNote()
 	j.rearmInterval()
 	switch j.state {
 	case Running, Stopping:
-		return j.beginStop(true), nil
+		return j.beginStop(startAgain), nil
 	}
 	j.activate(apiEvent, true)
 	return nil, nil
+}
+
+// clearAutostartNote drops the status line of autostart = false once the job is started.
+func (j *Job) clearAutostartNote() {
+	if j.statusLine == j.autostartNote() {
+		j.statusLine = ""
+	}
 }
 
 // rearmInterval sets the interval timer again after a stop cleared it, so that an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -106,8 +107,17 @@ type Result struct {
 	Err    error          // set when the run could not start or the call failed
 }
 
-// Success reports a clean end.
-func (r Result) Success() bool { return r.Code == 0 && r.Err == nil }
+// Success reports a clean end: no error, no death by signal, and an exit code among codes
+// (the job's success_codes; nil means [0]).
+func (r Result) Success(codes []int) bool {
+	if r.Err != nil || r.Signal != 0 {
+		return false
+	}
+	if codes == nil {
+		return r.Code == 0
+	}
+	return slices.Contains(codes, r.Code)
+}
 
 // Spawner starts processes whose exit status it delivers (the reaper).
 type Spawner interface {

@@ -151,7 +151,9 @@ func (j *Job) onEvent(ev events.Event) {
 func (j *Job) onStartup(ev events.Event) {
 	w := j.cfg.When
 	switch {
-	case j.mode == shuttingDown:
+	case j.mode != normal:
+		// Held, paused (autostart = false) or shutting down: no timer either; a start by
+		// hand sets the interval going (rearmInterval).
 	case w == nil:
 		j.trig.fired = true
 		j.refused(j.onTrigger(ev))
@@ -226,7 +228,7 @@ func (j *Job) triggerWhileBusy(ev events.Event) error {
 	case config.OverlapRestart:
 		j.log.Info("trigger fired while the job runs; restarting it", "event", ev.String())
 		j.lastEvent = ev
-		j.beginStop(true)
+		j.beginStop(startAgain)
 	default:
 		j.log.Debug("trigger fired while the job runs; skipped", "event", ev.String(), "overlap", j.cfg.Overlap)
 	}
@@ -245,7 +247,12 @@ func (j *Job) activate(ev events.Event, fresh bool) {
 	if len(j.runs) == 0 {
 		_ = j.setState(Starting)
 	}
-	acts, idle, err := j.drv.Arm()
+	err := j.prepare()
+	var acts <-chan Activation
+	var idle State
+	if err == nil {
+		acts, idle, err = j.drv.Arm()
+	}
 	if err != nil {
 		j.log.Error("cannot arm job", "err", err)
 		j.ended(Result{Code: 1, Err: err}, time.Time{}, false)

@@ -177,11 +177,12 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 		attrs[events.AttrMessage] = res.Err.Error()
 	}
 	stopping := j.state == Stopping
+	success := res.Success(j.cfg.SuccessCodes)
 	exit := events.ExitSuccess
 	switch {
 	case j.cfg.RegistrationOnly():
 		exit = "" // no process, no exit: only stopped follows
-	case res.Success():
+	case success:
 		j.log.Info("exited", "status", how)
 	default:
 		exit = events.ExitFailed
@@ -197,7 +198,7 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 		j.health, j.succ, j.fails = HealthUnknown, 0, 0
 	}
 	if !stopping {
-		j.next(res, started, forceRestart)
+		j.next(success, started, forceRestart)
 		j.publishSettling()
 	}
 	if exit != "" {
@@ -208,23 +209,24 @@ func (j *Job) ended(res Result, started time.Time, forceRestart bool) {
 	}
 	switch {
 	case stopping && len(j.runs) == 0:
-		j.finishStop()
+		j.finishStop(started)
 	case !stopping && (j.state == Completed || j.state == Failed):
 		j.publish(events.Stopped, nil) // done for good: its hooks run, its service goes
 	}
 }
 
 // next chooses what follows the end of the job's last active run, when no stop asked for
-// it: the armed state, backoff, waiting, completed or failed. While another run is active
-// the job stays running.
-func (j *Job) next(res Result, started time.Time, forceRestart bool) {
+// it (or a health restart's stop): the armed state, backoff, waiting, completed or failed.
+// success says whether the run ended with one of the job's success codes. While another
+// run is active the job stays running.
+func (j *Job) next(success bool, started time.Time, forceRestart bool) {
 	switch {
 	case len(j.runs) > 0:
 	case j.armed != nil:
 		// Armed kinds (cron, inetd): the schedule or the next connection starts the next
 		// run; restarts do not apply.
 		_ = j.setState(j.armedState)
-	case j.canRestart() || forceRestart && j.mode == normal:
+	case j.canRestart() && (!success || j.cfg.RestartOn != config.RestartOnFailure) || forceRestart && j.mode == normal:
 		if !started.IsZero() && time.Since(started) >= j.cfg.Backoff.Max {
 			j.delay = 0
 		}
@@ -235,7 +237,7 @@ func (j *Job) next(res Result, started time.Time, forceRestart bool) {
 		}
 	case j.cfg.When.Repeats() && j.mode != shuttingDown:
 		_ = j.setState(Waiting)
-	case res.Success():
+	case success:
 		_ = j.setState(Completed)
 	default:
 		_ = j.setState(Failed)
@@ -319,6 +321,29 @@ func (j *Job) onProbe(r probeResult) {
 		j.health = HealthUnhealthy
 		j.log.Warn("unhealthy", "check", r.msg)
 		j.publish(events.Unhealthy, map[string]string{events.AttrMessage: r.msg})
+		j.onUnhealthy()
+	}
+}
+
+// onUnhealthy applies health.on_failure to a verdict that just turned unhealthy
+// (docs/jobs.md, "Health probes").
+func (j *Job) onUnhealthy() {
+	switch j.cfg.Health.OnFailure {
+	case config.OnFailureRestart:
+		if j.mode != normal || j.state != Running {
+			return // held, paused or shutting down: nothing restarts
+		}
+		if j.canRestart() {
+			j.log.Warn("restarting the unhealthy job", "on_failure", config.OnFailureRestart)
+		} else {
+			j.log.Warn("stopping the unhealthy job; no restart is left", "on_failure", config.OnFailureRestart, "restarts", restartsText(j.cfg.Restarts))
+		}
+		j.beginStop(afterUnhealthy)
+	case config.OnFailureShutdown:
+		if !j.shutdown {
+			j.log.Warn("unhealthy: shutting pilotfish down", "on_failure", config.OnFailureShutdown)
+			j.shutdown = true
+		}
 	}
 }
 

@@ -48,7 +48,7 @@ var transitions = map[State]map[State]string{
 	Waiting: {
 		Starting: "the trigger fires (at startup for a job without when), or an API start or restart",
 		Expired:  "when.timeout passes before the trigger",
-		Stopped:  "a stop (API stop, reload, shutdown)",
+		Stopped:  "a stop (API stop, reload, shutdown), or autostart = false at start-up",
 		Failed:   "the kind cannot prepare what must exist before startup (a listening socket)",
 	},
 	Starting: {
@@ -60,13 +60,13 @@ var transitions = map[State]map[State]string{
 		Failed:    "as for backoff, with no restart left and a trigger that does not repeat",
 	},
 	Running: {
-		Backoff:   "the last run exited and a restart is left",
-		Waiting:   "the last run exited, no restart is left, and the trigger repeats",
-		Completed: "the last run exited 0, no restart is left, and the trigger does not repeat",
-		Failed:    "the last run exited non-zero or was killed, no restart is left, and the trigger does not repeat",
+		Backoff:   "the last run exited, a restart is left, and restart_on lets that exit restart",
+		Waiting:   "the last run exited, no restart follows, and the trigger repeats",
+		Completed: "the last run exited with a success code, no restart follows, and the trigger does not repeat",
+		Failed:    "the last run exited with another code or was killed, no restart is left, and the trigger does not repeat",
 		Scheduled: "the last run of a cron job ended",
 		Listening: "the last run of an inetd job ended",
-		Stopping:  "a stop or a restart (API, overlap = \"restart\", reload, shutdown)",
+		Stopping:  "a stop or a restart (API, overlap = \"restart\", health.on_failure = \"restart\", reload, shutdown)",
 	},
 	Backoff: {
 		Starting: "the delay ended, the trigger fired again, or an API start or restart",
@@ -74,6 +74,9 @@ var transitions = map[State]map[State]string{
 	},
 	Stopping: {
 		Stopped: "the last run exited",
+		Backoff: "the last run of a health restart exited and a restart is left",
+		Waiting: "as for backoff, with no restart left and a repeating trigger",
+		Failed:  "as for backoff, with no restart left and a trigger that does not repeat",
 	},
 	Stopped: {
 		Starting: "an API start or restart, or the end of a restart's stop",

@@ -24,6 +24,9 @@ type Status struct {
 	// HasHealth tells whether the job is expected to report health (a health block, or a
 	// kind that reports readiness).
 	HasHealth bool
+	// Shutdown: the job became unhealthy with health.on_failure = "shutdown"; pilotfish
+	// shuts down with exit code 1 (docs/jobs.md, "When pilotfish exits by itself").
+	Shutdown bool
 
 	seen       uint64           // the sequence number of the last bus event handled
 	paused     bool             // held by an operator, who may start it again
@@ -152,6 +155,7 @@ func (j *Job) snapshot() Status {
 		Since:     j.since,
 		Status:    j.statusLine,
 		HasHealth: j.hasHealth,
+		Shutdown:  j.shutdown,
 		paused:    j.mode == paused,
 		seen:      j.seen,
 		runs:      len(j.runs),
@@ -185,7 +189,7 @@ func (j *Job) setStatus(st Status) {
 	same := st.State == j.status.State && st.Pid == j.status.Pid && st.Restarts == j.status.Restarts &&
 		st.settling == j.status.settling && st.paused == j.status.paused &&
 		st.Health == j.status.Health && st.seen == j.status.seen && st.runs == j.status.runs &&
-		st.timerArmed == j.status.timerArmed && st.Status == j.status.Status &&
+		st.timerArmed == j.status.timerArmed && st.Status == j.status.Status && st.Shutdown == j.status.Shutdown &&
 		slices.Equal(st.pending, j.status.pending) && sameCode(st.ExitCode, j.status.ExitCode)
 	if !same {
 		j.status = st

@@ -3,15 +3,29 @@ package jobs
 import (
 	"context"
 	"syscall"
+	"time"
 
 	"github.com/pilotfish/pilotfish/events"
+)
+
+// afterStop is what a stop leads to once the job's runs have exited.
+type afterStop uint8
+
+const (
+	// stayStopped: the job is stopped (and held or paused by whoever asked).
+	stayStopped afterStop = iota
+	// afterUnhealthy: a health restart (health.on_failure = "restart"): what follows is
+	// chosen as after a failed exit — backoff with a restart left, else waiting or failed.
+	afterUnhealthy
+	// startAgain: an API restart or overlap = "restart": the job starts again at once.
+	startAgain
 )
 
 // stopOp is a stop in progress: it exists exactly while the job is Stopping, and its
 // timers and channels go with it (docs/jobs.md, "Stopping a job").
 type stopOp struct {
 	waiters   []chan struct{}
-	restart   bool // start again once stopped
+	then      afterStop // what follows; a stop joined by another keeps the later of the two
 	seq       uint64
 	hooksDone chan struct{} // closed once the pre-stop work is over; nil when none is left
 	signaled  bool
@@ -27,28 +41,28 @@ func (j *Job) stopJob(m mode) chan struct{} {
 	if j.mode != shuttingDown {
 		j.mode = m
 	}
-	return j.beginStop(false)
+	return j.beginStop(stayStopped)
 }
 
 // beginStop starts stopping the job: stopping event, hooks, stop signal, SIGKILL at
-// stop_timeout. A stop asked for while one runs joins it. A job with no run goes to
-// Stopped at once (a final state stays as it is). The returned channel closes once the
-// job has stopped.
-func (j *Job) beginStop(restart bool) chan struct{} {
+// stop_timeout; then is what follows. A stop asked for while one runs joins it. A job with
+// no run goes to Stopped at once (a final state stays as it is). The returned channel
+// closes once the job has stopped.
+func (j *Job) beginStop(then afterStop) chan struct{} {
 	done := make(chan struct{})
 	if j.state == Stopping {
 		j.stop.waiters = append(j.stop.waiters, done)
-		j.stop.restart = j.stop.restart || restart
+		j.stop.then = max(j.stop.then, then)
 		return done
 	}
 	j.debounceT.stop()
-	if !restart {
+	if then == stayStopped {
 		j.intervalT.stop()
 		j.timeoutT.stop()
 	}
 	if len(j.runs) == 0 {
 		switch {
-		case restart:
+		case then == startAgain:
 			j.activate(j.lastEvent, true)
 		case !j.state.Final():
 			_ = j.setState(Stopped) // Waiting, Backoff, Scheduled, Listening
@@ -61,7 +75,7 @@ func (j *Job) beginStop(restart bool) chan struct{} {
 		close(done)
 		return done
 	}
-	j.stop = &stopOp{waiters: []chan struct{}{done}, restart: restart}
+	j.stop = &stopOp{waiters: []chan struct{}{done}, then: then}
 	j.stop.seq = j.publish(events.Stopping, nil).Seq
 	hooks := j.hookList()
 	if len(hooks) == 0 && j.rt.PreStop == nil {
@@ -134,16 +148,22 @@ func (j *Job) killRuns() {
 	}
 }
 
-// finishStop ends a stop once its last run exited: stopped is published, and a restart
-// starts the job again (not during the shutdown).
-func (j *Job) finishStop() {
+// finishStop ends a stop once its last run exited (that run started at started): stopped is
+// published, and a restart starts the job again (not during the shutdown). A health
+// restart goes where a failed exit would, before stopped is published, so that whoever
+// reacts to stopped reads the state after it.
+func (j *Job) finishStop(started time.Time) {
 	op := j.stop
-	_ = j.setState(Stopped) // disarms a kind whose runs ended before the stop signal
 	j.stop = nil
 	op.killT.stop()
 	op.graceT.stop()
+	if op.then == afterUnhealthy && j.mode == normal {
+		j.next(false, started, false) // leaving Stopping disarms the kind, as Stopped does
+	} else {
+		_ = j.setState(Stopped) // disarms a kind whose runs ended before the stop signal
+	}
 	j.publish(events.Stopped, nil)
-	if op.restart && j.mode != shuttingDown {
+	if op.then == startAgain && j.mode != shuttingDown {
 		j.mode = normal
 		j.activate(j.lastEvent, true)
 	}

@@ -119,6 +119,53 @@ job "j" {
     each   = "enterMaintenance"
   }
 }`
+	// healthRestartJob is restarted at its first unhealthy verdict; its log probe runs no
+	// prober of its own, so the test gives the verdicts (probe).
+	healthRestartJob = `
+job "j" {
+  exec     = "x"
+  restarts = "unlimited"
+  backoff  = { initial = "1m", max = "1m" }
+  health {
+    log        = "ready"
+    failures   = 1
+    on_failure = "restart"
+  }
+}`
+	healthLastJob = `
+job "j" {
+  exec = "x"
+  health {
+    log        = "ready"
+    failures   = 1
+    on_failure = "restart"
+  }
+}`
+	healthEachJob = `
+job "j" {
+  exec = "x"
+  health {
+    log        = "ready"
+    failures   = 1
+    on_failure = "restart"
+  }
+  when {
+    source = "global"
+    each   = "enterMaintenance"
+  }
+}`
+	manualJob = `
+job "j" {
+  exec      = "x"
+  autostart = false
+}`
+	onFailureJob = `
+job "j" {
+  exec          = "x"
+  restarts      = "unlimited"
+  restart_on    = "failure"
+  success_codes = [0, 3]
+}`
 )
 
 func startup(_ *testing.T, w *world, _ *Job, _ *fakeDriver) {
@@ -156,6 +203,13 @@ func publish(code events.Code) func(*testing.T, *world, *Job, *fakeDriver) {
 }
 
 func activation(t *testing.T, _ *world, _ *Job, d *fakeDriver) { d.activate(t) }
+
+// probe hands the job one verdict of its health probe about its latest run.
+func probe(ok bool) func(*testing.T, *world, *Job, *fakeDriver) {
+	return func(_ *testing.T, _ *world, j *Job, d *fakeDriver) {
+		j.healthC <- probeResult{runID: uint64(d.count()), ok: ok, msg: "probe"}
+	}
+}
 
 func armed(s State) func(d *fakeDriver) { return func(d *fakeDriver) { d.arm = s } }
 
@@ -212,6 +266,17 @@ var walks = []walk{
 		want: []edge{{Scheduled, Stopped}}},
 	{name: "an inetd job is stopped", hcl: plainJob, setup: armed(Listening), steps: then(startup, verb("stop")),
 		want: []edge{{Listening, Stopped}}},
+	{name: "a health restart with a restart left", hcl: healthRestartJob, steps: then(startup, probe(false), sleep(2*time.Minute)),
+		want: []edge{{Running, Stopping}, {Stopping, Backoff}, {Backoff, Starting}, {Starting, Running}}},
+	{name: "a health restart with no restart left", hcl: healthLastJob, steps: then(startup, probe(false)),
+		want: []edge{{Running, Stopping}, {Stopping, Failed}}},
+	{name: "a health restart with no restart left and a repeating trigger", hcl: healthEachJob,
+		steps: then(startup, publish(events.EnterMaintenance), probe(false)),
+		want:  []edge{{Running, Stopping}, {Stopping, Waiting}}},
+	{name: "autostart = false, then a start by hand", hcl: manualJob, steps: then(startup, verb("start")),
+		want: []edge{{Waiting, Stopped}, {Stopped, Starting}, {Starting, Running}}},
+	{name: "restart_on = failure and a success code", hcl: onFailureJob, steps: then(startup, endRun(Result{Code: 3})),
+		want: []edge{{Running, Completed}}},
 	{name: "a trigger starts a job in backoff", hcl: eachJob, steps: then(startup, publish(events.EnterMaintenance), endRun(Result{Code: 1}), publish(events.EnterMaintenance)),
 		want: []edge{{Running, Backoff}, {Backoff, Starting}}},
 }

@@ -76,6 +76,9 @@ func (webhookKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) 
 	if j.Health != nil {
 		d.Errorf(j.Range, "a webhook job has no process to check; remove its health block")
 	}
+	if !j.Autostart {
+		d.Errorf(j.Range, "a webhook job sends a request each time it is started, by its trigger or by hand, so it cannot wait stopped; remove autostart = false")
+	}
 	if j.User != "" || j.Group != "" || j.Dir != "" {
 		d.Warnf(j.Range, "user, group and dir do not apply to a webhook job")
 	}
