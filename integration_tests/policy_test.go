@@ -1,0 +1,243 @@
+package integration
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pilotfish/pilotfish/control/client"
+)
+
+// The restart and exit policies of docs/jobs.md ("Restarts and backoff", "Health probes"):
+// restart_on, success_codes, autostart and health.on_failure, from the binary.
+
+// A job that exits 3 with success_codes = [0, 3] and restart_on = "failure" ends
+// completed; an exit not listed is a failure and restarts it.
+func TestSuccessCodesAndRestartOn(t *testing.T) {
+	t.Parallel()
+	// First run exits 4 (a failure: restarted), the second 3 (a success: done).
+	worker := sh(`n=$(cat "$TESTDIR/n" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$TESTDIR/n"; [ $n = 1 ] && exit 4; exit 3`)
+	k := startPF(t, `
+job "worker" {
+  exec          = `+worker+`
+  restarts      = "unlimited"
+  restart_on    = "failure"
+  success_codes = [0, 3]
+  backoff       = { initial = "100ms", max = "1s" }
+}
+job "steady" {
+  exec = "sleep 1000"
+}
+`)
+	j := k.waitState(15*time.Second, "worker", "completed")
+	if j.Restarts != 1 || j.ExitCode == nil || *j.ExitCode != 3 {
+		t.Fatalf("worker: %+v, want 1 restart and exit code 3", j)
+	}
+	want := []string{"started", "exitFailed", "started", "exitSuccess", "stopped"}
+	if got := eventCodes(k.waitEvents(10*time.Second, "worker", func(evs []client.Event) bool { return len(evs) >= 5 }, "worker's events"), ""); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for result, n := range map[string]float64{"success": 1, "failure": 1} {
+		if v := k.metric("pilotfish_job_exits_total", map[string]string{"job": "worker", "result": result}); v != n {
+			t.Errorf("pilotfish_job_exits_total{result=%q} = %v, want %v", result, v, n)
+		}
+	}
+	if v := k.metric("pilotfish_job_restarts_total", map[string]string{"job": "worker"}); v != 1 {
+		t.Errorf("pilotfish_job_restarts_total = %v, want 1", v)
+	}
+	if code, _ := k.SignalWait(syscall.SIGTERM, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// Exiting by itself, pilotfish reports a job that ended failed: an exit code listed in
+// success_codes is not a failure, and a death by signal always is.
+func TestSuccessCodesDecideTheExitCode(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		script string
+		code   int
+	}{
+		{"listed", "exit 3", 0},
+		{"not listed", "exit 4", 1},
+		{"signal", "kill -TERM $$", 1}, // 143 is listed, but a signal is never a success
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := start(t, opts{Config: jsonLogs + `
+job "once" {
+  exec          = ` + sh(c.script) + `
+  success_codes = [0, 3, 143]
+}
+`})
+			if code := p.Wait(15 * time.Second); code != c.code {
+				t.Fatalf("exit code %d, want %d", code, c.code)
+			}
+		})
+	}
+}
+
+// A health failure with on_failure = "restart" stops the job with its hooks and starts it
+// again after backoff, counted under restarts; with no restart left the job ends failed.
+func TestHealthRestartsWithBackoff(t *testing.T) {
+	t.Parallel()
+	port := freePort(t) // nothing listens there: the probe always fails
+	k := startPF(t, fmt.Sprintf(`
+job "app" {
+  exec     = %s
+  restarts = 2
+  backoff  = { initial = "500ms", max = "10s" }
+  health {
+    tcp        = "127.0.0.1:%d"
+    interval   = "200ms"
+    timeout    = "100ms"
+    failures   = 2
+    on_failure = "restart"
+  }
+}
+job "drain" {
+  exec = %s
+  when {
+    source = "app"
+    once   = "stopping"
+  }
+}
+job "steady" {
+  exec = "sleep 1000"
+}
+`, sh(`date +%s%N >> "$TESTDIR/runs"; exec sleep 1000`), port, sh(`echo drained >> "$TESTDIR/drained"`)))
+	k.waitCode(20*time.Second, "app", "started", 2)
+	if v := k.waitMetric(5*time.Second, "pilotfish_job_restarts_total", map[string]string{"job": "app"}, func(v float64) bool { return v == 1 }); v != 1 {
+		t.Fatalf("restarts metric %v", v)
+	}
+	j := k.waitState(30*time.Second, "app", "failed")
+	if j.Restarts != 2 {
+		t.Fatalf("app: %+v, want 2 restarts", j)
+	}
+	runs := nanoTimes(t, filepath.Join(k.Dir, "runs"))
+	if len(runs) != 3 {
+		t.Fatalf("%d runs, want 3 (1 + 2 restarts)", len(runs))
+	}
+	// Each gap is the time to turn unhealthy plus the backoff delay: 500ms then 1s (±20%).
+	if g := runs[1].Sub(runs[0]); g < 400*time.Millisecond {
+		t.Errorf("first restart %s after the start: no backoff", g)
+	}
+	if g := runs[2].Sub(runs[1]); g < 800*time.Millisecond {
+		t.Errorf("second restart %s after the first: the delay did not grow", g)
+	}
+	if n := len(fileLines(t, filepath.Join(k.Dir, "drained"))); n != 3 {
+		t.Errorf("the stopping hook ran %d times, want 3 (at each health stop)", n)
+	}
+	// The order of one health restart: unhealthy, stopping, the hook, stopped, started.
+	var got []string
+	for _, e := range k.events("") {
+		if e.Source == "app" || e.Source == "drain" {
+			got = append(got, e.Source+"/"+e.Code)
+		}
+	}
+	one := []string{"app/unhealthy", "app/stopping", "drain/started", "drain/exitSuccess", "drain/stopped", "app/exitFailed", "app/stopped"}
+	want := slices.Concat([]string{"app/started"}, one, []string{"app/started"}, one, []string{"app/started"}, one)
+	if !slices.Equal(got, want) {
+		t.Fatalf("events\n%v\nwant\n%v", got, want)
+	}
+	var moves []string
+	for _, e := range k.Logs() {
+		if is("state", "app")(e) {
+			moves = append(moves, e.str("from")+">"+e.str("to"))
+		}
+	}
+	if c := strings.Join(moves, " "); !strings.Contains(c, "running>stopping stopping>backoff backoff>starting starting>running") ||
+		!strings.HasSuffix(c, "running>stopping stopping>failed") {
+		t.Errorf("state moves: %s", c)
+	}
+	if code, _ := k.SignalWait(syscall.SIGTERM, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// on_failure = "shutdown" shuts pilotfish down gracefully with exit code 1; with a main job,
+// the main job's exit status wins, as always.
+func TestHealthShutdown(t *testing.T) {
+	t.Parallel()
+	cfg := func(port int) string {
+		return fmt.Sprintf(`
+job "app" {
+  exec = "sleep 1000"
+  health {
+    tcp        = "127.0.0.1:%d"
+    interval   = "200ms"
+    timeout    = "100ms"
+    failures   = 2
+    on_failure = "shutdown"
+  }
+}
+job "steady" {
+  exec = "sleep 1000"
+}
+`, port)
+	}
+	t.Run("exit code 1", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, opts{Config: jsonLogs + cfg(freePort(t))})
+		if code := p.Wait(20 * time.Second); code != 1 {
+			t.Fatalf("exit code %d, want 1", code)
+		}
+		if r := p.shutdownReason(); !strings.Contains(r, `job "app" is unhealthy and its health.on_failure is "shutdown"`) {
+			t.Errorf("shutdown reason %q", r)
+		}
+		if n := p.CountLogs(func(e logEntry) bool { return is("state", "steady")(e) && e.str("to") == "stopped" }); n != 1 {
+			t.Errorf("steady was not stopped by the shutdown (%d)", n)
+		}
+	})
+	t.Run("with a main job", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, opts{Config: jsonLogs + cfg(freePort(t)), Main: []string{"/bin/sh", "-c", `trap "exit 7" TERM; sleep 1000 & wait`}})
+		if code := p.Wait(20 * time.Second); code != 7 {
+			t.Fatalf("exit code %d, want the main job's 7", code)
+		}
+	})
+}
+
+// autostart = false: the job stays stopped (and pilotfish up) until `pilotfish start`;
+// from then on its restart policy applies.
+func TestAutostartFalse(t *testing.T) {
+	t.Parallel()
+	k := startPF(t, `
+job "worker" {
+  exec      = `+sh(`date +%s%N >> "$TESTDIR/runs"; exit 1`)+`
+  autostart = false
+  restarts  = 1
+  backoff   = { initial = "100ms", max = "1s" }
+}
+job "setup" {
+  exec = "true"
+}
+`)
+	k.waitState(10*time.Second, "setup", "completed")
+	j := k.statusOf("worker")
+	if j.State != "stopped" || j.Pid != 0 || !strings.Contains(j.Status, "autostart = false") || exists(filepath.Join(k.Dir, "runs")) {
+		t.Fatalf("worker after start-up: %+v (ran: %v)", j, exists(filepath.Join(k.Dir, "runs")))
+	}
+	if !k.Running() {
+		t.Fatal("pilotfish exited although worker can still be started")
+	}
+	if r := k.cli("status"); r.code != 0 || !strings.Contains(r.stdout, "autostart = false") {
+		t.Fatalf("pilotfish status: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := k.cli("start", "worker"); r.code != 0 {
+		t.Fatalf("pilotfish start worker: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Exit 1 with one restart left: it runs twice, ends failed, and pilotfish, with nothing
+	// left to run, exits 1.
+	if code := k.Wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	if n := len(fileLines(t, filepath.Join(k.Dir, "runs"))); n != 2 {
+		t.Fatalf("worker ran %d times, want 2 (1 + 1 restart)", n)
+	}
+}
