@@ -241,3 +241,116 @@ job "setup" {
 		t.Fatalf("worker ran %d times, want 2 (1 + 1 restart)", n)
 	}
 }
+
+// Health that flaps while pilotfish shuts down changes nothing: no health restart, no
+// request to shut down (the exit code stays 0, that of SIGTERM), and the shutdown ends
+// within its budget.
+func TestHealthFlappingDuringShutdown(t *testing.T) {
+	t.Parallel()
+	// Once $TESTDIR/flap exists, each check alternates: pass, fail, pass…
+	flap := func(name string) string {
+		return sh(`[ -e "$TESTDIR/flap" ] || exit 0; f="$TESTDIR/checks-` + name + `"; n=$(cat "$f" 2>/dev/null || echo 0); echo $((n+1)) > "$f"; [ $((n % 2)) = 0 ]`)
+	}
+	job := func(name, policy string) string {
+		return fmt.Sprintf(`
+job %q {
+  exec     = %s
+  restarts = "unlimited"
+  backoff  = { initial = "100ms", max = "1s" }
+  health {
+    exec       = %s
+    interval   = "100ms"
+    failures   = 1
+    on_failure = %q
+  }
+}
+`, name, sh(`echo run >> "$TESTDIR/runs-`+name+`"; exec sleep 1000`), flap(name), policy)
+	}
+	// web is stopped first (it waits for both): for two seconds after SIGTERM, while the
+	// other two still run, their checks flap.
+	k := startPF(t, `stop_timeout = "5s"`+job("app", "restart")+job("guard", "shutdown")+`
+job "web" {
+  exec = `+sh(`trap 'touch "$TESTDIR/flap"; sleep 2; exit 0' TERM; while :; do sleep 0.1; done`)+`
+  when {
+    after = { app = "healthy", guard = "healthy" }
+  }
+}
+`)
+	k.waitState(20*time.Second, "web", "running")
+	code, took := k.SignalWait(syscall.SIGTERM, 15*time.Second)
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0 (the shutdown was asked for by SIGTERM)", code)
+	}
+	if took > 6*time.Second {
+		t.Errorf("shutdown took %s, more than stop_timeout + 1s", took)
+	}
+	if r := k.shutdownReason(); r != "received SIGTERM" {
+		t.Errorf("shutdown reason %q", r)
+	}
+	for _, name := range []string{"app", "guard"} {
+		if n := k.CountLogs(is("unhealthy", name)); n < 2 {
+			t.Errorf("%s turned unhealthy %d times during the shutdown; the test needs it to flap", name, n)
+		}
+		if n := len(fileLines(t, filepath.Join(k.Dir, "runs-"+name))); n != 1 {
+			t.Errorf("%s ran %d times, want once (no restart during the shutdown)", name, n)
+		}
+		for _, e := range k.Logs() {
+			if is("state", name)(e) && e.str("to") == "backoff" {
+				t.Errorf("%s went to backoff during the shutdown", name)
+			}
+		}
+	}
+	if n := k.CountLogs(is("unhealthy: shutting pilotfish down", "guard")); n != 0 {
+		t.Errorf("guard asked for a shutdown during the shutdown (%d times)", n)
+	}
+}
+
+// SIGTERM during a health restart ends it: pilotfish exits 0 within the top-level
+// stop_timeout plus one second, whether the job is still being stopped (here it ignores
+// its stop signal and has a longer stop_timeout of its own) or waits in backoff, and the
+// job is not started again.
+func TestHealthRestartMeetsSIGTERM(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, exec, extra, state string
+	}{
+		{"during the stop", sh(`echo run >> "$TESTDIR/runs"; trap '' TERM; while :; do sleep 0.1; done`), `stop_timeout = "30s"`, "stopping"},
+		{"during the backoff", sh(`echo run >> "$TESTDIR/runs"; exec sleep 1000`), `backoff = { initial = "30s", max = "1m" }`, "backoff"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			k := startPF(t, fmt.Sprintf(`
+stop_timeout = "2s"
+job "app" {
+  exec     = %s
+  restarts = "unlimited"
+  %s
+  health {
+    tcp        = "127.0.0.1:%d"
+    interval   = "200ms"
+    timeout    = "100ms"
+    failures   = 1
+    on_failure = "restart"
+  }
+}
+job "steady" {
+  exec = "sleep 1000"
+}
+`, c.exec, c.extra, freePort(t)))
+			k.waitState(20*time.Second, "app", c.state)
+			code, took := k.SignalWait(syscall.SIGTERM, 15*time.Second)
+			if code != 0 {
+				t.Fatalf("exit code %d, want 0", code)
+			}
+			if took > 3*time.Second {
+				t.Errorf("shutdown took %s, more than stop_timeout + 1s", took)
+			}
+			if n := len(fileLines(t, filepath.Join(k.Dir, "runs"))); n != 1 {
+				t.Errorf("app ran %d times, want once", n)
+			}
+			if n := k.CountLogs(func(e logEntry) bool { return is("state", "app")(e) && e.str("to") == "stopped" }); n != 1 {
+				t.Errorf("app did not end stopped (%d)", n)
+			}
+		})
+	}
+}

@@ -336,6 +336,44 @@ job "app" {
 	}
 }
 
+// Once the shutdown has begun, an unhealthy verdict does nothing but the event: no health
+// restart, and no request to shut down (which would turn the exit code into 1).
+func TestOnFailureDuringShutdown(t *testing.T) {
+	for _, policy := range []string{"restart", "shutdown"} {
+		t.Run(policy, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t, `
+job "app" {
+  exec     = "app"
+  restarts = "unlimited"
+  health {
+    log        = "ready"
+    failures   = 1
+    on_failure = "`+policy+`"
+  }
+}`)
+				j := w.jobs["app"]
+				w.startup()
+				synctest.Wait()
+				if err := apply(j, "shutdown"); err != nil {
+					t.Fatal(err)
+				}
+				verdict(w, "app", true)
+				verdict(w, "app", false)
+				verdict(w, "app", true)
+				verdict(w, "app", false)
+				st := j.Status()
+				if st.State != Running || st.Shutdown || st.Restarts != 0 {
+					t.Fatalf("status %+v", st)
+				}
+				if got, want := strings.Join(w.events(), " "), "app.started app.healthy app.unhealthy app.healthy app.unhealthy"; got != want {
+					t.Fatalf("events %s, want %s", got, want)
+				}
+			})
+		})
+	}
+}
+
 // autostart = false: the job is stopped at start-up, its kind opens nothing, its trigger
 // is ignored, and pilotfish stays up for it. Started by hand, it behaves as configured.
 func TestAutostartFalse(t *testing.T) {

@@ -340,7 +340,8 @@ func (j *Job) onUnhealthy() {
 		}
 		j.beginStop(afterUnhealthy)
 	case config.OnFailureShutdown:
-		if !j.shutdown {
+		// During the shutdown it changes nothing: the exit code stays the one of its cause.
+		if !j.shutdown && j.mode != shuttingDown {
 			j.log.Warn("unhealthy: shutting pilotfish down", "on_failure", config.OnFailureShutdown)
 			j.shutdown = true
 		}
