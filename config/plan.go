@@ -227,8 +227,13 @@ func describePolicies(j *Job) string {
 	if len(j.SuccessCodes) > 0 && !slices.Equal(j.SuccessCodes, []int{0}) {
 		parts = append(parts, fmt.Sprintf("success codes %v", j.SuccessCodes))
 	}
-	if h := j.Health; h != nil && h.OnFailure != "" && h.OnFailure != OnFailureIgnore {
-		parts = append(parts, "when unhealthy: "+h.OnFailure)
+	if h := j.Health; h != nil {
+		switch h.OnFailure {
+		case OnFailureRestart:
+			parts = append(parts, "when unhealthy: restart after backoff")
+		case OnFailureShutdown:
+			parts = append(parts, "when unhealthy: shut down, exit code 1")
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -109,7 +109,7 @@ job "worker" {
   }
 }`, nil)
 	plan := RenderPlan(cfg, kinds, nil)
-	want := "autostart = false: stopped until `pilotfish start worker`; restarts only after a failure; success codes [0 3]; when unhealthy: shutdown"
+	want := "autostart = false: stopped until `pilotfish start worker`; restarts only after a failure; success codes [0 3]; when unhealthy: shut down, exit code 1"
 	if !strings.Contains(plan, want) || strings.Count(plan, "autostart") != 1 {
 		t.Fatalf("plan:\n%s", plan)
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -352,5 +353,78 @@ job "steady" {
 				t.Errorf("app did not end stopped (%d)", n)
 			}
 		})
+	}
+}
+
+// policyPage is the page with the "Restart and exit policies" section: its own file, or
+// the day-to-day operations page it is assembled into.
+func policyPage(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{"../docs/operations.md", "../docs/operations-policy.md"} {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains("\n"+string(b), "\n## Restart and exit policies\n") {
+			return p
+		}
+	}
+	t.Fatal("no page of docs/ has the section \"## Restart and exit policies\"")
+	return ""
+}
+
+// The documented example does what the page shows: the worker's exit 3 completes it, a
+// failed check restarts the API after backoff (one restart, events in order), the task
+// with autostart = false waits for `pilotfish start`, and the database's failed check
+// ends pilotfish with exit code 1.
+func TestPolicyDocExample(t *testing.T) {
+	t.Parallel()
+	page := policyPage(t)
+	for _, b := range docBlocks(t, page, "hcl") {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "example.hcl"), b.body, 0o644)
+		if r := runCmd(t, dir, "validate", "-config", "example.hcl"); r.code != 0 || strings.Contains(r.stdout+r.stderr, "warning:") {
+			t.Errorf("%s:%d: the example does not validate cleanly (exit %d):\n%s%s", page, b.line, r.code, r.stdout, r.stderr)
+		}
+	}
+	dir := t.TempDir()
+	k := startPF(t, strings.ReplaceAll(docExample(t, page, "policy"), "/tmp/", dir+"/"), opts{Dir: dir})
+	if j := k.waitState(10*time.Second, "worker", "completed"); j.Restarts != 0 || j.ExitCode == nil || *j.ExitCode != 3 {
+		t.Errorf("worker: %+v, want completed with exit code 3 and no restart", j)
+	}
+	if j := k.statusOf("reindex"); j.State != "stopped" || j.Status != "autostart = false: pilotfish start reindex runs it" {
+		t.Errorf("reindex: %+v", j)
+	}
+	k.waitJob(10*time.Second, "api", func(j client.Job) bool { return j.Health == "healthy" }, "healthy")
+	k.waitJob(10*time.Second, "db", func(j client.Job) bool { return j.Health == "healthy" }, "healthy")
+
+	if err := os.Remove(filepath.Join(dir, "api.ok")); err != nil {
+		t.Fatal(err)
+	}
+	k.waitCode(20*time.Second, "api", "healthy", 2)
+	if j := k.job("api"); j.Restarts != 1 || j.State != "running" {
+		t.Errorf("api: %+v, want running after 1 restart", j)
+	}
+	want := []string{"started", "healthy", "unhealthy", "stopping", "exitFailed", "stopped", "started", "healthy"}
+	if got := eventCodes(k.events("api"), ""); !slices.Equal(got, want) {
+		t.Errorf("api's events %v, want %v", got, want)
+	}
+	evs := k.events("api")
+	if gap := evs[6].Time.Sub(evs[5].Time); gap < 800*time.Millisecond {
+		t.Errorf("api started again %s after it stopped: no backoff (initial 1s)", gap)
+	}
+
+	if r := k.cli("start", "reindex"); r.code != 0 || !strings.HasPrefix(r.stdout, "reindex: running (pid ") {
+		t.Fatalf("pilotfish start reindex: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if j := k.waitState(10*time.Second, "reindex", "completed"); j.Status != "" {
+		t.Errorf("reindex: status %q after a start", j.Status)
+	}
+	k.WaitStdout(5*time.Second, `^\[reindex\] reindexed$`)
+
+	if err := os.Remove(filepath.Join(dir, "db.ok")); err != nil {
+		t.Fatal(err)
+	}
+	if code := k.Wait(20 * time.Second); code != 1 {
+		t.Fatalf("exit code %d after db turned unhealthy, want 1", code)
+	}
+	if r := k.shutdownReason(); r != `job "db" is unhealthy and its health.on_failure is "shutdown"` {
+		t.Errorf("shutdown reason %q", r)
 	}
 }
