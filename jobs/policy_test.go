@@ -166,31 +166,25 @@ func TestHealthRestart(t *testing.T) {
 		if got := strings.Join(w.events(), " "); got != want {
 			t.Fatalf("events\n%s\nwant\n%s", got, want)
 		}
-		// The first delay is initial (1s ±20%): no start before 0.8s, one by 1.2s.
-		time.Sleep(799 * time.Millisecond)
-		synctest.Wait()
-		if d.count() != 1 {
-			t.Fatal("restarted before the backoff delay")
+		// The first delay is initial (1s ±20%).
+		first := untilRuns(t, d, 2, 1200*time.Millisecond)
+		if first < 800*time.Millisecond {
+			t.Fatalf("restarted %s after the stop, before the backoff delay", first)
 		}
-		time.Sleep(401 * time.Millisecond)
-		synctest.Wait()
-		if st := j.Status(); d.count() != 2 || st.State != Running || st.Restarts != 1 {
-			t.Fatalf("%d runs after the delay, status %+v", d.count(), st)
+		if st := j.Status(); st.State != Running || st.Restarts != 1 {
+			t.Fatalf("after the delay: %+v", st)
 		}
 		if got := strings.Join(w.events(), " "); got != "app.started" {
 			t.Fatalf("events after the delay: %s", got)
 		}
-		// Never healthy: the second delay doubles (2s ±20%).
+		// Never healthy: the second delay is the first doubled (±20%).
 		twoFailures(w)
-		time.Sleep(1599 * time.Millisecond)
-		synctest.Wait()
-		if d.count() != 2 {
-			t.Fatal("the second restart came before its doubled delay")
+		second := untilRuns(t, d, 3, first*12/5+runStep)
+		if second < first*8/5-2*runStep { // first is measured up to one step long
+			t.Fatalf("the second restart came %s after the stop; the first delay was %s, so not doubled", second, first)
 		}
-		time.Sleep(801 * time.Millisecond)
-		synctest.Wait()
-		if st := j.Status(); d.count() != 3 || st.Restarts != 2 {
-			t.Fatalf("%d runs, status %+v", d.count(), st)
+		if st := j.Status(); st.Restarts != 2 {
+			t.Fatalf("status %+v", st)
 		}
 		// No restart left: the job is stopped for good and ends failed.
 		w.events()
@@ -208,6 +202,24 @@ func TestHealthRestart(t *testing.T) {
 			t.Fatalf("a failed job ran again: %d runs", d.count())
 		}
 	})
+}
+
+// runStep is the resolution of untilRuns.
+const runStep = 10 * time.Millisecond
+
+// untilRuns lets the bubble's clock run in steps until driver d has started n runs, and
+// returns how long that took (to runStep); past limit the test fails.
+func untilRuns(t *testing.T, d *fakeDriver, n int, limit time.Duration) time.Duration {
+	t.Helper()
+	var took time.Duration
+	for synctest.Wait(); d.count() < n; synctest.Wait() {
+		if took > limit {
+			t.Fatalf("%d runs after %s, want %d", d.count(), took, n)
+		}
+		time.Sleep(runStep)
+		took += runStep
+	}
+	return took
 }
 
 // A run that was healthy before it turned unhealthy restarts after the initial delay, and

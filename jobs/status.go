@@ -125,13 +125,15 @@ func (j *Job) behind(st Status) bool {
 	return j.sub.LastSeq() > st.seen
 }
 
-// WaitIdleAfter waits until the job has handled every event up to seq and has no run
-// active: what a stopping job waits for from its hooks.
+// WaitIdleAfter waits until the job has handled every event up to seq, has no run active
+// and has published the events of its last run: what a stopping job waits for from its
+// hooks, so that their events come before the job's own exit (docs/jobs.md, "Stopping a
+// job").
 func (j *Job) WaitIdleAfter(ctx context.Context, seq uint64) error {
 	for {
 		ch := j.Changed()
 		st := j.Status()
-		if st.seen >= seq && st.runs == 0 && st.State != Starting && st.State != Backoff {
+		if st.seen >= seq && st.runs == 0 && !st.settling && st.State != Starting && st.State != Backoff {
 			return nil
 		}
 		select {
