@@ -313,13 +313,10 @@ job "app" {
 	}
 }
 
-// on_failure = "shutdown" asks pilotfish to shut down (Status.Shutdown); the job itself
-// keeps running until the shutdown stops it. The default, ignore, only publishes.
-func TestHealthShutdownAndIgnore(t *testing.T) {
-	for _, policy := range []string{"shutdown", "ignore"} {
-		t.Run(policy, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				w := newWorld(t, `
+// runningApp starts job "app", running, whose health turns with one verdict and whose
+// health.on_failure is policy.
+func runningApp(t *testing.T, policy string) (*world, *Job) {
+	w := newWorld(t, `
 job "app" {
   exec     = "app"
   restarts = "unlimited"
@@ -329,9 +326,18 @@ job "app" {
     on_failure = "`+policy+`"
   }
 }`)
-				j := w.jobs["app"]
-				w.startup()
-				synctest.Wait()
+	w.startup()
+	synctest.Wait()
+	return w, w.jobs["app"]
+}
+
+// on_failure = "shutdown" asks pilotfish to shut down (Status.Shutdown); the job itself
+// keeps running until the shutdown stops it. The default, ignore, only publishes.
+func TestHealthShutdownAndIgnore(t *testing.T) {
+	for _, policy := range []string{"shutdown", "ignore"} {
+		t.Run(policy, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w, j := runningApp(t, policy)
 				if j.Status().Shutdown {
 					t.Fatal("asked for a shutdown while healthy")
 				}
@@ -354,19 +360,7 @@ func TestOnFailureDuringShutdown(t *testing.T) {
 	for _, policy := range []string{"restart", "shutdown"} {
 		t.Run(policy, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				w := newWorld(t, `
-job "app" {
-  exec     = "app"
-  restarts = "unlimited"
-  health {
-    log        = "ready"
-    failures   = 1
-    on_failure = "`+policy+`"
-  }
-}`)
-				j := w.jobs["app"]
-				w.startup()
-				synctest.Wait()
+				w, j := runningApp(t, policy)
 				if err := apply(j, "shutdown"); err != nil {
 					t.Fatal(err)
 				}
