@@ -28,7 +28,13 @@ const Unlimited = -1
 
 // Config is one loaded configuration.
 type Config struct {
-	Path          string        `json:"-"`
+	// Path names the configuration in messages: the paths as given, joined by ", ".
+	Path string `json:"-"`
+	// Sources are the paths as given (files and directories); a reload reads them again,
+	// listing the directories anew (docs/configuration.md#configuration-in-layers).
+	Sources []string `json:"-"`
+	// Files are the files read, in order.
+	Files         []string      `json:"-"`
 	StopTimeout   time.Duration `json:"stop_timeout"`
 	ExitOnFailure bool          `json:"exit_on_failure"`
 	Control       Control       `json:"control"`

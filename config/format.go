@@ -30,3 +30,14 @@ func FormatDiagnostics(diags hcl.Diagnostics) []string {
 	}
 	return out
 }
+
+// Plural writes a count with its noun: "1 error", "3 errors", "0 warnings".
+func Plural(n int, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case strings.HasSuffix(noun, "s") || strings.HasSuffix(noun, "x") || strings.HasSuffix(noun, "ch") || strings.HasSuffix(noun, "sh"):
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

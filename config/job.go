@@ -23,6 +23,9 @@ var commonJobSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{{Type: "when"}, {Type: "health"}, {Type: "service"}, {Type: "logging"}},
 }
 
+// runTimeoutSchema is `timeout` of a kind that has none of its own.
+var runTimeoutSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "timeout"}}}
+
 func (l *loader) decodeJob(b *hcl.Block) *Job {
 	d := l.d
 	l.checkName(b, "job")
@@ -82,7 +85,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	// `timeout` bounds a run; a kind with a `timeout` of its own (webhook: per attempt) keeps it.
 	var timeout *hcl.Attribute
 	if known && !hasAttr(kind.Schema(), "timeout") {
-		tc, rest, diags := remain.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "timeout"}}})
+		tc, rest, diags := remain.PartialContent(runTimeoutSchema)
 		d.Diags = append(d.Diags, diags...)
 		remain, timeout = rest, tc.Attributes["timeout"]
 		if d.Duration(tc.Attributes, "timeout", &j.Timeout) && j.Timeout <= 0 {
@@ -120,6 +123,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	l.checkExec(b, j, kind, attrs, timeout)
 	l.checkPolicies(j, kind, attrs)
 	kc, diags := remain.Content(kind.Schema())
+	l.suggestKeys(diags, commonJobSchema, kind.Schema(), runTimeoutSchema)
 	d.Diags = append(d.Diags, diags...)
 	kind.Decode(d, j, kc)
 	return j

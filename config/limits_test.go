@@ -105,7 +105,7 @@ func TestFileSizeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	_, diags := Load(big, Options{Kinds: kinds})
+	_, diags := Load([]string{big}, Options{Kinds: kinds})
 	if lines := FormatDiagnostics(diags); len(lines) != 1 || !strings.Contains(lines[0], "larger than 4 MiB (10485760 bytes)") {
 		t.Fatalf("got %q", lines)
 	}
@@ -126,7 +126,7 @@ func TestFileSizeLimit(t *testing.T) {
 	if err := os.WriteFile(ok, []byte(src+"x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, diags := Load(ok, Options{Kinds: kinds}); !diags.HasErrors() {
+	if _, diags := Load([]string{ok}, Options{Kinds: kinds}); !diags.HasErrors() {
 		t.Fatal("a file one byte over the limit was accepted")
 	}
 	if cfg, _ := parseFromPipe(t, src+"x"); cfg != nil {
@@ -145,7 +145,7 @@ func parseFromPipe(t *testing.T, src string) (*Config, []string) {
 		w.Close()
 	}()
 	defer r.Close()
-	cfg, diags := Load("/dev/fd/"+strconv.Itoa(int(r.Fd())), Options{Kinds: kinds})
+	cfg, diags := Load([]string{"/dev/fd/" + strconv.Itoa(int(r.Fd()))}, Options{Kinds: kinds})
 	return cfg, FormatDiagnostics(diags)
 }
 

@@ -37,68 +37,119 @@ type Options struct {
 	evalTimeout time.Duration // EvalTimeout unless set (tests)
 }
 
-// Load reads, decodes and validates the file at path. The returned diagnostics may hold
-// warnings even when the config is valid; on any error the Config is nil. A file over the
-// limits of docs/configuration.md#limits is refused with a diagnostic, within EvalTimeout.
-func Load(path string, opts Options) (*Config, hcl.Diagnostics) {
+// Load reads, decodes and validates the configuration named by paths: files, and
+// directories of *.hcl and *.json files, that form one configuration
+// (docs/configuration.md#configuration-in-layers). The returned diagnostics may hold warnings
+// even when the config is valid; on any error the Config is nil. Files over the limits of
+// docs/configuration.md#limits are refused with a diagnostic, within EvalTimeout.
+func Load(paths []string, opts Options) (*Config, hcl.Diagnostics) {
 	start := time.Now()
-	src, diags := readConfig(path)
+	if len(paths) == 0 {
+		paths = DefaultPaths()
+	}
+	files, diags := ListFiles(paths)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	return parseSource(path, src, opts, start)
+	if len(files) == 0 {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No configuration file",
+			Detail:  fmt.Sprintf("%s holds no *.hcl or *.json file", strings.Join(paths, ", ")),
+			Subject: fileStart(paths[0])}}
+	}
+	srcs, diags := readSources(files)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cfg, diags := parseSources(srcs, opts, start)
+	if cfg != nil {
+		cfg.Sources, cfg.Path = append([]string(nil), paths...), strings.Join(paths, ", ")
+	}
+	return cfg, diags
 }
 
-// Parse is Load for a file already in memory; path decides the syntax (".json" is HCL JSON)
-// and names the file in diagnostics.
+// Parse is Load for one file already in memory; path decides the syntax (".json" is HCL
+// JSON) and names the file in diagnostics.
 func Parse(path string, src []byte, opts Options) (*Config, hcl.Diagnostics) {
-	return parseSource(path, src, opts, time.Now())
+	return parseSources([]source{{path, src}}, opts, time.Now())
 }
 
 // Reader turns a file of another format into the Config its HCL equivalent gives. It is
 // given the Options of the load, Readers left out.
 type Reader func(path string, src []byte, opts Options) (*Config, hcl.Diagnostics)
 
-func parseSource(path string, src []byte, opts Options, start time.Time) (*Config, hcl.Diagnostics) {
-	if r := opts.Readers[strings.ToLower(filepath.Ext(path))]; r != nil && src != nil {
-		opts.Readers = nil
-		return r(path, src, opts)
+// parseSources parses every file, then decodes them as one configuration and validates it.
+// The evaluation limits (time, bytes) are those of the whole load.
+func parseSources(srcs []source, opts Options, start time.Time) (*Config, hcl.Diagnostics) {
+	files := make([]string, len(srcs))
+	for i, s := range srcs {
+		files[i] = s.path
 	}
-	isJSON := strings.HasSuffix(strings.ToLower(path), ".json")
-	// HCL's parser and evaluator recurse: a file nested too deeply must never reach them.
-	if diags := checkSource(path, src, isJSON); diags.HasErrors() {
+	if len(srcs) == 1 {
+		if r := opts.Readers[strings.ToLower(filepath.Ext(srcs[0].path))]; r != nil && srcs[0].src != nil {
+			opts.Readers = nil
+			return r(srcs[0].path, srcs[0].src, opts)
+		}
+	}
+	var diags hcl.Diagnostics
+	for _, s := range srcs {
+		if ext := strings.ToLower(filepath.Ext(s.path)); opts.Readers[ext] != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Configuration cannot be combined",
+				Detail:  fmt.Sprintf("a %s file is a whole configuration of its own; name it alone, or convert it to HCL (pilotfish convert)", ext),
+				Subject: fileStart(s.path)})
+		}
+	}
+	if diags.HasErrors() {
 		return nil, diags
 	}
 	g := newGuard(opts.Context, start, opts.evalTimeout)
 	p := hclparse.NewParser()
-	var (
-		f     *hcl.File
-		diags hcl.Diagnostics
-	)
-	if isJSON {
-		f, diags = p.ParseJSON(src, path)
-	} else {
-		f, diags = p.ParseHCL(src, path)
+	var bodies []hcl.Body
+	for _, s := range srcs {
+		isJSON := strings.HasSuffix(strings.ToLower(s.path), ".json")
+		// HCL's parser and evaluator recurse: a file nested too deeply must never reach them.
+		if d := checkSource(s.path, s.src, isJSON); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		var (
+			f *hcl.File
+			d hcl.Diagnostics
+		)
+		if isJSON {
+			f, d = p.ParseJSON(s.src, s.path)
+		} else {
+			f, d = p.ParseHCL(s.src, s.path)
+		}
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			bodies = append(bodies, f.Body)
+		}
 	}
 	if diags.HasErrors() {
-		return nil, sortDiags(diags)
+		return nil, sortDiags(diags, files...)
 	}
-	fileStart := hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos}
 	if err := g.poll(); err != nil {
-		return nil, g.diag(fileStart, err)
+		return nil, g.diag(*fileStart(files[0]), err)
 	}
-	env, unset := withUnsetEnv(f.Body, opts.Env)
-	if syn, ok := f.Body.(*hclsyntax.Body); ok {
-		g.wrapBody(syn) // after withUnsetEnv, which looks for the bare nodes
+	env, unset := opts.Env, hcl.Diagnostics(nil)
+	for _, body := range bodies {
+		var d hcl.Diagnostics
+		env, d = withUnsetEnv(body, env)
+		unset = append(unset, d...)
+	}
+	for _, body := range bodies {
+		if syn, ok := body.(*hclsyntax.Body); ok {
+			g.wrapBody(syn) // after withUnsetEnv, which looks for the bare nodes
+		}
 	}
 	l := &loader{opts: opts, d: &Decoder{ctx: evalContext(env, g), g: g, Diags: unset}}
-	cfg := l.decode(f.Body)
-	cfg.Path = path
+	cfg := l.decode(bodies)
+	cfg.Files, cfg.Sources, cfg.Path = files, files, strings.Join(files, ", ")
 	l.validate(cfg)
-	all := sortDiags(dropRepeated(append(diags, l.d.Diags...)))
+	all := sortDiags(dropRepeated(append(diags, l.d.Diags...)), files...)
 	if g.err != nil && !all.HasErrors() {
 		g.reported = false
-		all = append(all, g.diag(fileStart, g.err)...)
+		all = append(all, g.diag(*fileStart(files[0]), g.err)...)
 	}
 	if all.HasErrors() {
 		return nil, all
@@ -158,11 +209,26 @@ func withUnsetEnv(body hcl.Body, env map[string]string) (map[string]string, hcl.
 // SortDiagnostics orders diagnostics by their position in the file.
 func SortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics { return sortDiags(diags) }
 
-func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+// sortDiags orders diagnostics by file, in the order of files (others after them), then by
+// position in the file.
+func sortDiags(diags hcl.Diagnostics, files ...string) hcl.Diagnostics {
+	order := make(map[string]int, len(files))
+	for i, f := range files {
+		order[f] = i + 1
+	}
+	rank := func(r *hcl.Range) int {
+		if n := order[r.Filename]; n > 0 {
+			return n
+		}
+		return len(files) + 1
+	}
 	sort.SliceStable(diags, func(i, j int) bool {
 		a, b := diags[i].Subject, diags[j].Subject
 		if a == nil || b == nil {
 			return b != nil
+		}
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra < rb
 		}
 		if a.Start.Line != b.Start.Line {
 			return a.Start.Line < b.Start.Line
@@ -189,27 +255,42 @@ var rootSchema = &hcl.BodySchema{
 	},
 }
 
-func (l *loader) decode(body hcl.Body) *Config {
+func (l *loader) decode(bodies []hcl.Body) *Config {
 	d := l.d
 	cfg := &Config{
 		StopTimeout: DefaultStopTimeout,
 		Control:     Control{Socket: DefaultSocket, Mode: 0o600},
 		Logging:     Logging{Level: "info", Format: "text"},
 	}
-	content, diags := body.Content(rootSchema)
-	d.Diags = append(d.Diags, diags...)
-	d.Duration(content.Attributes, "stop_timeout", &cfg.StopTimeout)
-	d.Bool(content.Attributes, "exit_on_failure", &cfg.ExitOnFailure)
+	// The files of a configuration in layers form one: their blocks add up, each setting
+	// comes from one file (docs/configuration.md#configuration-in-layers).
+	attrs := hcl.Attributes{}
+	var blocks hcl.Blocks
+	for _, body := range bodies {
+		content, diags := body.Content(rootSchema)
+		d.Diags = append(d.Diags, diags...)
+		for _, a := range sortedAttrs(content.Attributes) {
+			if prev, dup := attrs[a.Name]; dup {
+				d.Errorf(a.NameRange, "%q is set twice (first at %s); set it in one file only", a.Name, at(prev.NameRange))
+				continue
+			}
+			attrs[a.Name] = a
+		}
+		blocks = append(blocks, content.Blocks...)
+	}
+	d.Duration(attrs, "stop_timeout", &cfg.StopTimeout)
+	d.Bool(attrs, "exit_on_failure", &cfg.ExitOnFailure)
 
 	seen := map[string]*hcl.Block{}
 	jobNames := map[string]*hcl.Block{}
 	watchNames := map[string]*hcl.Block{}
 	templateNames := map[string]*hcl.Block{}
-	for _, b := range content.Blocks {
+	var telemetry []*hcl.Block
+	for _, b := range blocks {
 		switch b.Type {
 		case "job":
 			if prev, dup := jobNames[b.Labels[0]]; dup {
-				d.Errorf(b.LabelRanges[0], "job %q is defined twice (first at line %d)", b.Labels[0], prev.DefRange.Start.Line)
+				d.Errorf(b.LabelRanges[0], "job %q is defined twice (first at %s)", b.Labels[0], at(prev.LabelRanges[0]))
 				continue
 			}
 			jobNames[b.Labels[0]] = b
@@ -219,7 +300,7 @@ func (l *loader) decode(body hcl.Body) *Config {
 			continue
 		case "watch":
 			if prev, dup := watchNames[b.Labels[0]]; dup {
-				d.Errorf(b.LabelRanges[0], "watch %q is defined twice (first at line %d)", b.Labels[0], prev.DefRange.Start.Line)
+				d.Errorf(b.LabelRanges[0], "watch %q is defined twice (first at %s)", b.Labels[0], at(prev.LabelRanges[0]))
 				continue
 			}
 			watchNames[b.Labels[0]] = b
@@ -227,15 +308,18 @@ func (l *loader) decode(body hcl.Body) *Config {
 			continue
 		case "template":
 			if prev, dup := templateNames[b.Labels[0]]; dup {
-				d.Errorf(b.LabelRanges[0], "template %q is defined twice (first at line %d)", b.Labels[0], prev.DefRange.Start.Line)
+				d.Errorf(b.LabelRanges[0], "template %q is defined twice (first at %s)", b.Labels[0], at(prev.LabelRanges[0]))
 				continue
 			}
 			templateNames[b.Labels[0]] = b
 			cfg.Templates = append(cfg.Templates, l.decodeTemplate(b))
 			continue
+		case "telemetry":
+			telemetry = append(telemetry, b)
+			continue
 		}
 		if prev, dup := seen[b.Type]; dup {
-			d.Errorf(b.DefRange, "only one %q block is allowed (the first is at line %d)", b.Type, prev.DefRange.Start.Line)
+			d.Errorf(b.DefRange, "only one %q block is allowed (the first is at %s)", b.Type, at(prev.DefRange))
 			continue
 		}
 		seen[b.Type] = b
@@ -244,11 +328,12 @@ func (l *loader) decode(body hcl.Body) *Config {
 			cfg.Consul = l.decodeConsul(b)
 		case "control":
 			l.decodeControl(b, &cfg.Control)
-		case "telemetry":
-			cfg.Telemetry = l.decodeTelemetry(b)
 		case "logging":
 			l.decodeLogging(b, &cfg.Logging)
 		}
+	}
+	if len(telemetry) > 0 {
+		cfg.Telemetry = l.decodeTelemetry(telemetry)
 	}
 	if len(l.opts.Main) > 0 {
 		if prev, dup := jobNames[MainJob]; dup {
@@ -343,28 +428,43 @@ func (l *loader) decodeConsul(b *hcl.Block) *Consul {
 var metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
-func (l *loader) decodeTelemetry(b *hcl.Block) *Telemetry {
+// decodeTelemetry reads the telemetry blocks of every file: their metrics add up, and each
+// setting (listen, register) comes from one block.
+func (l *loader) decodeTelemetry(blocks []*hcl.Block) *Telemetry {
 	d := l.d
 	t := &Telemetry{}
-	content, diags := b.Body.Content(&hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "register"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "metric", LabelNames: []string{"name"}}},
-	})
-	d.Diags = append(d.Diags, diags...)
-	d.String(content.Attributes, "listen", &t.Listen)
-	d.Bool(content.Attributes, "register", &t.Register)
-	names := map[string]bool{}
-	for _, mb := range content.Blocks {
+	attrs := hcl.Attributes{}
+	var metrics hcl.Blocks
+	for _, b := range blocks {
+		content, diags := b.Body.Content(&hcl.BodySchema{
+			Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "register"}},
+			Blocks:     []hcl.BlockHeaderSchema{{Type: "metric", LabelNames: []string{"name"}}},
+		})
+		d.Diags = append(d.Diags, diags...)
+		for _, a := range sortedAttrs(content.Attributes) {
+			if prev, dup := attrs[a.Name]; dup {
+				d.Errorf(a.NameRange, "telemetry %q is set twice (first at %s); set it in one file only", a.Name, at(prev.NameRange))
+				continue
+			}
+			attrs[a.Name] = a
+		}
+		metrics = append(metrics, content.Blocks...)
+	}
+	d.String(attrs, "listen", &t.Listen)
+	d.Bool(attrs, "register", &t.Register)
+	names := map[string]*hcl.Block{}
+	for _, mb := range metrics {
 		m := &Metric{Name: mb.Labels[0], Range: mb.DefRange}
 		if !metricName.MatchString(m.Name) || strings.HasPrefix(m.Name, "__") {
 			d.Errorf(mb.LabelRanges[0], "%q is not a valid Prometheus metric name", m.Name)
 		} else if p := reservedPrefix(m.Name); p != "" {
 			d.Errorf(mb.LabelRanges[0], "metric names starting with %q are reserved for built-in metrics", p)
 		}
-		if names[m.Name] {
-			d.Errorf(mb.LabelRanges[0], "metric %q is declared twice", m.Name)
+		if prev, dup := names[m.Name]; dup {
+			d.Errorf(mb.LabelRanges[0], "metric %q is declared twice (first at %s)", m.Name, at(prev.LabelRanges[0]))
+		} else {
+			names[m.Name] = mb
 		}
-		names[m.Name] = true
 		mc, diags := mb.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 			{Name: "type", Required: true}, {Name: "help"}, {Name: "labels"}, {Name: "buckets"}, {Name: "objectives"}}})
 		d.Diags = append(d.Diags, diags...)
@@ -400,6 +500,16 @@ func (l *loader) decodeTelemetry(b *hcl.Block) *Telemetry {
 		t.Metrics = append(t.Metrics, m)
 	}
 	return t
+}
+
+// sortedAttrs lists attributes in their order in the file.
+func sortedAttrs(attrs hcl.Attributes) []*hcl.Attribute {
+	out := make([]*hcl.Attribute, 0, len(attrs))
+	for _, a := range attrs {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NameRange.Start.Byte < out[j].NameRange.Start.Byte })
+	return out
 }
 
 // reservedPrefix returns the built-in namespace a metric name would collide with, if any.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pilotfish/pilotfish/events"
@@ -132,44 +133,267 @@ func triggerList(ts []Trigger) string {
 	return strings.Join(parts, ", ")
 }
 
-// RenderPlan describes the configuration for `pilotfish plan`: jobs and their triggers, the
-// start order, the shutdown order, and the warnings found while loading.
-func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "config %s: %d jobs, %d watches, %d templates, stop_timeout %s, exit_on_failure %v\n\n", c.Path, len(c.Jobs), len(c.Watches), len(c.Templates), c.StopTimeout, c.ExitOnFailure)
-	fmt.Fprintf(&b, "jobs:\n")
+// Scheduler is implemented by the Spec of a kind that runs its job on a schedule (cron), so
+// that `pilotfish plan` shows when. timezone is "" for the local time.
+type Scheduler interface {
+	PlanSchedule() (schedule, timezone string, runOnStart bool)
+}
+
+// Plan is what pilotfish would do with a configuration: what `pilotfish plan` prints, as
+// text or as JSON (docs/cli.md#plan-json).
+type Plan struct {
+	StopTimeout   string         `json:"stop_timeout"`
+	ExitOnFailure bool           `json:"exit_on_failure"`
+	Jobs          []PlanJob      `json:"jobs"`
+	Watches       []PlanWatch    `json:"watches"`
+	Templates     []PlanTemplate `json:"templates"`
+	// StartOrder groups the jobs started at start-up or by other jobs' events, layer by
+	// layer; hooks are not in it (see PlanJob.HookOf).
+	StartOrder    [][]string `json:"start_order"`
+	ShutdownOrder [][]string `json:"shutdown_order"`
+}
+
+// PlanJob is one job of a Plan.
+type PlanJob struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// When says in words when the job runs: "at startup", "once db.healthy", "on schedule
+	// \"0 3 * * *\" (time zone UTC)"…
+	When     string        `json:"when"`
+	Triggers []PlanTrigger `json:"triggers"`
+	Interval string        `json:"interval,omitempty"`
+	// Schedule and Timezone are a cron job's ("Local": the container's local time).
+	Schedule         string       `json:"schedule,omitempty"`
+	Timezone         string       `json:"timezone,omitempty"`
+	Exec             []string     `json:"exec,omitempty"`
+	RegistrationOnly bool         `json:"registration_only,omitempty"`
+	Service          *PlanService `json:"service,omitempty"`
+	Restarts         string       `json:"restarts"` // "never", "unlimited" or a number
+	Timeout          string       `json:"timeout,omitempty"`
+	StopSignal       string       `json:"stop_signal"`
+	StopTimeout      string       `json:"stop_timeout"`
+	Health           *PlanHealth  `json:"health,omitempty"`
+	// Policies are the restart and exit policies that differ from the defaults, in words
+	// ("restarts only after a failure; success codes [0 3]"); absent when none do.
+	Policies string   `json:"policies,omitempty"`
+	Emits    []string `json:"emits"`
+	// Hooks are the jobs this job's stopping or stopped events run.
+	Hooks []PlanHook `json:"hooks"`
+	// HookOf names the jobs this job is a hook of, when it runs only as a hook.
+	HookOf []string `json:"hook_of,omitempty"`
+}
+
+// PlanTrigger is one event a job waits for.
+type PlanTrigger struct {
+	Source string `json:"source"`
+	Code   string `json:"code"`
+}
+
+// PlanHook is a job run by another's stopping or stopped event.
+type PlanHook struct {
+	Job string `json:"job"`
+	On  string `json:"on"`
+}
+
+// PlanService is a job's Consul registration.
+type PlanService struct {
+	Name string `json:"name"`
+	Port int    `json:"port"`
+}
+
+// PlanHealth is a job's health probe.
+type PlanHealth struct {
+	Probe    string `json:"probe"`
+	Interval string `json:"interval"`
+}
+
+// PlanWatch is one watch of a Plan.
+type PlanWatch struct {
+	Name    string   `json:"name"`
+	Source  string   `json:"source"`
+	Service string   `json:"service,omitempty"`
+	Key     string   `json:"key,omitempty"`
+	Prefix  string   `json:"prefix,omitempty"`
+	Emits   []string `json:"emits"`
+}
+
+// PlanTemplate is one template of a Plan.
+type PlanTemplate struct {
+	Name        string   `json:"name"`
+	Source      string   `json:"source"`
+	Destination string   `json:"destination"`
+	Reads       string   `json:"reads"` // "environment" or "catalog"
+	Emits       []string `json:"emits"`
+}
+
+// NewPlan works out the Plan of a valid configuration.
+func NewPlan(c *Config, kinds map[string]Kind) *Plan {
+	p := &Plan{StopTimeout: c.StopTimeout.String(), ExitOnFailure: c.ExitOnFailure,
+		Jobs: []PlanJob{}, Watches: []PlanWatch{}, Templates: []PlanTemplate{}, ShutdownOrder: c.ShutdownOrder()}
+	hooks := map[string][]PlanHook{}
+	hookOnly := map[string]bool{}
 	for _, j := range c.Jobs {
-		fmt.Fprintf(&b, "  %-20s %-8s %s\n", j.Name, j.Kind, DescribeWhen(j))
-		if len(j.Exec) > 0 {
-			fmt.Fprintf(&b, "  %-20s %-8s exec %q\n", "", "", j.Exec)
+		ts := j.When.Triggers()
+		hookOnly[j.Name] = len(ts) > 0
+		seen := map[PlanHook]bool{}
+		for _, t := range ts {
+			if !t.IsHook() || c.Job(t.Source) == nil {
+				hookOnly[j.Name] = false
+				continue
+			}
+			if h := (PlanHook{Job: j.Name, On: string(t.Code)}); !seen[h] {
+				seen[h] = true
+				hooks[t.Source] = append(hooks[t.Source], h)
+			}
 		}
-		if j.RegistrationOnly() {
-			fmt.Fprintf(&b, "  %-20s %-8s runs no command: registration and health only\n", "", "")
+	}
+	for _, j := range c.Jobs {
+		pj := PlanJob{Name: j.Name, Kind: j.Kind, When: planWhen(j), Triggers: []PlanTrigger{}, Exec: j.Exec,
+			RegistrationOnly: j.RegistrationOnly(), Restarts: restartsText(j.Restarts), StopSignal: signalName(j),
+			StopTimeout: j.StopTimeout.String(), Policies: describePolicies(j), Emits: codeStrings(Emits(kinds, j)), Hooks: hooks[j.Name]}
+		for _, t := range j.When.Triggers() {
+			pj.Triggers = append(pj.Triggers, PlanTrigger{Source: t.Source, Code: string(t.Code)})
+			if hookOnly[j.Name] && !slices.Contains(pj.HookOf, t.Source) {
+				pj.HookOf = append(pj.HookOf, t.Source)
+			}
+		}
+		if pj.Hooks == nil {
+			pj.Hooks = []PlanHook{}
+		}
+		if j.When != nil && j.When.Interval > 0 {
+			pj.Interval = j.When.Interval.String()
+		}
+		if s, ok := j.Spec.(Scheduler); ok {
+			pj.Schedule, pj.Timezone, _ = s.PlanSchedule()
+			if pj.Timezone == "" {
+				pj.Timezone = "Local"
+			}
 		}
 		if j.Service != nil {
-			fmt.Fprintf(&b, "  %-20s %-8s service %q port %d\n", "", "", j.Service.Name, j.Service.Port)
+			pj.Service = &PlanService{Name: j.Service.Name, Port: j.Service.Port}
 		}
-		restarts := fmt.Sprint(j.Restarts)
-		switch j.Restarts {
-		case 0:
-			restarts = "never"
-		case Unlimited:
-			restarts = "unlimited"
-		}
-		timeout := ""
 		if j.Timeout > 0 {
-			timeout = fmt.Sprintf(", each run stopped after %s", j.Timeout)
+			pj.Timeout = j.Timeout.String()
 		}
-		fmt.Fprintf(&b, "  %-20s %-8s restarts %s%s, stop %s after %s then SIGKILL\n", "", "", restarts, timeout, signalName(j), j.StopTimeout)
 		if j.Health != nil {
-			fmt.Fprintf(&b, "  %-20s %-8s health %s every %s\n", "", "", j.Health.Probe(), j.Health.Interval)
+			pj.Health = &PlanHealth{Probe: j.Health.Probe(), Interval: j.Health.Interval.String()}
 		}
-		if p := describePolicies(j); p != "" {
-			fmt.Fprintf(&b, "  %-20s %-8s %s\n", "", "", p)
+		p.Jobs = append(p.Jobs, pj)
+	}
+	for _, layer := range c.StartOrder() {
+		var keep []string
+		for _, name := range layer {
+			if !hookOnly[name] {
+				keep = append(keep, name)
+			}
 		}
-		fmt.Fprintf(&b, "  %-20s %-8s emits %s\n", "", "", joinCodes(Emits(kinds, j)))
+		if len(keep) > 0 {
+			p.StartOrder = append(p.StartOrder, keep)
+		}
+	}
+	if p.StartOrder == nil {
+		p.StartOrder = [][]string{}
 	}
 	for _, w := range c.Watches {
+		p.Watches = append(p.Watches, PlanWatch{Name: w.Name, Source: w.Source(), Service: w.Service, Key: w.Key,
+			Prefix: w.Prefix, Emits: codeStrings(w.Codes())})
+	}
+	for _, t := range c.Templates {
+		reads := "environment"
+		if t.catalog != "" {
+			reads = "catalog"
+		}
+		p.Templates = append(p.Templates, PlanTemplate{Name: t.Name, Source: t.Source(), Destination: t.Destination,
+			Reads: reads, Emits: codeStrings(events.ChangedCodes)})
+	}
+	return p
+}
+
+// planWhen says when a job runs: its trigger, then its schedule if it has one.
+func planWhen(j *Job) string {
+	s, ok := j.Spec.(Scheduler)
+	if !ok {
+		return DescribeWhen(j)
+	}
+	sched, tz, onStart := s.PlanSchedule()
+	if tz == "" {
+		tz = "local time"
+	} else {
+		tz = "time zone " + tz
+	}
+	text := fmt.Sprintf("on schedule %q (%s)", sched, tz)
+	switch {
+	case j.When == nil && onStart:
+		return text + ", and once at startup"
+	case j.When == nil:
+		return text
+	case onStart:
+		text += ", the first run at once"
+	}
+	return DescribeWhen(j) + ", then " + text
+}
+
+func restartsText(n int) string {
+	switch n {
+	case 0:
+		return "never"
+	case Unlimited:
+		return "unlimited"
+	}
+	return strconv.Itoa(n)
+}
+
+func codeStrings(codes []events.Code) []string {
+	out := make([]string, len(codes))
+	for i, c := range codes {
+		out[i] = string(c)
+	}
+	return out
+}
+
+// RenderPlan describes the configuration for `pilotfish plan`: jobs and their triggers and
+// hooks, the start order, the shutdown order, and the warnings found while loading.
+func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
+	p := NewPlan(c, kinds)
+	var b strings.Builder
+	files := ""
+	if len(c.Files) > 1 {
+		files = " (" + Plural(len(c.Files), "file") + ")"
+	}
+	fmt.Fprintf(&b, "config %s%s: %s, %s, %s, stop_timeout %s, exit_on_failure %v\n\n", c.Path, files,
+		Plural(len(c.Jobs), "job"), Plural(len(c.Watches), "watch"), Plural(len(c.Templates), "template"), p.StopTimeout, p.ExitOnFailure)
+	fmt.Fprintf(&b, "jobs:\n")
+	more := func(format string, args ...any) {
+		fmt.Fprintf(&b, "  %-20s %-8s %s\n", "", "", fmt.Sprintf(format, args...))
+	}
+	for _, j := range p.Jobs {
+		fmt.Fprintf(&b, "  %-20s %-8s %s\n", j.Name, j.Kind, j.When)
+		if len(j.Exec) > 0 {
+			more("exec %q", j.Exec)
+		}
+		if j.RegistrationOnly {
+			more("runs no command: registration and health only")
+		}
+		if j.Service != nil {
+			more("service %q port %d", j.Service.Name, j.Service.Port)
+		}
+		timeout := ""
+		if j.Timeout != "" {
+			timeout = fmt.Sprintf(", each run stopped after %s", j.Timeout)
+		}
+		more("restarts %s%s, stop %s after %s then SIGKILL", j.Restarts, timeout, j.StopSignal, j.StopTimeout)
+		if j.Health != nil {
+			more("health %s every %s", j.Health.Probe, j.Health.Interval)
+		}
+		if j.Policies != "" {
+			more("%s", j.Policies)
+		}
+		more("emits %s", strings.Join(j.Emits, ", "))
+		for _, h := range j.Hooks {
+			more("on %s runs %s (hook)", h.On, h.Job)
+		}
+	}
+	for _, w := range p.Watches {
 		what := fmt.Sprintf("service %q", w.Service)
 		switch {
 		case w.Key != "":
@@ -177,31 +401,17 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		case w.Prefix != "":
 			what = fmt.Sprintf("prefix %q", w.Prefix)
 		}
-		fmt.Fprintf(&b, "  %-20s %-8s %s emits %s\n", w.Source(), "watch", what, joinCodes(w.Codes()))
+		fmt.Fprintf(&b, "  %-20s %-8s %s emits %s\n", w.Source, "watch", what, strings.Join(w.Emits, ", "))
 	}
-	for _, t := range c.Templates {
-		reads := "the environment"
-		if t.catalog != "" {
-			reads = "the catalog"
-		}
-		fmt.Fprintf(&b, "  %-20s %-8s writes %s from %s, emits %s\n", t.Source(), "template", t.Destination, reads, joinCodes(events.ChangedCodes))
+	for _, t := range p.Templates {
+		fmt.Fprintf(&b, "  %-20s %-8s writes %s from the %s, emits %s\n", t.Source, "template", t.Destination, t.Reads, strings.Join(t.Emits, ", "))
 	}
 	fmt.Fprintf(&b, "\nstart order:\n")
-	order := c.StartOrder()
-	for i, layer := range order {
+	for i, layer := range p.StartOrder {
 		fmt.Fprintf(&b, "  %d. %s\n", i+1, strings.Join(layer, ", "))
 	}
-	hooks := c.Hooks()
-	if len(hooks) > 0 {
-		fmt.Fprintf(&b, "\nhooks:\n")
-		for _, j := range c.Jobs {
-			if h := hooks[j.Name]; len(h) > 0 {
-				fmt.Fprintf(&b, "  %s stopping/stopped runs %s\n", j.Name, strings.Join(h, ", "))
-			}
-		}
-	}
 	fmt.Fprintf(&b, "\nshutdown order:\n")
-	for i, layer := range c.ShutdownOrder() {
+	for i, layer := range p.ShutdownOrder {
 		fmt.Fprintf(&b, "  %d. %s\n", i+1, strings.Join(layer, ", "))
 	}
 	fmt.Fprintf(&b, "\nwarnings:\n")

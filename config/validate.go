@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -153,7 +155,9 @@ func (c *Config) Jobs0Range() (r hcl.Range) {
 	if len(c.Jobs) > 0 {
 		return c.Jobs[0].Range
 	}
-	r.Filename = c.Path
+	if len(c.Files) > 0 {
+		r.Filename = c.Files[0]
+	}
 	r.Start.Line, r.Start.Column = 1, 1
 	r.End = r.Start
 	return r
@@ -182,12 +186,25 @@ const maxSuggestions = 16
 
 // suggest returns a "did you mean" for a name within two edits of a known one.
 func (l *loader) suggest(name string, known map[string][]events.Code) string {
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	if best := l.closest(name, names); best != "" {
+		return "; did you mean \"" + best + "\"?"
+	}
+	return ""
+}
+
+// closest returns the known name within two edits of name (the closest, the first of equals),
+// or "".
+func (l *loader) closest(name string, known []string) string {
 	if l.suggestions >= maxSuggestions || len(name) > 128 {
 		return ""
 	}
 	l.suggestions++
 	best, bestD := "", 3
-	for k := range known {
+	for _, k := range known {
 		if k == "" || abs(len(k)-len(name)) > bestD || len(k) > 128 {
 			continue
 		}
@@ -196,10 +213,53 @@ func (l *loader) suggest(name string, known map[string][]events.Code) string {
 			best, bestD = k, d
 		}
 	}
-	if best == "" {
-		return ""
+	return best
+}
+
+// unknownName finds the name in HCL's "Unsupported argument", "Unsupported block type" and
+// "Extraneous JSON object property" diagnostics, and any suggestion HCL made.
+var unknownName = regexp.MustCompile(`^(?:An argument named|Blocks of type|No argument or block type is named) ("(?:[^"\\]|\\.)*")`)
+
+// suggestKeys gives HCL's diagnostics of unknown keys a "did you mean" drawn from every key
+// the body takes, not only those of the schema HCL was shown last (a job's keys are those
+// every job takes plus its kind's).
+func (l *loader) suggestKeys(diags hcl.Diagnostics, schemas ...*hcl.BodySchema) {
+	var attrs, blocks []string
+	for _, s := range schemas {
+		for _, a := range s.Attributes {
+			attrs = append(attrs, a.Name)
+		}
+		for _, b := range s.Blocks {
+			blocks = append(blocks, b.Type)
+		}
 	}
-	return "; did you mean \"" + best + "\"?"
+	for _, d := range diags {
+		var known []string
+		switch d.Summary {
+		case "Unsupported argument":
+			known = attrs
+		case "Unsupported block type":
+			known = blocks
+		case "Extraneous JSON object property":
+			known = append(append([]string(nil), attrs...), blocks...)
+		default:
+			continue
+		}
+		m := unknownName.FindStringSubmatch(d.Detail)
+		if m == nil {
+			continue
+		}
+		name, err := strconv.Unquote(m[1])
+		if err != nil {
+			continue
+		}
+		best := l.closest(name, known)
+		if best == "" {
+			continue
+		}
+		detail, _, _ := strings.Cut(d.Detail, " Did you mean ")
+		d.Detail = detail + fmt.Sprintf(" Did you mean %q?", best)
+	}
 }
 
 func abs(n int) int {

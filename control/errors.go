@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/pilotfish/pilotfish/control/api"
@@ -43,10 +44,17 @@ func HTTPStatus(err error) (code int, kind string) {
 // errdefs.ErrInvalidConfig).
 type ConfigError struct {
 	Diagnostics []string
+	Errors      int // how many of the diagnostics are errors
 }
 
 func (e *ConfigError) Error() string {
-	return "the configuration has errors; nothing was changed"
+	switch e.Errors {
+	case 0:
+		return "the configuration has errors; nothing was changed"
+	case 1:
+		return "the configuration has 1 error; nothing was changed"
+	}
+	return fmt.Sprintf("the configuration has %d errors; nothing was changed", e.Errors)
 }
 
 func (e *ConfigError) Unwrap() error { return errdefs.ErrInvalidConfig }

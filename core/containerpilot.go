@@ -25,7 +25,7 @@ func Convert(path, out string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, l)
 	}
 	if conv == nil || conv.Config == nil {
-		fmt.Fprintf(stderr, "%s: %d errors; nothing converted\n", path, countErrors(diags))
+		fmt.Fprintf(stderr, "%s: %s; nothing converted\n", path, config.Plural(countErrors(diags), "error"))
 		return 1
 	}
 	if out == "" {
@@ -41,7 +41,7 @@ func Convert(path, out string, stdout, stderr io.Writer) int {
 	if where == "" {
 		where = "stdout"
 	}
-	msg := fmt.Sprintf("%s: converted to %s (%d jobs, %d warnings)", path, where, len(conv.Config.Jobs), len(diags)-countErrors(diags))
+	msg := fmt.Sprintf("%s: converted to %s (%s, %s)", path, where, config.Plural(len(conv.Config.Jobs), "job"), config.Plural(len(diags)-countErrors(diags), "warning"))
 	if len(conv.Rendered) > 0 {
 		msg += "; rendered with " + strings.Join(conv.Rendered, ", ")
 	}
@@ -87,25 +87,21 @@ func RenderTemplate(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// ControlSocket is the control socket a configuration file names, for clients that are
-// given the file rather than the socket (ContainerPilot's -putenv, -reload… flags). A
-// ContainerPilot file need only render and parse; an HCL file must be valid.
-func ControlSocket(path string) (string, error) {
+// ControlSocket is the control socket a configuration names, for clients that are given the
+// configuration rather than the socket (ContainerPilot's -putenv, -reload… flags). A
+// ContainerPilot file need only render and parse; an HCL configuration must be valid.
+func ControlSocket(paths []string) (string, error) {
+	if len(paths) != 1 || !strings.EqualFold(filepath.Ext(paths[0]), ".json5") {
+		return ConfigSocket(paths)
+	}
+	path := paths[0]
 	src, diags := config.ReadFile(path)
 	if diags.HasErrors() {
 		return "", errors.New(strings.Join(config.FormatDiagnostics(diags), "\n"))
 	}
-	env := newEnviron(os.Environ()).Map()
-	if strings.EqualFold(filepath.Ext(path), ".json5") {
-		s, diags := containerpilot.Socket(path, src, env)
-		if diags.HasErrors() {
-			return "", errors.New(strings.Join(config.FormatDiagnostics(diags), "\n"))
-		}
-		return s, nil
-	}
-	cfg, diags := config.Parse(path, src, configOptions(env))
-	if cfg == nil {
+	s, diags := containerpilot.Socket(path, src, newEnviron(os.Environ()).Map())
+	if diags.HasErrors() {
 		return "", errors.New(strings.Join(config.FormatDiagnostics(diags), "\n"))
 	}
-	return cfg.Control.Socket, nil
+	return s, nil
 }

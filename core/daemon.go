@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,8 +35,10 @@ const (
 
 // Options are what main hands to Run.
 type Options struct {
-	ConfigPath string
-	// ConfigOptional: the path is the default, not asked for; with a main command and no
+	// ConfigPaths are the files and directories of the configuration
+	// (docs/configuration.md#configuration-in-layers).
+	ConfigPaths []string
+	// ConfigOptional: the paths are the default, not asked for; with a main command and no
 	// file there, pilotfish runs the command alone (ENTRYPOINT ["pilotfish", "--"]).
 	ConfigOptional bool
 	Main           []string // the command after --
@@ -147,7 +150,7 @@ func loadAbandonably(opts Options, sigs <-chan os.Signal) (*Daemon, int, []os.Si
 			if isShutdownSignal(sig) {
 				log := newLogger(opts.Stderr, slog.LevelInfo, "text")
 				log.Info("shutting down", "reason", "received "+config.SignalName(sig.(syscall.Signal))+
-					" while the configuration was loading; no job was started", "config", opts.ConfigPath, "exit_code", ExitOK)
+					" while the configuration was loading; no job was started", "config", strings.Join(opts.ConfigPaths, ", "), "exit_code", ExitOK)
 				return nil, ExitOK, nil
 			}
 			pending = append(pending, sig)
@@ -163,17 +166,21 @@ func New(opts Options) (*Daemon, int) {
 	env := newEnviron(withoutNotifySocket(opts.Env))
 	copts := configOptions(env.Map())
 	copts.Main = opts.Main
-	cfg, diags := config.Load(opts.ConfigPath, copts)
+	cfg, diags := config.Load(opts.ConfigPaths, copts)
 	wrapper := false
-	if _, err := os.Stat(opts.ConfigPath); cfg == nil && os.IsNotExist(err) && opts.ConfigOptional && len(opts.Main) > 0 {
-		cfg, diags = config.Parse(opts.ConfigPath, nil, copts)
-		wrapper = cfg != nil
+	if files, _ := config.ListFiles(opts.ConfigPaths); cfg == nil && len(files) == 0 && opts.ConfigOptional && len(opts.Main) > 0 {
+		// No file where the default paths point: the command alone, as if the file were
+		// empty; a reload reads the same paths (a file added there is taken).
+		if cfg, diags = config.Parse(config.DefaultPath, nil, copts); cfg != nil {
+			cfg.Sources = opts.ConfigPaths
+			wrapper = true
+		}
 	}
 	for _, line := range config.FormatDiagnostics(diags) {
 		fmt.Fprintln(opts.Stderr, line)
 	}
 	if cfg == nil {
-		fmt.Fprintf(opts.Stderr, "error: %s is not valid (%d errors)\n", opts.ConfigPath, countErrors(diags))
+		fmt.Fprintf(opts.Stderr, "error: %s is not valid (%s)\n", strings.Join(opts.ConfigPaths, ", "), config.Plural(countErrors(diags), "error"))
 		return nil, ExitConfigError
 	}
 	level := &slog.LevelVar{}

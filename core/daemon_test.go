@@ -66,7 +66,7 @@ func start(t testing.TB, hcl string) *harness {
 	h := &harness{t: t, dir: t.TempDir(), out: &lockedBuffer{}, done: make(chan int, 1), before: runtime.NumGoroutine()}
 	h.cfg = filepath.Join(h.dir, "pilotfish.hcl")
 	h.write(hcl)
-	d, code := New(Options{ConfigPath: h.cfg, Env: append(os.Environ(), "TESTDIR="+h.dir), Stdout: h.out, Stderr: h.out, Version: "test"})
+	d, code := New(Options{ConfigPaths: []string{h.cfg}, Env: append(os.Environ(), "TESTDIR="+h.dir), Stdout: h.out, Stderr: h.out, Version: "test"})
 	if d == nil {
 		t.Fatalf("config refused (%d):\n%s", code, h.out)
 	}

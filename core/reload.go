@@ -41,7 +41,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 	// or the bus need; shutdown cuts it short.
 	copts := configOptions(d.env.Map())
 	copts.Main, copts.Context = d.opts.Main, d.loads
-	cfg, diags := config.Load(old.Path, copts)
+	cfg, diags := config.Load(old.Sources, copts)
 	if cfg == nil {
 		if d.loads.Err() != nil {
 			return api.Reload{}, errdefs.Errorf(errdefs.ErrUnavailable, "pilotfish is shutting down")
@@ -50,7 +50,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 		// A refused file may have taken much memory to read and evaluate: give it back now,
 		// not at the runtime's leisure.
 		debug.FreeOSMemory()
-		return api.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags)}
+		return api.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags), Errors: countErrors(diags)}
 	}
 	res := api.Reload{Changed: []string{}, Added: []string{}, Removed: []string{}}
 	current := map[string]*jobs.Job{}

@@ -111,12 +111,12 @@ func (s metricsSource) ConsulQueries() map[string]int {
 	return s.d.disc.Queries()
 }
 
-// ConfigSocket is the control socket a configuration file names (`pilotfish render -config
+// ConfigSocket is the control socket a configuration names (`pilotfish render -config
 // PATH`, which talks to the daemon that runs it).
-func ConfigSocket(path string) (string, error) {
-	cfg, diags := config.Load(path, configOptions(newEnviron(os.Environ()).Map()))
+func ConfigSocket(paths []string) (string, error) {
+	cfg, diags := config.Load(paths, configOptions(newEnviron(os.Environ()).Map()))
 	if cfg == nil {
-		return "", fmt.Errorf("%s is not valid: %s", path, strings.Join(config.FormatDiagnostics(diags), "; "))
+		return "", fmt.Errorf("%s is not valid: %s", strings.Join(paths, ", "), strings.Join(config.FormatDiagnostics(diags), "; "))
 	}
 	return cfg.Control.Socket, nil
 }

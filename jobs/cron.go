@@ -215,3 +215,8 @@ func (d *cronDriver) Counters() []Counter {
 		{Metric: "pilotfish_cron_skipped_total", N: d.skipped},
 	}
 }
+
+// PlanSchedule shows the schedule in `pilotfish plan` (config.Scheduler).
+func (s *CronSpec) PlanSchedule() (schedule, timezone string, runOnStart bool) {
+	return s.Schedule, s.Timezone, s.RunOnStart
+}

@@ -33,7 +33,7 @@ type clientOpts struct {
 	json   bool
 	follow bool
 	since  int64
-	config string // render: the socket comes from this configuration file
+	config pathsFlag // render: the socket comes from this configuration
 	out    io.Writer
 }
 
@@ -59,25 +59,30 @@ const (
 	exitUnreachable = 3
 )
 
-func runClient(verb string, cmd clientCmd, args []string) int {
+// clientFlags are the flags of a client verb, written into o.
+func clientFlags(verb string, o *clientOpts) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", "", "control socket")
-	o := &clientOpts{out: os.Stdout}
+	socket := fs.String("socket", "", "the control socket `PATH` (default $PILOTFISH_SOCKET, else /var/run/pilotfish.sock)")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	if verb == "events" {
-		fs.BoolVar(&o.follow, "f", false, "follow")
-		fs.Int64Var(&o.since, "since", -1, "replay from after this sequence number")
+		fs.BoolVar(&o.follow, "f", false, "follow: print new events as they come")
+		fs.Int64Var(&o.since, "since", -1, "replay the events after sequence number `SEQ`")
 	}
 	if verb == "render" {
-		fs.StringVar(&o.config, "config", "", "find the control socket in this configuration file")
+		fs.Var(&o.config, "config", "find the control socket in the configuration at `PATH` (a file or a directory; may be repeated)")
 	}
+	return fs, socket
+}
+
+func runClient(verb string, cmd clientCmd, args []string) int {
+	o := &clientOpts{out: os.Stdout}
+	fs, socket := clientFlags(verb, o)
 	// Flags may come before, between or after the arguments.
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			fmt.Fprintf(os.Stderr, "error: %v\nusage: pilotfish %s [-socket PATH] [-json] %s\n", err, verb, cmd.args)
-			return exitUsage
+		if done, code := parseFlags(fs, verb, args); done {
+			return code
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -87,12 +92,12 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 		args = args[1:]
 	}
 	if len(pos) < cmd.min || cmd.max >= 0 && len(pos) > cmd.max {
-		fmt.Fprintf(os.Stderr, "usage: pilotfish %s [-socket PATH] [-json] %s\n", verb, cmd.args)
+		fmt.Fprintf(os.Stderr, "usage: %s\n", verbUsage(verb))
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *socket == "" && o.config != "" {
+	if *socket == "" && len(o.config) > 0 {
 		path, err := core.ConfigSocket(o.config)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "error: %v\n", err)

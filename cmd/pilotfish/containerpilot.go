@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,15 +94,16 @@ func containerPilot(args []string) int {
 		return dispatch([]string{"version"})
 	}
 	explicit := *configPath != ""
-	path := *configPath
-	if path == "" {
-		path = cpConfigPath()
+	paths := cpConfigPaths()
+	if explicit {
+		paths = []string{*configPath}
 	}
 	if *template {
-		if path == "" {
-			fmt.Fprintln(os.Stderr, "error: -template needs -config or $CONTAINERPILOT")
+		if len(paths) != 1 {
+			fmt.Fprintln(os.Stderr, "error: -template needs -config or $CONTAINERPILOT: one ContainerPilot file")
 			return exitUsage
 		}
+		path := paths[0]
 		w := io.Writer(os.Stdout)
 		if *out != "" && *out != "-" {
 			f, err := os.Create(*out)
@@ -123,7 +125,7 @@ func containerPilot(args []string) int {
 		fmt.Fprintf(os.Stderr, "error: -maintenance takes enable or disable, not %q\n", *maintenance)
 		return exitUsage
 	}
-	sock, err := cpSocket(*socket, path, explicit)
+	sock, err := cpSocket(*socket, paths, explicit)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: cannot find the control socket: %v\n", err)
 		return exitUsage
@@ -165,29 +167,34 @@ func putMetrics(ctx context.Context, c *client.Client, p *pairs) error {
 	return c.PutMetrics(ctx, values)
 }
 
-// cpConfigPath is the configuration a flag call reads when -config is not given.
-func cpConfigPath() string {
-	for _, v := range []string{"PILOTFISH_CONFIG", "CONTAINERPILOT"} {
-		if p := os.Getenv(v); p != "" {
-			return p
+// cpConfigPaths is the configuration named by the environment: $PILOTFISH_CONFIG, paths
+// separated by ':' (docs/configuration.md#configuration-in-layers), else $CONTAINERPILOT.
+func cpConfigPaths() []string {
+	var out []string
+	for _, p := range filepath.SplitList(os.Getenv("PILOTFISH_CONFIG")) {
+		if p != "" {
+			out = append(out, p)
 		}
 	}
-	return ""
+	if len(out) == 0 && os.Getenv("CONTAINERPILOT") != "" {
+		out = []string{os.Getenv("CONTAINERPILOT")}
+	}
+	return out
 }
 
 // cpSocket picks the socket: -socket; else the control socket of the file given with
 // -config; else $PILOTFISH_SOCKET (which pilotfish sets for its jobs); else the one of the
 // file of $PILOTFISH_CONFIG or $CONTAINERPILOT; else the default.
-func cpSocket(flagValue, path string, explicit bool) (string, error) {
+func cpSocket(flagValue string, paths []string, explicit bool) (string, error) {
 	switch {
 	case flagValue != "":
 		return flagValue, nil
 	case explicit:
-		return core.ControlSocket(path)
+		return core.ControlSocket(paths)
 	case os.Getenv("PILOTFISH_SOCKET") != "":
 		return os.Getenv("PILOTFISH_SOCKET"), nil
-	case path != "":
-		return core.ControlSocket(path)
+	case len(paths) > 0:
+		return core.ControlSocket(paths)
 	}
 	return client.SocketPath(""), nil
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,24 +24,28 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  pilotfish [run] [-config PATH] [-- COMMAND [ARG...]]
-  pilotfish validate [-config PATH]      all diagnostics; exit 0 valid, 1 invalid
-  pilotfish plan [-config PATH]          jobs, triggers, start and shutdown order, warnings
+  pilotfish [run] [-config PATH]... [-- COMMAND [ARG...]]
+  pilotfish validate [-config PATH]... [-json]   all diagnostics; exit 0 valid, 1 invalid
+  pilotfish plan [-config PATH]... [-json]       jobs, triggers, start and shutdown order, warnings
   pilotfish version
   pilotfish convert [-o FILE] CONTAINERPILOT.json5   a ContainerPilot v3 file as HCL
+  pilotfish completion bash|zsh|fish             a shell completion script
 
   pilotfish ping | status | events [-f] | reload | maintenance on|off
   pilotfish putenv KEY=VALUE... | putmetric NAME=VALUE...
   pilotfish start|stop|restart JOB | signal JOB SIGNAL | stop
-  pilotfish render [-config PATH] TEMPLATE   what a template would write now
+  pilotfish render [-config PATH]... TEMPLATE   what a template would write now
       [-socket PATH] [-json]; exit 0 ok, 1 refused, 2 usage, 3 unreachable
 
   ContainerPilot's flags: pilotfish [-config FILE] -putenv K=V | -putmetric K=V | -reload |
       -maintenance enable|disable | -ping | -template [-out FILE] | -version
 
--config defaults to $PILOTFISH_CONFIG, then $CONTAINERPILOT, then ` + config.DefaultPath + `;
-a file ending in .json5 is a ContainerPilot v3 configuration.
+-config names a file or a directory (its *.hcl and *.json files in lexical order), and may be
+repeated: all of them form one configuration. It defaults to $PILOTFISH_CONFIG (paths
+separated by ':'), then $CONTAINERPILOT, then ` + config.DefaultPath + ` and ` + config.DefaultDir + `/
+(those that exist); a file ending in .json5 is a ContainerPilot v3 configuration.
 -socket defaults to $PILOTFISH_SOCKET, then /var/run/pilotfish.sock.
+pilotfish VERB -h prints the help of a verb.
 `
 
 func main() {
@@ -77,10 +82,20 @@ func dispatch(args []string) int {
 		return convert(args)
 	case "containerpilot":
 		return containerPilot(args)
+	case "completion":
+		return completion(args)
 	case "version":
+		if len(args) > 0 && isHelp(args[0]) {
+			printVerbHelp(os.Stdout, verb)
+			return 0
+		}
 		fmt.Printf("pilotfish %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	case "help":
+		if len(args) > 0 && verbUsage(args[0]) != "" {
+			printVerbHelp(os.Stdout, args[0])
+			return 0
+		}
 		fmt.Print(usage)
 		return 0
 	}
@@ -114,13 +129,55 @@ func clientFlagsFirst(args []string) (string, []string, bool) {
 	return "", nil, false
 }
 
+// pathsFlag is -config, which may be repeated (docs/configuration.md#configuration-in-layers).
+type pathsFlag []string
+
+func (p *pathsFlag) String() string { return strings.Join(*p, " ") }
+
+func (p *pathsFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("the path is empty")
+	}
+	*p = append(*p, v)
+	return nil
+}
+
+// configFlags are the flags of run, validate and plan.
+func configFlags(verb string) (fs *flag.FlagSet, paths *pathsFlag, asJSON *bool) {
+	fs = flag.NewFlagSet(verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	paths = &pathsFlag{}
+	fs.Var(paths, "config", "a configuration `PATH`: a file, or a directory of *.hcl and *.json files; may be repeated")
+	asJSON = new(bool)
+	if verb != "run" {
+		fs.BoolVar(asJSON, "json", false, "print the result as JSON")
+	}
+	return fs, paths, asJSON
+}
+
+// parseFlags parses args, answering -h and --help with the verb's help on stdout: done is
+// true when the command is over, with its exit code.
+func parseFlags(fs *flag.FlagSet, verb string, args []string) (done bool, code int) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return false, 0
+	case errors.Is(err, flag.ErrHelp):
+		printVerbHelp(os.Stdout, verb)
+		return true, 0
+	}
+	fmt.Fprintf(os.Stderr, "error: %v\nusage: %s\n", err, verbUsage(verb))
+	return true, exitUsage
+}
+
 func configCommand(verb string, args []string) int {
-	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	path := fs.String("config", defaultConfigPath(), "configuration file")
-	optional := os.Getenv("PILOTFISH_CONFIG") == "" && os.Getenv("CONTAINERPILOT") == ""
-	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs, paths, asJSON := configFlags(verb)
+	if done, code := parseFlags(fs, verb, args); done {
+		return code
+	}
+	optional := len(*paths) == 0 && os.Getenv("PILOTFISH_CONFIG") == "" && os.Getenv("CONTAINERPILOT") == ""
+	if len(*paths) == 0 {
+		*paths = defaultConfigPaths()
 	}
 	rest := fs.Args()
 	var main []string
@@ -136,32 +193,28 @@ func configCommand(verb string, args []string) int {
 		return 2
 	}
 	if verb == "run" {
-		fs.Visit(func(f *flag.Flag) { optional = optional && f.Name != "config" })
-		return core.Run(core.Options{ConfigPath: *path, ConfigOptional: optional, Main: main, Env: os.Environ(),
+		return core.Run(core.Options{ConfigPaths: *paths, ConfigOptional: optional, Main: main, Env: os.Environ(),
 			Stdout: os.Stdout, Stderr: os.Stderr, Version: version, Signals: sigearly.Take()})
 	}
-	return core.Check(verb, *path, os.Stdout, os.Stderr)
+	return core.Check(verb, *paths, *asJSON, os.Stdout, os.Stderr)
 }
 
-// defaultConfigPath is $PILOTFISH_CONFIG, then $CONTAINERPILOT (ContainerPilot's, so an
-// image that sets it runs unchanged), then the default path.
-func defaultConfigPath() string {
-	if p := cpConfigPath(); p != "" {
+// defaultConfigPaths is $PILOTFISH_CONFIG (a list separated by ':'), then $CONTAINERPILOT
+// (ContainerPilot's, so an image that sets it runs unchanged), then the default paths.
+func defaultConfigPaths() []string {
+	if p := cpConfigPaths(); len(p) > 0 {
 		return p
 	}
-	return config.DefaultPath
+	return config.DefaultPaths()
 }
 
 // convert is `pilotfish convert [-o FILE] CONTAINERPILOT.json5`.
 func convert(args []string) int {
-	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	out := fs.String("o", "", "write the HCL to this file (default: stdout)")
+	fs, out := convertFlags()
 	var pos []string
 	for { // flags before or after the file
-		if err := fs.Parse(args); err != nil {
-			fmt.Fprintf(os.Stderr, "error: %v\nusage: pilotfish convert [-o FILE] CONTAINERPILOT.json5\n", err)
-			return 2
+		if done, code := parseFlags(fs, "convert", args); done {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -173,6 +226,12 @@ func convert(args []string) int {
 		return 2
 	}
 	return core.Convert(pos[0], *out, os.Stdout, os.Stderr)
+}
+
+func convertFlags() (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs, fs.String("o", "", "write the HCL to `FILE` (default: stdout)")
 }
 
 // pidShim sets the named variables to its own PID and execs the program, which keeps the
