@@ -27,11 +27,21 @@ func jobView(st jobs.Status) api.Job {
 		Health: string(st.Health), ExitCode: st.ExitCode, Since: st.Since, Status: st.Status}
 }
 
+// view is a job as the API shows it, with what its status snapshot does not hold: a cron
+// job's next run.
+func view(j *jobs.Job) api.Job {
+	v := jobView(j.Status())
+	if t := j.NextRun(); !t.IsZero() {
+		v.NextRun = &t
+	}
+	return v
+}
+
 // Status lists every job in configuration order.
 func (d *Daemon) Status() api.Status {
 	out := api.Status{Jobs: []api.Job{}, Watches: d.watchViews()}
 	for _, j := range d.jobList() {
-		out.Jobs = append(out.Jobs, jobView(j.Status()))
+		out.Jobs = append(out.Jobs, view(j))
 	}
 	d.mu.Lock()
 	out.Maintenance = d.maintenance
@@ -52,7 +62,7 @@ func (d *Daemon) Job(name string) (api.Job, error) {
 	if err != nil {
 		return api.Job{}, err
 	}
-	return jobView(j.Status()), nil
+	return view(j), nil
 }
 
 // StartJob starts a job now.
@@ -81,7 +91,7 @@ func (d *Daemon) jobCall(ctx context.Context, name string, fn func(*jobs.Job, co
 	if err := fn(j, ctx); err != nil {
 		return api.Job{}, err
 	}
-	return jobView(j.Status()), nil
+	return view(j), nil
 }
 
 // SignalJob sends a signal to a job's processes.

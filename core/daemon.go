@@ -237,9 +237,19 @@ func parseLevel(s string) slog.Level {
 func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
+		opts.ReplaceAttr = durationText
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationText writes durations in JSON logs as the text logs and the configuration do
+// ("1.5s"), not as a bare count of nanoseconds (docs/cli.md#logs).
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // Run starts everything, supervises until shutdown and returns the exit code.

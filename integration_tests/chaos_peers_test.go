@@ -293,8 +293,8 @@ job "onstop" {
 	k.WaitLogN(10*time.Second, 3, is("webhook failed; retrying", "down"), "down to retry")
 	// docs/kinds.md: the retries back off from 100–200 ms, doubling, with jitter.
 	for i, e := range k.logsOf("webhook failed; retrying", "down")[:3] {
-		ns, err := strconv.ParseInt(e.str("in"), 10, 64) // JSON logs give durations in ns
-		in, base := time.Duration(ns), 100*time.Millisecond<<i
+		in, err := time.ParseDuration(e.str("in")) // JSON logs give durations as text ("150ms")
+		base := 100 * time.Millisecond << i
 		if err != nil || in < base || in > 2*base {
 			t.Errorf("retry %d of down came after %q, want between %s and %s", i+1, e.str("in"), base, 2*base)
 		}

@@ -90,6 +90,7 @@ type cronDriver struct {
 	start func(RunRequest) (Run, error) // the process; tests replace it
 
 	mu      sync.Mutex
+	next    time.Time // the next due time while armed
 	stop    chan struct{}
 	done    chan struct{}
 	active  int
@@ -113,6 +114,7 @@ func (d *cronDriver) Disarm() {
 	stop, done := d.stop, d.done
 	d.stop, d.done = nil, nil
 	d.mu.Unlock()
+	defer d.setNext(time.Time{})
 	if stop != nil {
 		close(stop)
 		<-done
@@ -132,7 +134,7 @@ func (d *cronDriver) loop(acts chan<- Activation, stop <-chan struct{}, done cha
 	if d.spec.RunOnStart && !d.deliver(acts, stop) {
 		return
 	}
-	next := d.sched.Next(d.clock.Now())
+	next := d.setNext(d.sched.Next(d.clock.Now()))
 	for {
 		wait := next.Sub(d.clock.Now())
 		if wait > 0 {
@@ -150,8 +152,23 @@ func (d *cronDriver) loop(acts chan<- Activation, stop <-chan struct{}, done cha
 		if !d.deliver(acts, stop) {
 			return
 		}
-		next = d.sched.Next(d.clock.Now())
+		next = d.setNext(d.sched.Next(d.clock.Now()))
 	}
+}
+
+// setNext records the next due time for NextRun.
+func (d *cronDriver) setNext(t time.Time) time.Time {
+	d.mu.Lock()
+	d.next = t
+	d.mu.Unlock()
+	return t
+}
+
+// NextRun is the next due time, zero while disarmed (shown by /v1/status).
+func (d *cronDriver) NextRun() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.next
 }
 
 // deliver hands one activation to the job, or counts a skip.

@@ -121,7 +121,7 @@ func httpCheck(ctx context.Context, client *http.Client, url string) (string, er
 }
 
 // execCheck runs the probe command with the job's environment, directory and user; exit 0
-// passes. Its output (first 1 KiB) is the check's message.
+// passes. Its output (first 1 KiB) is the check's message; without output, its exit status.
 func (j *Job) execCheck(ctx context.Context, argv []string, env []string) (string, error) {
 	path, err := lookPath(argv[0], envValue(env, "PATH"), j.cfg.Dir)
 	if err != nil {
@@ -170,11 +170,15 @@ func (j *Job) execCheck(ctx context.Context, argv []string, env []string) (strin
 	case out = <-outc:
 	case <-time.After(outputDrain):
 	}
-	if !st.Success() {
-		if out != "" {
-			return "", fmt.Errorf("%s: %s: %s", argv[0], st, out)
+	if out == "" { // the log line says more than check=""
+		msg := fmt.Sprintf("%s: %s (no output)", argv[0], st)
+		if !st.Success() {
+			return "", errors.New(msg)
 		}
-		return "", fmt.Errorf("%s: %s", argv[0], st)
+		return msg, nil
+	}
+	if !st.Success() {
+		return "", fmt.Errorf("%s: %s: %s", argv[0], st, out)
 	}
 	return out, nil
 }

@@ -213,6 +213,14 @@ type Counter struct {
 	N            float64
 }
 
+// NextRun is when a scheduled job (cron) runs next; zero when it has no schedule armed.
+func (j *Job) NextRun() time.Time {
+	if s, ok := j.drv.(interface{ NextRun() time.Time }); ok {
+		return s.NextRun()
+	}
+	return time.Time{}
+}
+
 // Counters returns the job's kind-specific counters (cron runs, inetd connections, syslog
 // messages…); nil for kinds that have none.
 func (j *Job) Counters() []Counter {

@@ -98,10 +98,13 @@ func (j *Job) run(ev events.Event, act Activation) {
 	if pid := r.Pid(); pid > 0 {
 		attrs["pid"] = strconv.Itoa(pid)
 	}
-	if j.cfg.RegistrationOnly() {
+	switch {
+	case j.cfg.RegistrationOnly():
 		j.log.Info("started (no command: registration and health only)", "trigger", ev.String())
-	} else {
+	case r.Pid() > 0:
 		j.log.Info("started", "pid", r.Pid(), "trigger", ev.String())
+	default: // a run without a process of its own (webhook)
+		j.log.Info("started", "trigger", ev.String())
 	}
 	j.publish(events.Started, attrs)
 	if t := j.cfg.Timeout; t > 0 {

@@ -63,7 +63,7 @@ const (
 func clientFlags(verb string, o *clientOpts) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", "", "the control socket `PATH` (default $PILOTFISH_SOCKET, else /var/run/pilotfish.sock)")
+	socket := fs.String("socket", "", "the control socket's `PATH` (default $PILOTFISH_SOCKET, else /var/run/pilotfish.sock)")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	if verb == "events" {
 		fs.BoolVar(&o.follow, "f", false, "follow: print new events as they come")
@@ -215,7 +215,10 @@ func cmdStatus(ctx context.Context, c *client.Client, o *clientOpts, args []stri
 			uptime = humanDuration(now.Sub(j.Since))
 		}
 		status := j.Status
-		if status == "" && j.ExitCode != nil && j.Pid == 0 {
+		switch {
+		case status == "" && j.NextRun != nil:
+			status = nextRunText(*j.NextRun, now)
+		case status == "" && j.ExitCode != nil && j.Pid == 0:
 			status = fmt.Sprintf("exit code %d", *j.ExitCode)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.Name, j.Kind, j.State, pid, j.Health, j.Restarts, uptime, status)
@@ -230,6 +233,20 @@ func cmdStatus(ctx context.Context, c *client.Client, o *clientOpts, args []stri
 		fmt.Fprintln(o.out, "maintenance: on")
 	}
 	return nil
+}
+
+// nextRunText shows a cron job's next run in local time: the time of day when it is within a
+// day, the date too when it is further.
+func nextRunText(t, now time.Time) string {
+	t = t.Local()
+	in := t.Sub(now)
+	if in < 0 {
+		in = 0
+	}
+	if in < 24*time.Hour {
+		return fmt.Sprintf("next run %s (in %s)", t.Format("15:04:05"), humanDuration(in))
+	}
+	return fmt.Sprintf("next run %s (in %s)", t.Format("2006-01-02 15:04"), humanDuration(in))
 }
 
 func humanDuration(d time.Duration) string {

@@ -23,6 +23,8 @@ type Job struct {
 	ExitCode *int      `json:"exit_code"`
 	Since    time.Time `json:"since"`
 	Status   string    `json:"status"`
+	// NextRun is when a cron job runs next (docs/api.md#status); absent for other jobs.
+	NextRun *time.Time `json:"next_run,omitempty"`
 }
 
 // Watch is one Consul watch in /v1/status.

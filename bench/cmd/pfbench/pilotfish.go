@@ -203,10 +203,10 @@ func (in *instance) onLog(now time.Time, line string) {
 	case msg == "stopped" && job == "":
 		in.stopped = true
 		switch v := m["took"].(type) {
-		case float64: // slog's JSON handler writes a time.Duration as nanoseconds
-			in.took = time.Duration(v)
-		case string:
+		case string: // "1.5s" (docs/cli.md#logs)
 			in.took, _ = time.ParseDuration(v)
+		case float64: // nanoseconds, from builds before durations were written as text
+			in.took = time.Duration(v)
 		}
 		if c, ok := m["exit_code"].(float64); ok {
 			in.logExit = int(c)
