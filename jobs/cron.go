@@ -233,7 +233,16 @@ func (d *cronDriver) Counters() []Counter {
 	}
 }
 
-// PlanSchedule shows the schedule in `pilotfish plan` (config.Scheduler).
+// PlanSchedule shows the schedule in `pilotfish plan` (config.Scheduler): the zone is the
+// one the schedule runs in, a CRON_TZ= or TZ= prefix winning over `timezone` as in
+// parseSchedule.
 func (s *CronSpec) PlanSchedule() (schedule, timezone string, runOnStart bool) {
-	return s.Schedule, s.Timezone, s.RunOnStart
+	schedule, timezone = strings.TrimSpace(s.Schedule), s.Timezone
+	for _, p := range []string{"CRON_TZ=", "TZ="} {
+		if rest, ok := strings.CutPrefix(schedule, p); ok {
+			timezone, schedule, _ = strings.Cut(rest, " ")
+			schedule = strings.TrimSpace(schedule)
+		}
+	}
+	return schedule, timezone, s.RunOnStart
 }

@@ -289,3 +289,50 @@ func TestCronConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// The next due time is what /v1/status shows (docs/api.md#the-job-object); none while
+// disarmed.
+func TestCronNextRun(t *testing.T) {
+	h := newCron(t, `
+job "nine" {
+  kind     = "cron"
+  exec     = "true"
+  schedule = "0 9 * * *"
+}`)
+	h.waitArmed()
+	if got, want := h.d.NextRun(), time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("next run %s, want %s", got, want)
+	}
+	h.step(31 * time.Second)
+	waitCount(t, h, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for want := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC); !h.d.NextRun().Equal(want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the 09:00 run, next run %s, want %s", h.d.NextRun(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.endAll()
+	h.d.Disarm()
+	if got := h.d.NextRun(); !got.IsZero() {
+		t.Fatalf("next run %s while disarmed", got)
+	}
+}
+
+// `pilotfish plan` shows the zone a schedule runs in, from `timezone` or a CRON_TZ= prefix.
+func TestCronPlanSchedule(t *testing.T) {
+	for _, c := range []struct {
+		spec        CronSpec
+		sched, zone string
+	}{
+		{CronSpec{Schedule: "0 3 * * *"}, "0 3 * * *", ""},
+		{CronSpec{Schedule: "0 3 * * *", Timezone: "UTC"}, "0 3 * * *", "UTC"},
+		{CronSpec{Schedule: " CRON_TZ=Asia/Tokyo  0 18 * * *"}, "0 18 * * *", "Asia/Tokyo"},
+		{CronSpec{Schedule: "TZ=Europe/Paris @daily", Timezone: "UTC"}, "@daily", "Europe/Paris"},
+	} {
+		sched, zone, _ := c.spec.PlanSchedule()
+		if sched != c.sched || zone != c.zone {
+			t.Errorf("%+v: schedule %q zone %q, want %q %q", c.spec, sched, zone, c.sched, c.zone)
+		}
+	}
+}

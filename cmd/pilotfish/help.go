@@ -34,6 +34,7 @@ var clientAbout = map[string]string{
 	"restart":     "Restart a job.",
 	"signal":      "Send a signal to a job's process group.",
 	"render":      "Print what a template would write now, from the running pilotfish's values.",
+	"logs":        "Print the jobs' recent output; -f follows new lines.",
 }
 
 // verbs lists every verb, sorted.
