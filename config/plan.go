@@ -390,7 +390,7 @@ func RenderPlan(c *Config, kinds map[string]Kind, warnings []string) string {
 		}
 		more("emits %s", strings.Join(j.Emits, ", "))
 		if len(j.HookOf) > 0 {
-			more("hook of %s (runs on its event; not in the start order)", strings.Join(j.HookOf, ", "))
+			more("hook of %s: not in the start order", strings.Join(j.HookOf, ", "))
 		}
 		for _, h := range j.Hooks {
 			more("on %s runs %s (hook)", h.On, h.Job)

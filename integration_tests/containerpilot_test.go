@@ -226,7 +226,7 @@ func TestContainerPilotValidatePlanConvert(t *testing.T) {
 		t.Fatalf("validate with $CONTAINERPILOT: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	plan := runCmdEnv(t, dir, env, "plan")
-	if plan.code != 0 || !strings.Contains(plan.stdout, "serviceA stopping/stopped runs postStop, preStop") {
+	if plan.code != 0 || !regexp.MustCompile(`(?m)^  serviceA .*\n(?: {32}.*\n)* {32}on stopping runs preStop \(hook\)\n {32}on stopped runs postStop \(hook\)$`).MatchString(plan.stdout) {
 		t.Fatalf("plan: %d\n%s\n%s", plan.code, plan.stdout, plan.stderr)
 	}
 	conv := runCmdEnv(t, dir, env, "convert", "-o", filepath.Join(dir, "pilotfish.hcl"), cfg)

@@ -155,7 +155,7 @@ telemtry {
 		`(?m)^config conf\.d \(2 files\): 4 jobs, 0 watches, 0 templates, `,
 		`(?m)^  nightly +cron +on schedule "0 3 \* \* \*" \(time zone UTC\)$`,
 		`(?m)^  app +exec +once web\.started\n(?: {32}.*\n)* {32}on stopping runs drain \(hook\)$`,
-		`(?m)^  drain +exec +each app\.stopping\n(?: {32}.*\n)* {32}hook of app `,
+		`(?m)^  drain +exec +each app\.stopping\n(?: {32}.*\n)* {32}hook of app: not in the start order$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(r.stdout) {
 			t.Errorf("plan: no match for %q in:\n%s", want, r.stdout)
