@@ -244,7 +244,7 @@ func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 }
 
 // durationText writes durations in JSON logs as the text logs and the configuration do
-// ("1.5s"), not as a bare count of nanoseconds (docs/cli.md#logs).
+// ("1.5s"), not as a bare count of nanoseconds (docs/configuration.md#logging-pilotfishs-own-log).
 func durationText(_ []string, a slog.Attr) slog.Attr {
 	if a.Value.Kind() == slog.KindDuration {
 		a.Value = slog.StringValue(a.Value.Duration().String())

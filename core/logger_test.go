@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// JSON logs carry durations as the text logs do, "1.5s", not as nanoseconds (docs/cli.md#run).
+// JSON logs carry durations as the text logs do, "1.5s", not as nanoseconds
+// (docs/configuration.md#logging-pilotfishs-own-log).
 func TestJSONLogDurations(t *testing.T) {
 	var b bytes.Buffer
 	newLogger(&b, slog.LevelInfo, "json").Info("restarting after backoff", "in", 1500*time.Millisecond,

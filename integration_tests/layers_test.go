@@ -480,3 +480,60 @@ job "crash" {
 		t.Errorf("in = %q, want a duration of at least 100ms (150ms less 20%% jitter)", in)
 	}
 }
+
+// docs/operations-layers.md runs as written: its files are written, and what it shows of
+// validate and plan is what they print.
+func TestOperationsLayersDoc(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/operations-layers.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	blocks := regexp.MustCompile("(?s)```(sh|text)\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) < 3 || blocks[0][1] != "sh" {
+		t.Fatalf("docs/operations-layers.md: want the setup in its first sh block, then text blocks; found %d blocks", len(blocks))
+	}
+	if out, err := exec.Command("bash", "-ec", "cd "+dir+"\n"+blocks[0][2]).CombinedOutput(); err != nil {
+		t.Fatalf("the setup: %v\n%s", err, out)
+	}
+	checked := 0
+	for _, b := range blocks[1:] {
+		if b[1] != "text" {
+			continue
+		}
+		lines := strings.SplitAfter(b[2], "\n")
+		for i := 0; i < len(lines); i++ {
+			cmd, ok := strings.CutPrefix(strings.TrimSuffix(lines[i], "\n"), "$ ")
+			if !ok {
+				continue
+			}
+			var out strings.Builder // the lines shown after the command
+			j := i + 1
+			for ; j < len(lines) && !strings.HasPrefix(lines[j], "$ "); j++ {
+				out.WriteString(lines[j])
+			}
+			f := strings.Fields(cmd)
+			switch {
+			case len(f) == 4 && f[0] == "cat" && f[1] == ">" && f[3] == "<<'EOF'":
+				body := strings.Join(lines[i+1:], "")
+				body, _, _ = strings.Cut(body, "\nEOF\n")
+				writeFile(t, filepath.Join(dir, f[2]), body+"\n", 0o644)
+			case len(f) == 2 && f[0] == "rm":
+				if err := os.Remove(filepath.Join(dir, f[1])); err != nil {
+					t.Fatal(err)
+				}
+			case len(f) >= 2 && f[0] == "pilotfish" && (f[1] == "validate" || f[1] == "plan") && !strings.Contains(cmd, "|"):
+				r := runCmd(t, dir, f[1:]...)
+				if got := r.stdout + r.stderr; got != out.String() {
+					t.Errorf("%s prints:\n%s\nthe doc shows:\n%s", cmd, got, out.String())
+				}
+				checked++
+			}
+			i = j - 1
+		}
+	}
+	if checked < 4 {
+		t.Errorf("only %d validate and plan commands of the doc were checked", checked)
+	}
+}

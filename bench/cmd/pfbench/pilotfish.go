@@ -203,7 +203,7 @@ func (in *instance) onLog(now time.Time, line string) {
 	case msg == "stopped" && job == "":
 		in.stopped = true
 		switch v := m["took"].(type) {
-		case string: // "1.5s" (docs/cli.md#logs)
+		case string: // "1.5s" (docs/configuration.md#logging-pilotfishs-own-log)
 			in.took, _ = time.ParseDuration(v)
 		case float64: // nanoseconds, from builds before durations were written as text
 			in.took = time.Duration(v)
