@@ -339,6 +339,32 @@ func TestVerbHelp(t *testing.T) {
 			}
 		}
 	}
+	// docs/cli.md names every verb and every flag the verbs' help lists.
+	doc, err := os.ReadFile("../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagRe := regexp.MustCompile(`(?m)^  (-\w+)`)
+	for _, verb := range []string{"run", "validate", "plan", "version", "convert", "completion", "ping", "status", "events",
+		"reload", "maintenance", "putenv", "putmetric", "start", "stop", "restart", "signal", "render"} {
+		if !strings.Contains(string(doc), "`"+verb) && !strings.Contains(string(doc), " "+verb+" ") {
+			t.Errorf("docs/cli.md does not name the verb %s", verb)
+		}
+		help := runCmd(t, dir, verb, "-h").stdout
+		for _, m := range flagRe.FindAllStringSubmatch(help, -1) {
+			if strings.Contains(help, "\nexit 0 ok, 1 refused") && (m[1] == "-socket" || m[1] == "-json") {
+				continue // every client verb's: the table of "Client verbs" (checked below)
+			}
+			if !regexp.MustCompile(`\b` + verb + `\b[^\n]*` + regexp.QuoteMeta(m[1]) + `\b`).Match(doc) {
+				t.Errorf("docs/cli.md has no line with %s and its flag %s", verb, m[1])
+			}
+		}
+	}
+
+	if !strings.Contains(string(doc), "| `-socket PATH` |") || !strings.Contains(string(doc), "| `-json` |") {
+		t.Errorf("docs/cli.md has no row for the client verbs' -socket and -json")
+	}
+
 	r := runCmd(t, dir, "validate", "-config", "x.hcl", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "-config PATH") || !strings.Contains(r.stdout, "-json") {
 		t.Errorf("validate -config x.hcl --help: exit %d, stdout %q", r.code, r.stdout)
