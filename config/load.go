@@ -264,20 +264,7 @@ func (l *loader) decode(bodies []hcl.Body) *Config {
 	}
 	// The files of a configuration in layers form one: their blocks add up, each setting
 	// comes from one file (docs/configuration.md#configuration-in-layers).
-	attrs := hcl.Attributes{}
-	var blocks hcl.Blocks
-	for _, body := range bodies {
-		content, diags := body.Content(rootSchema)
-		d.Diags = append(d.Diags, diags...)
-		for _, a := range sortedAttrs(content.Attributes) {
-			if prev, dup := attrs[a.Name]; dup {
-				d.Errorf(a.NameRange, "%q is set twice (first at %s); set it in one file only", a.Name, at(prev.NameRange))
-				continue
-			}
-			attrs[a.Name] = a
-		}
-		blocks = append(blocks, content.Blocks...)
-	}
+	attrs, blocks := mergeContent(d, bodies, rootSchema, "")
 	d.Duration(attrs, "stop_timeout", &cfg.StopTimeout)
 	d.Bool(attrs, "exit_on_failure", &cfg.ExitOnFailure)
 
@@ -433,23 +420,14 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 func (l *loader) decodeTelemetry(blocks []*hcl.Block) *Telemetry {
 	d := l.d
 	t := &Telemetry{}
-	attrs := hcl.Attributes{}
-	var metrics hcl.Blocks
-	for _, b := range blocks {
-		content, diags := b.Body.Content(&hcl.BodySchema{
-			Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "register"}},
-			Blocks:     []hcl.BlockHeaderSchema{{Type: "metric", LabelNames: []string{"name"}}},
-		})
-		d.Diags = append(d.Diags, diags...)
-		for _, a := range sortedAttrs(content.Attributes) {
-			if prev, dup := attrs[a.Name]; dup {
-				d.Errorf(a.NameRange, "telemetry %q is set twice (first at %s); set it in one file only", a.Name, at(prev.NameRange))
-				continue
-			}
-			attrs[a.Name] = a
-		}
-		metrics = append(metrics, content.Blocks...)
+	bodies := make([]hcl.Body, len(blocks))
+	for i, b := range blocks {
+		bodies[i] = b.Body
 	}
+	attrs, metrics := mergeContent(d, bodies, &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "register"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "metric", LabelNames: []string{"name"}}},
+	}, "telemetry ")
 	d.String(attrs, "listen", &t.Listen)
 	d.Bool(attrs, "register", &t.Register)
 	names := map[string]*hcl.Block{}
@@ -500,6 +478,26 @@ func (l *loader) decodeTelemetry(blocks []*hcl.Block) *Telemetry {
 		t.Metrics = append(t.Metrics, m)
 	}
 	return t
+}
+
+// mergeContent reads one schema from several bodies, one per file: their blocks add up, and
+// each attribute may be set in one of them only (what names the block in the error).
+func mergeContent(d *Decoder, bodies []hcl.Body, schema *hcl.BodySchema, what string) (hcl.Attributes, hcl.Blocks) {
+	attrs := hcl.Attributes{}
+	var blocks hcl.Blocks
+	for _, body := range bodies {
+		content, diags := body.Content(schema)
+		d.Diags = append(d.Diags, diags...)
+		for _, a := range sortedAttrs(content.Attributes) {
+			if prev, dup := attrs[a.Name]; dup {
+				d.Errorf(a.NameRange, "%s%q is set twice (first at %s); set it in one file only", what, a.Name, at(prev.NameRange))
+				continue
+			}
+			attrs[a.Name] = a
+		}
+		blocks = append(blocks, content.Blocks...)
+	}
+	return attrs, blocks
 }
 
 // sortedAttrs lists attributes in their order in the file.
