@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pilotfish/pilotfish/control/client"
 )
 
 const baseLayer = `
@@ -437,6 +439,11 @@ job "nightly" {
   timezone = "UTC"
   exec     = "true"
 }
+job "tick" {
+  kind     = "cron"
+  schedule = "@every 1s"
+  exec     = "true"
+}
 job "probed" {
   exec = "sleep 1000"
   health {
@@ -481,13 +488,24 @@ job "crash" {
 		switch {
 		case sj.Name == "nightly" && (sj.NextRun == nil || !sj.NextRun.Equal(next)):
 			t.Errorf("nightly next_run %v, want %s (%+v)", sj.NextRun, next, j)
-		case sj.Name != "nightly" && sj.NextRun != nil:
+		case sj.Name != "nightly" && sj.Name != "tick" && sj.NextRun != nil:
 			t.Errorf("%s has a next_run", sj.Name)
 		}
 	}
 	r := runCmd(t, k.Dir, "status", "-socket", k.sock, "nightly")
 	if r.code != 0 || !regexp.MustCompile(`(?m)^nightly +cron +scheduled .* next run \d\d:\d\d:\d\d \(in \d+h\d+m\)|next run \d{4}-\d\d-\d\d \d\d:\d\d`).MatchString(r.stdout) {
 		t.Errorf("pilotfish status nightly: exit %d\n%s", r.code, r.stdout)
+	}
+
+	// Between two runs of tick (each a few ms of its second), its last exit code too.
+	k.waitJob(10*time.Second, "tick", func(j client.Job) bool { return j.ExitCode != nil }, "a run of tick ended")
+	tickRe := regexp.MustCompile(`(?m)^tick +cron +scheduled .*next run \d\d:\d\d:\d\d \(in \d+s\), last exit code 0$`)
+	var out string
+	if !poll(10*time.Second, func() bool {
+		out = runCmd(t, k.Dir, "status", "-socket", k.sock, "tick").stdout
+		return tickRe.MatchString(out)
+	}) {
+		t.Errorf("pilotfish status tick:\n%s", out)
 	}
 
 	if e := k.WaitLog(10*time.Second, is("healthy", "probed"), "probed healthy"); e.str("check") != "true: exit status 0 (no output)" {

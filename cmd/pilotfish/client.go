@@ -218,6 +218,9 @@ func cmdStatus(ctx context.Context, c *client.Client, o *clientOpts, args []stri
 		switch {
 		case status == "" && j.NextRun != nil:
 			status = nextRunText(*j.NextRun, now)
+			if j.ExitCode != nil && j.Pid == 0 {
+				status += fmt.Sprintf(", last exit code %d", *j.ExitCode)
+			}
 		case status == "" && j.ExitCode != nil && j.Pid == 0:
 			status = fmt.Sprintf("exit code %d", *j.ExitCode)
 		}
