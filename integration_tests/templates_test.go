@@ -293,6 +293,7 @@ template "other" {
 		t.Fatalf("the job read %q at start-up: the template was not rendered before it started", b)
 	}
 	r.waitCode(10*time.Second, "template.app", "changed", 1)
+	r.waitCode(10*time.Second, "template.other", "changed", 1) // released right after app's
 	r.waitCode(10*time.Second, "global", "startup", 1)
 	if startup := r.codes("template.app", "changed"); len(startup) != 1 {
 		t.Fatalf("changed events at start-up = %v", eventNames(startup))
