@@ -7,7 +7,7 @@ CONSUL   := .bin/consul
 
 export CGO_ENABLED := 0
 
-.PHONY: build test unit integration chaos bench bench-fleet lint example fuzz consul clean
+.PHONY: build test unit integration chaos bench bench-fleet bench-peers lint example fuzz consul clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pilotfish
@@ -47,6 +47,15 @@ bench: build consul
 FLEET ?= 10,50,100,200
 bench-fleet: build consul
 	bash bench/run -only fleet -fleet $(FLEET)
+
+# pilotfish side by side with tini, s6, supervisord and a minimal Go supervisor
+# (bench/cmd/gofloor), each PID 1 of its own PID namespace, interleaved: medians, ratios to
+# the Go floor and the goals (bench/README.md). Installs the missing peers with apt-get. Needs
+# root. About 10 minutes; e.g. `make bench-peers PEERS_FLAGS="-peers-n 3"`. Writes
+# bench/results/peers-DATE.md.
+PEERS_FLAGS ?=
+bench-peers: build
+	bash bench/peers $(PEERS_FLAGS)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

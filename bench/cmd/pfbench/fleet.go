@@ -519,14 +519,19 @@ func fleetCPU(consulPid int, members []*fleetMember) cpuTimes {
 	return c
 }
 
-// consulErrors reads pilotfish_consul_errors_total by op from an instance's control socket.
-func consulErrors(sock string) (map[string]float64, error) {
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+// unixClient is an HTTP client of the control API on the unix socket sock; it keeps its
+// connection alive between requests.
+func unixClient(sock string) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}}}
-	resp, err := hc.Get("http://pilotfish/metrics")
+}
+
+// consulErrors reads pilotfish_consul_errors_total by op from an instance's control socket.
+func consulErrors(sock string) (map[string]float64, error) {
+	resp, err := unixClient(sock).Get("http://pilotfish/metrics")
 	if err != nil {
 		return nil, err
 	}

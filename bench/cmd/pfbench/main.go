@@ -50,6 +50,8 @@ type options struct {
 	fleetSameHost bool
 	fleetNoWatch  bool
 	fleetConsul   string
+
+	peers peerOptions
 }
 
 // row is one line of the summary table.
@@ -92,12 +94,21 @@ func main() {
 	flag.IntVar(&o.memJobs, "mem-jobs", 50, "running jobs in the memory measurement")
 	flag.DurationVar(&o.memWait, "mem-wait", 5*time.Second, "second memory reading after this long")
 	flag.IntVar(&o.memGoalKB, "mem-goal", 15*1024, "memory goal for VmRSS and VmHWM, kB")
-	flag.StringVar(&o.only, "only", "startup,chain,reap,idle,mem", "measurements to run, comma-separated (also: fleet)")
+	flag.StringVar(&o.only, "only", "startup,chain,reap,idle,mem", "measurements to run, comma-separated (also: fleet, peers)")
 	flag.StringVar(&o.fleet, "fleet", "10,50,100,200", "fleet sizes to measure, comma-separated (needs a Consul agent: $PILOTFISH_CONSUL_BIN or .bin/consul)")
 	flag.IntVar(&o.fleetChanges, "fleet-changes", 6, "catalog changes to deliver to the fleet's watchers")
 	flag.BoolVar(&o.fleetSameHost, "fleet-same-host", false, "give every fleet instance the same host name")
 	flag.BoolVar(&o.fleetNoWatch, "fleet-no-watch", false, "fleet instances only register (no watch): the cost of registration alone")
 	flag.StringVar(&o.fleetConsul, "fleet-consul-config", "", "extra configuration (HCL) for the fleet's Consul agent, e.g. 'limits { http_max_conns_per_client = 1000 }' (default: none, Consul's default limits)")
+	flag.IntVar(&o.peers.reps, "peers-n", 7, "repetitions of the peer comparison")
+	flag.StringVar(&o.peers.names, "peers", "pilotfish,floor,tini,s6,supervisord", "peers to compare, comma-separated")
+	flag.StringVar(&o.peers.floor, "floor", "", "the Go floor binary (bench/cmd/gofloor); bench/run builds it")
+	flag.StringVar(&o.peers.out, "o", "", "markdown file for the peer comparison (default bench/results/peers-DATE.md; - for none)")
+	flag.IntVar(&o.peers.startJobs, "peers-jobs", 200, "jobs in the peers' many-jobs start-up")
+	flag.IntVar(&o.peers.statusJobs, "peers-status-jobs", 50, "jobs in the peers' status and shutdown runs")
+	flag.IntVar(&o.peers.requests, "peers-requests", 1000, "GET /v1/status requests per run")
+	flag.IntVar(&o.peers.orphans, "peers-orphans", 3000, "orphans per run for the peers' CPU per reaped orphan")
+	flag.DurationVar(&o.peers.window, "peers-idle", 5*time.Second, "window for the peers' idle wake-ups")
 	flag.BoolVar(&o.strict, "strict", false, "a missed goal counts as a failure")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the generated configs")
 	flag.Parse()
@@ -166,6 +177,9 @@ func main() {
 	}
 	if want["fleet"] {
 		b.fleet()
+	}
+	if want["peers"] {
+		b.peers()
 	}
 	b.table()
 	cleanup()

@@ -16,7 +16,7 @@ import (
 // instance is one running pilotfish, started by start and watched through its log lines.
 //
 // Concurrency: the reader goroutines and the waiter goroutine update the fields below mu
-// and then broadcast by closing changed; callers wait with instance.until.
+// and then broadcast; callers wait with instance.until.
 type instance struct {
 	cmd      *exec.Cmd
 	pid      int       // pilotfish's pid as seen from here (under unshare: unshare's child)
@@ -25,8 +25,7 @@ type instance struct {
 	readers  sync.WaitGroup
 	files    []*os.File // our read ends of the pipes
 
-	mu        sync.Mutex
-	changed   chan struct{}
+	notifier
 	started   map[string]time.Time   // job → receive time of its first "started" line
 	runs      map[string][]time.Time // job → receive time of every "started" line
 	msgs      map[string]int         // pilotfish's own log lines by msg
@@ -84,7 +83,6 @@ func startArgv(argv, env []string, wrapped bool) (*instance, error) {
 	in := &instance{
 		cmd:      cmd,
 		unshared: unshared,
-		changed:  make(chan struct{}),
 		started:  map[string]time.Time{},
 		runs:     map[string][]time.Time{},
 		msgs:     map[string]int{},
@@ -138,12 +136,6 @@ func startArgv(argv, env []string, wrapped bool) (*instance, error) {
 		in.pid = kid
 	}
 	return in, nil
-}
-
-// broadcast wakes every until; call with mu held.
-func (in *instance) broadcast() {
-	close(in.changed)
-	in.changed = make(chan struct{})
 }
 
 func (in *instance) read(r io.Reader, stderr bool) {
@@ -214,23 +206,41 @@ func (in *instance) onLog(now time.Time, line string) {
 	}
 }
 
+// notifier lets goroutines wait for a condition on the state mu guards: whoever changes
+// that state calls broadcast with mu held.
+type notifier struct {
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// broadcast wakes every until; call with mu held.
+func (n *notifier) broadcast() {
+	if n.changed != nil {
+		close(n.changed)
+	}
+	n.changed = make(chan struct{})
+}
+
 // until waits until cond (called with mu held) holds or timeout passes.
-func (in *instance) until(timeout time.Duration, cond func() bool) bool {
+func (n *notifier) until(timeout time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		in.mu.Lock()
+		n.mu.Lock()
 		ok := cond()
-		ch := in.changed
-		in.mu.Unlock()
+		if n.changed == nil {
+			n.changed = make(chan struct{})
+		}
+		ch := n.changed
+		n.mu.Unlock()
 		if ok {
 			return true
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			in.mu.Lock()
-			defer in.mu.Unlock()
+			n.mu.Lock()
+			defer n.mu.Unlock()
 			return cond()
 		}
 	}
