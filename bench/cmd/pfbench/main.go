@@ -1,7 +1,8 @@
 // Command pfbench runs the real pilotfish binary and measures the performance goals: start-up
 // of many independent jobs and of a long trigger chain, SIGTERM shutdown, reaping of orphans
 // as PID 1, idle CPU and wake-ups, and memory; with -only fleet, a fleet of instances on one
-// Consul agent (fleet.go).
+// Consul agent (fleet.go); with -only peers, pilotfish side by side with the Go floor, tini,
+// s6 and supervisord (peers.go).
 //
 // Each measurement prints one line; a summary table comes last. A measurement that cannot be
 // made (timeout, pilotfish exiting non-zero, processes left behind) prints FAIL and makes
