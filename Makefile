@@ -51,7 +51,7 @@ bench-fleet: build consul
 # pilotfish side by side with tini, s6, supervisord and a minimal Go supervisor
 # (bench/cmd/gofloor), each PID 1 of its own PID namespace, interleaved: medians, ratios to
 # the Go floor and the goals (bench/README.md). Installs the missing peers with apt-get. Needs
-# root. About 10 minutes; e.g. `make bench-peers PEERS_FLAGS="-peers-n 3"`. Writes
+# root. About 11 minutes on 2 cores; e.g. `make bench-peers PEERS_FLAGS="-peers-n 3"`. Writes
 # bench/results/peers-DATE.md.
 PEERS_FLAGS ?=
 bench-peers: build

@@ -76,30 +76,25 @@ func withMain(argv, main []string) []string {
 	return append(append(argv, "--"), main...)
 }
 
-// hclJobs writes jobs as HCL job blocks, the same for pilotfish and the Go floor.
-func hclJobs(sb *strings.Builder, jobs []peerJob) {
-	for _, j := range jobs {
-		fmt.Fprintf(sb, "\njob %s {\n  exec = %s\n}\n", hclStr(j.name), hclList("/bin/sh", "-c", j.script))
-	}
-}
-
 // pilotfishCommand: its defaults (text log, info) and a control socket in dir.
 func pilotfishCommand(bin, dir string, jobs []peerJob, main []string) ([]string, error) {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "control {\n  socket = %s\n}\n", hclStr(filepath.Join(dir, peerSocket)))
-	hclJobs(&sb, jobs)
-	path := filepath.Join(dir, "pilotfish.hcl")
-	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
-		return nil, err
-	}
-	return withMain([]string{bin, "-config", path}, main), nil
+	socket := fmt.Sprintf("control {\n  socket = %s\n}\n", hclStr(filepath.Join(dir, peerSocket)))
+	return hclCommand(bin, filepath.Join(dir, "pilotfish.hcl"), socket, jobs, main)
 }
 
 func floorCommand(bin, dir string, jobs []peerJob, main []string) ([]string, error) {
+	socket := fmt.Sprintf("socket = %s\n", hclStr(filepath.Join(dir, peerSocket)))
+	return hclCommand(bin, filepath.Join(dir, "floor.hcl"), socket, jobs, main)
+}
+
+// hclCommand writes head and the jobs as HCL job blocks to path, the same for pilotfish and
+// the Go floor, and returns `bin -config path [-- main]`.
+func hclCommand(bin, path, head string, jobs []peerJob, main []string) ([]string, error) {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "socket = %s\n", hclStr(filepath.Join(dir, peerSocket)))
-	hclJobs(&sb, jobs)
-	path := filepath.Join(dir, "floor.hcl")
+	sb.WriteString(head)
+	for _, j := range jobs {
+		fmt.Fprintf(&sb, "\njob %s {\n  exec = %s\n}\n", hclStr(j.name), hclList("/bin/sh", "-c", j.script))
+	}
 	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
 		return nil, err
 	}

@@ -290,7 +290,7 @@ func peerMethod(o peerOptions) string {
 	return fmt.Sprintf(`How: each job is a /bin/sh script that writes "NAME up" to a FIFO pfbench reads
 (s6: the same script as the service's run file). Start-up is exec of `+"`unshare`"+` → the last
 "up" line read. Idle RSS is VmRSS summed over the supervisor's processes (PID 1, and for s6 its
-s6-supervise), read after the start-up settled (no CPU, no context switch for 100 ms); idle
+s6-supervise), read after the start-up settled (no CPU, no context switch for 300 ms); idle
 wake-ups are their context switches (voluntary and not, every thread) over the next %s.
 SIGTERM → job: SIGTERM to PID 1 → the job's trap wrote "job term". CPU per reaped orphan: a
 job forks %d times `+"`(true &)`"+` (each `+"`true`"+` is reparented to PID 1); utime+stime of

@@ -167,6 +167,22 @@ func (b *bench) startPeer(p *peer, scenario string, jobs jobsFunc, main []string
 	return nil, err
 }
 
+// startSleepers runs p with n sleeperJobs and waits until all are up; it returns when the
+// last "up" came. On an error the run has been ended.
+func (b *bench) startSleepers(p *peer, scenario string, n int) (*peerRun, time.Time, error) {
+	r, err := b.startPeer(p, scenario, sleeperJobs(n), nil)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	last, err := r.fifo.wait("up", n, readyTimeout)
+	if err != nil {
+		err = r.errorf("%v", err)
+		r.end()
+		return nil, last, err
+	}
+	return r, last, nil
+}
+
 // end kills what is left of the run.
 func (r *peerRun) end() {
 	r.b.end(r.in)
@@ -177,6 +193,20 @@ func (r *peerRun) end() {
 func (r *peerRun) terminate() (time.Time, error) {
 	sent := time.Now()
 	return sent, syscall.Kill(r.in.pid, syscall.SIGTERM)
+}
+
+// stop sends SIGTERM to PID 1, waits until it exited and records its exit code (want 0) as
+// what; it returns SIGTERM → exit and the code.
+func (r *peerRun) stop(res *peerResults, what string) (time.Duration, int, error) {
+	sent, err := r.terminate()
+	if err != nil {
+		return 0, 0, err
+	}
+	took, code, err := r.waitExit(sent)
+	if err == nil {
+		res.exit(r.p.name, what, code, 0)
+	}
+	return took, code, err
 }
 
 // waitExit waits until PID 1 exited and returns the time since `since` and its exit code.
@@ -313,25 +343,16 @@ func (b *bench) peerOneJob(p *peer, rep int, res *peerResults) error {
 // peerStartMany: start-up with many jobs.
 func (b *bench) peerStartMany(p *peer, rep int, res *peerResults) error {
 	n := b.opt.peers.startJobs
-	r, err := b.startPeer(p, "many", sleeperJobs(n), nil)
+	r, last, err := b.startSleepers(p, "many", n)
 	if err != nil {
 		return err
 	}
 	defer r.end()
-	last, err := r.fifo.wait("up", n, readyTimeout)
-	if err != nil {
-		return r.errorf("%v", err)
-	}
 	res.set("startN", p.name, rep, msF(last.Sub(r.in.execAt)))
-	sent, err := r.terminate()
+	took, code, err := r.stop(res, fmt.Sprintf("%d jobs, SIGTERM", n))
 	if err != nil {
 		return err
 	}
-	took, code, err := r.waitExit(sent)
-	if err != nil {
-		return err
-	}
-	res.exit(p.name, fmt.Sprintf("%d jobs, SIGTERM", n), code, 0)
 	fmt.Printf("  %-11s %d jobs: all up %s | SIGTERM → exit %s, code %d\n", p.name, n, ms(last.Sub(r.in.execAt)), ms(took), code)
 	return nil
 }
@@ -339,14 +360,11 @@ func (b *bench) peerStartMany(p *peer, rep int, res *peerResults) error {
 // peerStatusStop: GET /v1/status latency (peers with a socket), then shutdown time.
 func (b *bench) peerStatusStop(p *peer, rep int, res *peerResults) error {
 	n := b.opt.peers.statusJobs
-	r, err := b.startPeer(p, "some", sleeperJobs(n), nil)
+	r, _, err := b.startSleepers(p, "some", n)
 	if err != nil {
 		return err
 	}
 	defer r.end()
-	if _, err := r.fifo.wait("up", n, readyTimeout); err != nil {
-		return r.errorf("%v", err)
-	}
 	status := ""
 	if p.socket {
 		p50, p99, err := statusLatency(filepath.Join(r.dir, peerSocket), b.opt.peers.requests, n)
@@ -357,16 +375,11 @@ func (b *bench) peerStatusStop(p *peer, rep int, res *peerResults) error {
 		res.set("p99", p.name, rep, msF(p99))
 		status = fmt.Sprintf("GET /v1/status p50 %.3fms p99 %.3fms | ", msF(p50), msF(p99))
 	}
-	sent, err := r.terminate()
-	if err != nil {
-		return err
-	}
-	took, code, err := r.waitExit(sent)
+	took, code, err := r.stop(res, fmt.Sprintf("%d jobs, SIGTERM", n))
 	if err != nil {
 		return err
 	}
 	res.set("stop", p.name, rep, msF(took))
-	res.exit(p.name, fmt.Sprintf("%d jobs, SIGTERM", n), code, 0)
 	fmt.Printf("  %-11s %d jobs: %sSIGTERM → exit %s, code %d\n", p.name, n, status, ms(took), code)
 	return nil
 }
@@ -462,15 +475,10 @@ func (b *bench) peerOrphans(p *peer, rep int, res *peerResults) error {
 	}
 	cpu := time.Duration(st1.utime+st1.stime-st0.utime-st0.stime) * time.Second / clockTicks
 	res.set("orphan", p.name, rep, float64(cpu.Microseconds())/float64(n))
-	sent, err := r.terminate()
+	_, code, err := r.stop(res, "orphans, SIGTERM")
 	if err != nil {
 		return err
 	}
-	_, code, err := r.waitExit(sent)
-	if err != nil {
-		return err
-	}
-	res.exit(p.name, "orphans, SIGTERM", code, 0)
 	fmt.Printf("  %-11s %d orphans: all reaped %s after the start | PID 1 CPU %s, %.1f µs each | exit code %d\n",
 		p.name, n, ms(reaped), ms(cpu), float64(cpu.Microseconds())/float64(n), code)
 	return nil
@@ -521,15 +529,11 @@ func (b *bench) noSupervisor(rep int, res *peerResults) error {
 	none := &peer{name: "none", bin: "/bin/sh", command: func(bin, _ string, jobs []peerJob, _ []string) ([]string, error) {
 		return []string{bin, "-c", jobs[0].script}, nil
 	}}
-	r, err := b.startPeer(none, "one", sleeperJobs(1), nil)
+	r, up, err := b.startSleepers(none, "one", 1)
 	if err != nil {
 		return err
 	}
 	defer r.end()
-	up, err := r.fifo.wait("up", 1, readyTimeout)
-	if err != nil {
-		return r.errorf("%v", err)
-	}
 	res.set("start1", "none", rep, msF(up.Sub(r.in.execAt)))
 	return nil
 }
