@@ -722,3 +722,50 @@ func TestLogsDocsExample(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+// A syslog job's tail keeps what its stdout and stderr outputs write (without the prefix),
+// so `pilotfish logs` shows the messages a container's daemons sent, from the real logger.
+func TestLogsSyslogJobTail(t *testing.T) {
+	t.Parallel()
+	requireCurl(t)
+	if _, err := exec.LookPath("logger"); err != nil {
+		t.Skip("logger(1) is not installed")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log.sock")
+	k := startPF(t, keeper+`
+job "log" {
+  kind   = "syslog"
+  listen = ["unixgram://`+sock+`"]
+  output "console" {
+    stdout = true
+  }
+  output "errors" {
+    stderr   = true
+    selector = "*.err"
+  }
+}
+`, opts{Dir: dir})
+	sysListening(t, k, "log")
+	for _, args := range [][]string{{"-p", "daemon.info", "-t", "nginx", "request served"}, {"-p", "daemon.err", "-t", "nginx", "upstream down"}} {
+		if out, err := exec.Command("logger", append([]string{"-u", sock}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("logger: %v %s", err, out)
+		}
+	}
+	var got []logLine
+	waitFor(t, 10*time.Second, func() bool { got = getLogs(t, k.sock, "jobs=log&n=-1"); return len(got) == 3 }, "three lines in the syslog job's tail")
+	want := []struct{ stream, re string }{
+		{"stdout", `^` + sysHeaderTime + ` daemon\.info nginx: request served$`},
+		{"stdout", `^` + sysHeaderTime + ` daemon\.err nginx: upstream down$`},
+		{"stderr", `^` + sysHeaderTime + ` daemon\.err nginx: upstream down$`},
+	}
+	for _, w := range want {
+		found := false
+		for _, l := range got {
+			found = found || l.Stream == w.stream && regexp.MustCompile(w.re).MatchString(l.Message)
+		}
+		if !found {
+			t.Errorf("the tail lacks a %s line matching %s: %+v", w.stream, w.re, got)
+		}
+	}
+}

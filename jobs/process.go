@@ -58,6 +58,20 @@ func newJobOutput(job *config.Job, rt *Runtime) (*jobOutput, error) {
 	return o, nil
 }
 
+// tailOf is the job's output tail (docs/jobs.md#the-tail-of-a-jobs-output), nil when the
+// runtime keeps none. Look it up when a run starts, not when the job is built: a reload that
+// fails builds jobs that never run, and must not touch the tail of the running one.
+func tailOf(job *config.Job, rt *Runtime) *logtail.Ring {
+	if rt.Logs == nil {
+		return nil
+	}
+	size := job.Logging.Buffer
+	if size == 0 {
+		size = config.DefaultLogBuffer
+	}
+	return rt.Logs.Ring(job.Name, int(size))
+}
+
 func colorIndex(name string) int {
 	h := 0
 	for _, c := range name {
@@ -204,14 +218,7 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	outCop, errCop := out.outCop, out.errCop
 	outCop.OnLine, errCop.OnLine = req.OnLine, req.OnLine
 	outCop.Activity, errCop.Activity = &rt.activity, &rt.activity
-	if rt.Logs != nil {
-		// Looked up at each run, not when the job is built: a reload that fails builds jobs
-		// that never run, and must not touch the tail of the running one.
-		size := job.Logging.Buffer
-		if size == 0 {
-			size = config.DefaultLogBuffer
-		}
-		ring := rt.Logs.Ring(job.Name, int(size))
+	if ring := tailOf(job, rt); ring != nil {
 		outCop.Tail, errCop.Tail = ring, ring
 	}
 	if stdout == nil {
