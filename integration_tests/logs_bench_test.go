@@ -33,11 +33,7 @@ func unixClient(sock string) *http.Client {
 }
 
 func BenchmarkLogsTail1000(b *testing.B) {
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer devnull.Close()
+	devnull := devNull(b)
 	k := startPF(b, keeper+`
 job "app" {
   exec = ["seq", "-f", "app-%07g GET /api/orders 200 12ms user=42 trace=0123456789abcdef", "1", "50000"]
@@ -73,11 +69,7 @@ job "app" {
 
 func BenchmarkLogFollowerCost(b *testing.B) {
 	const total = 200000
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer devnull.Close()
+	devnull := devNull(b)
 	dir := b.TempDir()
 	took := filepath.Join(dir, "took")
 	k := startPF(b, keeper+floodJob(total, took), opts{Dir: dir, NoRace: true, StdoutFile: devnull, Logs: benchLogs})

@@ -342,11 +342,7 @@ func TestLogsStuckFollowerDoesNotSlowJob(t *testing.T) {
 	t.Parallel()
 	requireCurl(t)
 	const total = 200000
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
+	devnull := devNull(t)
 	dir := t.TempDir()
 	times := filepath.Join(dir, "took")
 	k := startPF(t, keeper+floodJob(total, times), opts{Dir: dir, StdoutFile: devnull})
@@ -407,6 +403,17 @@ job "flood" {
   exec = ["` + python + `", "-c", "import sys, time\nt = time.monotonic()\nw = sys.stdout.write\nfor i in range(1, ` + strconv.Itoa(total+1) + `):\n    w('flood-%07d\\n' % i)\nsys.stdout.flush()\nopen(sys.argv[1], 'a').write('%.6f\\n' % (time.monotonic() - t))", ` + hclString(took) + `]
 }
 `
+}
+
+// devNull is /dev/null open for writing, as pilotfish's stdout: the fastest terminal.
+func devNull(t testing.TB) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func parseSeconds(t testing.TB, s string) float64 {
@@ -623,11 +630,7 @@ job "plain" {
 func TestLogsRemovedJobGivesMemoryBack(t *testing.T) {
 	t.Parallel()
 	requireCurl(t)
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
+	devnull := devNull(t)
 	big := `
 job "big" {
   exec = ["` + python + `", "-c", "import sys\nfor i in range(60000):\n    sys.stdout.write('big-%06d ' % i + 'x' * 1000 + '\\n')"]
