@@ -687,16 +687,13 @@ func TestLogsFollowTakesStreamSlot(t *testing.T) {
 	}, "the slot of the follower that left to be free again")
 }
 
-// The example of docs/operations-logs.md runs, and its commands print what the page shows.
+// The example of the Logs section (docs/operations-logs.md) runs, and its commands print
+// what the page shows.
 func TestLogsDocsExample(t *testing.T) {
 	t.Parallel()
-	doc := readFile(t, filepath.Join("..", "docs", "operations-logs.md"))
-	m := regexp.MustCompile("(?s)```hcl\n(.*?)```").FindStringSubmatch(doc)
-	if m == nil {
-		t.Fatal("docs/operations-logs.md has no hcl example")
-	}
+	example := docExample(t, operationsPage(t, "Logs", "logs"), "logs")
 	dir := t.TempDir()
-	p := start(t, opts{Dir: dir, ConfigName: "logs.hcl", ConfigArg: "logs.hcl", Config: m[1]})
+	p := start(t, opts{Dir: dir, ConfigName: "logs.hcl", ConfigArg: "logs.hcl", Config: example})
 	sock := filepath.Join(dir, "pilotfish.sock")
 	waitPing(t, p, sock, 10*time.Second)
 	k := &ctlPF{instance: p, sock: sock, c: client.New(sock)}
