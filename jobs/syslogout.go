@@ -59,12 +59,9 @@ func newSyslogOutput(d *syslogDriver, c *SyslogOutput) (*syslogOutput, error) {
 	case c.Stdout || c.Stderr:
 		sink := d.rt.Stdout
 		if c.Stderr {
-			sink = d.rt.Stderr
+			sink, o.stream = d.rt.Stderr, logtail.Stderr
 		}
 		o.w, o.sink = sink, true
-		if c.Stderr {
-			o.stream = logtail.Stderr
-		}
 		if lg.Prefix {
 			o.prefix = output.Prefix(d.job.Name, lg.Color, colorIndex(d.job.Name), sink.IsTerminal())
 		}
