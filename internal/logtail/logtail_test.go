@@ -333,3 +333,23 @@ func TestFollowerClose(t *testing.T) {
 		t.Errorf("a closed follower got %q", messages(got))
 	}
 }
+
+// What a line costs the job's output copier: with no follower, and with a follower that
+// takes nothing (its queue full, every line counted as dropped).
+func BenchmarkAppend(b *testing.B) {
+	msg := []byte("app-0000001 GET /api/orders 200 12ms user=42 trace=0123456789abcdef")
+	for _, follower := range []bool{false, true} {
+		b.Run(fmt.Sprintf("stuck-follower=%v", follower), func(b *testing.B) {
+			s := NewStore()
+			r := s.Ring("app", 256<<10)
+			if follower {
+				_, f := s.Follow(nil, 0)
+				defer f.Close()
+			}
+			now := time.Now()
+			for b.Loop() {
+				r.Append(now, Stdout, msg)
+			}
+		})
+	}
+}

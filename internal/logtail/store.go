@@ -217,9 +217,11 @@ func (f *Follower) push(job string, seq uint64, ns int64, s Stream, msg []byte, 
 		f.size += lineCost + n
 	}
 	f.mu.Unlock()
-	select {
-	case f.ready <- struct{}{}:
-	default:
+	if len(f.ready) == 0 { // a stuck reader's signal is pending: skip the channel's lock
+		select {
+		case f.ready <- struct{}{}:
+		default:
+		}
 	}
 }
 
