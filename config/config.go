@@ -288,7 +288,17 @@ type JobLogging struct {
 	Color  string  `json:"color"`
 	File   string  `json:"file,omitempty"`
 	Rotate *Rotate `json:"rotate,omitempty"`
+	// Buffer bounds the tail of the job's output kept in memory (docs/jobs.md#logging).
+	Buffer     int64 `json:"buffer"`
+	Timestamps bool  `json:"timestamps,omitempty"`
 }
+
+// The bounds of a job's `logging { buffer }` (docs/configuration.md).
+const (
+	DefaultLogBuffer = 256 << 10
+	MinLogBuffer     = 64
+	MaxLogBuffer     = 1 << 30
+)
 
 // Rotate is the size-based rotation of a log file.
 type Rotate struct {

@@ -88,7 +88,8 @@ func (s *Service) Equal(o *Service) bool {
 
 // Equal reports whether two job logging blocks are the same.
 func (l JobLogging) Equal(o JobLogging) bool {
-	return l.Prefix == o.Prefix && l.Color == o.Color && l.File == o.File && l.Rotate.Equal(o.Rotate)
+	return l.Prefix == o.Prefix && l.Color == o.Color && l.File == o.File && l.Rotate.Equal(o.Rotate) &&
+		l.Buffer == o.Buffer && l.Timestamps == o.Timestamps
 }
 
 // Equal reports whether two rotations are the same.

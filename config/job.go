@@ -35,7 +35,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 		Backoff:     Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
 		StopSignal:  syscall.SIGTERM,
 		StopTimeout: DefaultJobStopTimeout,
-		Logging:     JobLogging{Prefix: true, Color: "auto"},
+		Logging:     JobLogging{Prefix: true, Color: "auto", Buffer: DefaultLogBuffer},
 		Range:       b.DefRange,
 	}
 	j.RestartOn, j.SuccessCodes, j.Autostart = RestartOnAny, []int{0}, true
@@ -450,7 +450,7 @@ func (l *loader) decodeService(b *hcl.Block, j *Job) *Service {
 }
 
 var jobLoggingSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "prefix"}, {Name: "color"}, {Name: "file"}, {Name: "rotate"},
+	{Name: "prefix"}, {Name: "color"}, {Name: "file"}, {Name: "rotate"}, {Name: "buffer"}, {Name: "timestamps"},
 }}
 
 // Colors are the names accepted by `logging { color }` besides "auto" and "never".
@@ -472,4 +472,8 @@ func (l *loader) decodeJobLogging(b *hcl.Block, lg *JobLogging) {
 			d.Errorf(attrs["rotate"].NameRange, "\"rotate\" needs \"file\"")
 		}
 	}
+	if d.Size(attrs, "buffer", &lg.Buffer) && (lg.Buffer < MinLogBuffer || lg.Buffer > MaxLogBuffer) {
+		d.Errorf(attrs["buffer"].Expr.Range(), "\"buffer\" must be between %d bytes and 1GiB (the default is \"256KiB\")", MinLogBuffer)
+	}
+	d.Bool(attrs, "timestamps", &lg.Timestamps)
 }

@@ -341,7 +341,7 @@ func (l *loader) mainJob() *Job {
 		Backoff:     Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
 		StopSignal:  syscall.SIGTERM,
 		StopTimeout: DefaultJobStopTimeout,
-		Logging:     JobLogging{Prefix: true, Color: "auto"},
+		Logging:     JobLogging{Prefix: true, Color: "auto", Buffer: DefaultLogBuffer},
 		RestartOn:   RestartOnAny,
 		Autostart:   true,
 		Main:        true,

@@ -20,6 +20,7 @@ import (
 	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/internal/errdefs"
+	"github.com/pilotfish/pilotfish/internal/logtail"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,6 +55,10 @@ type Backend interface {
 	Shutdown(reason string)
 	Bus() *events.Bus
 	Metrics() http.Handler
+	// Logs and FollowLogs answer GET /v1/logs: the newest n lines of the named jobs (every
+	// job when none), and for FollowLogs a follower of the new ones.
+	Logs(jobs []string, n int) ([]logtail.Line, error)
+	FollowLogs(jobs []string, n int) ([]logtail.Line, *logtail.Follower, error)
 }
 
 // Server is the control API listening on its unix socket.
@@ -237,6 +242,7 @@ func (s *Server) routes() http.Handler {
 	post("/v1/jobs/{name}/restart", s.jobVerb(Backend.RestartJob))
 	post("/v1/jobs/{name}/signal", s.signal)
 	r.Get("/v1/events", s.events)
+	r.Get("/v1/logs", s.logs)
 	r.Get("/v1/health", s.health)
 	s.templateRoutes(r)
 	post("/v1/shutdown", s.shutdown)

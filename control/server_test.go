@@ -23,6 +23,7 @@ import (
 	"github.com/pilotfish/pilotfish/control/client"
 	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/internal/errdefs"
+	"github.com/pilotfish/pilotfish/internal/logtail"
 )
 
 // backend is a stand-in for core's daemon: it records what the API asked.
@@ -35,10 +36,11 @@ type backend struct {
 	signals []syscall.Signal
 	reload  error
 	down    chan string
+	logs    *logtail.Store
 }
 
 func newBackend() *backend {
-	return &backend{bus: events.NewBus(nil), env: map[string]string{}, down: make(chan string, 1)}
+	return &backend{bus: events.NewBus(nil), env: map[string]string{}, down: make(chan string, 1), logs: logtail.NewStore()}
 }
 
 func (b *backend) Version() string { return "test" }
@@ -115,6 +117,22 @@ func (b *backend) Shutdown(reason string) { b.down <- reason }
 func (b *backend) Bus() *events.Bus       { return b.bus }
 func (b *backend) Metrics() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up 1\n") })
+}
+
+func (b *backend) Logs(jobs []string, n int) ([]logtail.Line, error) {
+	for _, j := range jobs {
+		if _, err := b.Job(j); err != nil {
+			return nil, err
+		}
+	}
+	return b.logs.Last(jobs, n), nil
+}
+func (b *backend) FollowLogs(jobs []string, n int) ([]logtail.Line, *logtail.Follower, error) {
+	if _, err := b.Logs(jobs, 0); err != nil {
+		return nil, nil, err
+	}
+	lines, f := b.logs.Follow(jobs, n)
+	return lines, f, nil
 }
 
 func serve(t *testing.T, cfg config.Control) (*Server, *backend, *client.Client) {

@@ -19,6 +19,7 @@ import (
 	"github.com/pilotfish/pilotfish/control"
 	"github.com/pilotfish/pilotfish/discovery"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/logtail"
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/reaper"
 	"github.com/pilotfish/pilotfish/jobs"
@@ -69,6 +70,7 @@ type Daemon struct {
 	stdout   *output.Sink      // pilotfish's stdout and stderr, shared by every job
 	stderr   *output.Sink      // (docs/jobs.md, "Logging")
 	logw     *output.LogWriter // pilotfish's own log lines, queued for stderr
+	logs     *logtail.Store    // the tail of every job's output (core/logs.go)
 	exitBy   time.Time         // when the last log lines must be out (set by shutdown)
 	logLevel *slog.LevelVar
 	bus      *events.Bus
@@ -195,6 +197,7 @@ func New(opts Options) (*Daemon, int) {
 		stdout:      output.NewSink(opts.Stdout),
 		stderr:      stderr,
 		logw:        logw,
+		logs:        logtail.NewStore(),
 		bus:         events.NewBus(nil),
 		reaper:      reaper.New(),
 		env:         env,
@@ -263,10 +266,14 @@ func (d *Daemon) Run() int {
 	defer d.reaper.Stop()
 
 	d.rt = &jobs.Runtime{
-		Bus:        d.bus,
-		Spawner:    d.reaper,
-		Stdout:     d.stdout,
-		Stderr:     d.stderr,
+		Bus:     d.bus,
+		Spawner: d.reaper,
+		Stdout:  d.stdout,
+		Stderr:  d.stderr,
+		// Job lines as JSON too, so that a log shipper reads one format; never in wrapper
+		// mode, where the command's output passes through untouched.
+		JSONLines:  d.cfg.Logging.Format == "json" && !d.wrapper,
+		Logs:       d.logs,
 		Log:        d.log,
 		Environ:    d.env.List,
 		OnChange:   d.poke,

@@ -15,7 +15,8 @@
 //   - api.go: the control API's backend; sdnotify.go, telemetry.go,
 //     discovery.go, env.go: signals, sd_notify to pilotfish's own supervisor, metrics,
 //     Consul, the environment with putenv values; templates.go: the template blocks (after
-//     discovery, before the jobs), their endpoints and metrics; check.go: validate and plan.
+//     discovery, before the jobs), their endpoints and metrics; check.go: validate and plan;
+//     logs.go: the jobs' output tails (GET /v1/logs), forgotten when a reload removes a job.
 //
 // Concurrency: the supervisor loop owns the daemon's lifecycle decisions. Jobs tell it that
 // something changed through a non-blocking poke; it then reads their status snapshots, so

@@ -134,6 +134,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 	d.cfg, d.jobs = cfg, next
 	d.mu.Unlock()
 	d.applySettings(old, cfg)
+	d.keepLogs(cfg)
 	d.reloadDiscovery(old, cfg)
 	d.reloadTemplates(cfg)
 	for _, j := range fresh {

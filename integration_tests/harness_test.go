@@ -130,9 +130,16 @@ func poll(d time.Duration, cond func() bool) bool {
 // Thread-safe output capture.
 
 // stream collects one output stream of pilotfish. Writers wake up waiters.
+//
+// With the tests' usual jsonLogs, a job's lines reach pilotfish's stdout and stderr as JSON
+// objects (docs/jobs.md#json-lines); String and Lines show each of them as `[job] line`, the
+// text form, so that a test about what a job printed does not depend on the log format.
+// Raw is what pilotfish wrote, byte for byte: the tests of the formats read it.
 type stream struct {
 	mu      sync.Mutex
-	buf     bytes.Buffer
+	buf     bytes.Buffer // as written
+	text    bytes.Buffer // complete lines, JSON job lines in their text form
+	partial []byte       // the last line while it is not complete
 	changed chan struct{}
 }
 
@@ -142,21 +149,71 @@ func (s *stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, err := s.buf.Write(p)
+	data := p
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		line := data[:i]
+		if len(s.partial) > 0 {
+			line = append(s.partial, line...)
+			s.partial = s.partial[:0]
+		}
+		s.text.Write(jobLineAsText(line))
+		s.text.WriteByte('\n')
+		data = data[i+1:]
+	}
+	s.partial = append(s.partial, data...)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return n, err
 }
 
-// String is everything written so far.
+// jobLineAsText turns a job's JSON line {"time","job","stream","msg"} into `[job] msg`;
+// any other line stays as it is.
+func jobLineAsText(line []byte) []byte {
+	if !bytes.HasPrefix(line, []byte(`{"time":"`)) || !bytes.Contains(line, []byte(`,"stream":"`)) {
+		return line
+	}
+	var l struct{ Time, Job, Stream, Msg string }
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&l) != nil || l.Job == "" || (l.Stream != "stdout" && l.Stream != "stderr") {
+		return line
+	}
+	return []byte("[" + l.Job + "] " + l.Msg)
+}
+
+// String is everything written so far, job lines in text form (see stream).
 func (s *stream) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.text.String() + string(s.partial)
+}
+
+// Raw is everything written so far, byte for byte.
+func (s *stream) Raw() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
 
-// Lines are the complete lines written so far (a trailing partial line is left out).
+// Lines are the complete lines written so far (a trailing partial line is left out), job
+// lines in text form (see stream).
 func (s *stream) Lines() []string {
-	str := s.String()
+	s.mu.Lock()
+	str := s.text.String()
+	s.mu.Unlock()
+	if str == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(str, "\n"), "\n")
+}
+
+// RawLines are the complete lines written so far, byte for byte.
+func (s *stream) RawLines() []string {
+	str := s.Raw()
 	if i := strings.LastIndexByte(str, '\n'); i >= 0 {
 		str = str[:i]
 	} else {
@@ -417,8 +474,8 @@ func (p *instance) cleanup() {
 		p.t.Errorf("the race detector found a data race in pilotfish:\n%s", p.Stderr.String()[race:])
 	}
 	if p.t.Failed() {
-		p.t.Logf("pilotfish stdout:\n%s", tail(p.Stdout.String(), 6000))
-		p.t.Logf("pilotfish stderr:\n%s", tail(p.Stderr.String(), 6000))
+		p.t.Logf("pilotfish stdout:\n%s", tail(p.Stdout.Raw(), 6000))
+		p.t.Logf("pilotfish stderr:\n%s", tail(p.Stderr.Raw(), 6000))
 	}
 }
 

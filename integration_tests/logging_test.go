@@ -16,7 +16,8 @@ import (
 // docs/jobs.md#logging: job output goes to pilotfish's stdout/stderr with a "[job] " prefix.
 func TestLogPrefix(t *testing.T) {
 	t.Parallel()
-	cfg := jsonLogs + `
+	// Text logs: with format = "json" the job lines are JSON objects (TestLogsJSONLines).
+	cfg := `
 job "j" {
   exec = ` + sh(`echo hello; echo oops >&2; printf 'no newline at the end'`) + `
 }

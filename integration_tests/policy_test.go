@@ -360,12 +360,20 @@ job "steady" {
 // the day-to-day operations page it is assembled into.
 func policyPage(t testing.TB) string {
 	t.Helper()
-	for _, p := range []string{"../docs/operations.md", "../docs/operations-policy.md"} {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains("\n"+string(b), "\n## Restart and exit policies\n") {
+	return operationsPage(t, "Restart and exit policies", "policy")
+}
+
+// operationsPage is the page with the section "## heading" of the day-to-day operations
+// page: docs/operations.md once the sections are assembled there, else its own file,
+// docs/operations-PART.md.
+func operationsPage(t testing.TB, heading, part string) string {
+	t.Helper()
+	for _, p := range []string{"../docs/operations.md", "../docs/operations-" + part + ".md"} {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains("\n"+string(b), "\n## "+heading+"\n") {
 			return p
 		}
 	}
-	t.Fatal("no page of docs/ has the section \"## Restart and exit policies\"")
+	t.Fatalf("no page of docs/ has the section \"## %s\"", heading)
 	return ""
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/events"
+	"github.com/pilotfish/pilotfish/internal/logtail"
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/reaper"
 )
@@ -130,7 +131,12 @@ type Runtime struct {
 	Spawner Spawner
 	Stdout  *output.Sink
 	Stderr  *output.Sink
-	Log     *slog.Logger
+	// JSONLines writes the jobs' output lines as JSON objects (top-level logging format
+	// "json", docs/jobs.md#json-lines), but those of jobs with prefix = false.
+	JSONLines bool
+	// Logs keeps the tail of every job's output (GET /v1/logs); nil keeps none.
+	Logs *logtail.Store
+	Log  *slog.Logger
 	// Environ returns the base environment of every run: pilotfish's own plus putenv values.
 	Environ func() []string
 	// OnChange is called after any job's status changed. It must not block.

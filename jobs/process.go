@@ -15,6 +15,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/internal/logtail"
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/reaper"
 )
@@ -30,8 +31,14 @@ type jobOutput struct {
 func newJobOutput(job *config.Job, rt *Runtime) (*jobOutput, error) {
 	o := &jobOutput{direct: job.Main && isatty.IsTerminal(os.Stdin.Fd())}
 	lg := job.Logging
-	o.outCop = output.Copier{Sink: rt.Stdout, Raw: !lg.Prefix}
-	o.errCop = output.Copier{Sink: rt.Stderr, Raw: !lg.Prefix}
+	o.outCop = output.Copier{Sink: rt.Stdout, Raw: !lg.Prefix, Time: lg.Timestamps, Stream: logtail.Stdout}
+	o.errCop = output.Copier{Sink: rt.Stderr, Raw: !lg.Prefix, Time: lg.Timestamps, Stream: logtail.Stderr}
+	if rt.JSONLines && lg.Prefix {
+		// prefix = false passes the bytes through untouched, also in JSON: a program that
+		// writes its own JSON lines, or draws on a terminal (docs/jobs.md#json-lines).
+		o.outCop.JSON = output.JSONFields(job.Name, logtail.Stdout.String())
+		o.errCop.JSON = output.JSONFields(job.Name, logtail.Stderr.String())
+	}
 	if lg.Prefix {
 		o.outCop.Prefix = output.Prefix(job.Name, lg.Color, colorIndex(job.Name), rt.Stdout.IsTerminal())
 		o.errCop.Prefix = output.Prefix(job.Name, lg.Color, colorIndex(job.Name), rt.Stderr.IsTerminal())
@@ -49,6 +56,20 @@ func newJobOutput(job *config.Job, rt *Runtime) (*jobOutput, error) {
 		o.outCop.File, o.errCop.File = o.file, o.file
 	}
 	return o, nil
+}
+
+// tailOf is the job's output tail (docs/jobs.md#the-tail-of-a-jobs-output), nil when the
+// runtime keeps none. Look it up when a run starts, not when the job is built: a reload that
+// fails builds jobs that never run, and must not touch the tail of the running one.
+func tailOf(job *config.Job, rt *Runtime) *logtail.Ring {
+	if rt.Logs == nil {
+		return nil
+	}
+	size := job.Logging.Buffer
+	if size == 0 {
+		size = config.DefaultLogBuffer
+	}
+	return rt.Logs.Ring(job.Name, int(size))
 }
 
 func colorIndex(name string) int {
@@ -197,6 +218,9 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	outCop, errCop := out.outCop, out.errCop
 	outCop.OnLine, errCop.OnLine = req.OnLine, req.OnLine
 	outCop.Activity, errCop.Activity = &rt.activity, &rt.activity
+	if ring := tailOf(job, rt); ring != nil {
+		outCop.Tail, errCop.Tail = ring, ring
+	}
 	if stdout == nil {
 		r, w, err := os.Pipe()
 		if err != nil {

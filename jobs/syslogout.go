@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pilotfish/pilotfish/internal/logtail"
 	"github.com/pilotfish/pilotfish/internal/output"
 	"github.com/pilotfish/pilotfish/internal/syslogmsg"
 )
@@ -22,7 +24,10 @@ type syslogOutput struct {
 	sel     *syslogmsg.Selector
 	match   *regexp.Regexp
 	prefix  []byte
-	w       io.Writer // a sink or a file; nil for a forward output
+	w       io.Writer     // a sink or a file; nil for a forward output
+	sink    bool          // w is pilotfish's stdout or stderr
+	tail    *logtail.Ring // the job's tail, which keeps what goes to stdout and stderr
+	stream  logtail.Stream
 	file    *output.RotatingFile
 	fwd     *forwarder
 	queue   chan *syslogmsg.Message
@@ -54,9 +59,9 @@ func newSyslogOutput(d *syslogDriver, c *SyslogOutput) (*syslogOutput, error) {
 	case c.Stdout || c.Stderr:
 		sink := d.rt.Stdout
 		if c.Stderr {
-			sink = d.rt.Stderr
+			sink, o.stream = d.rt.Stderr, logtail.Stderr
 		}
-		o.w = sink
+		o.w, o.sink = sink, true
 		if lg.Prefix {
 			o.prefix = output.Prefix(d.job.Name, lg.Color, colorIndex(d.job.Name), sink.IsTerminal())
 		}
@@ -92,6 +97,9 @@ func (o *syslogOutput) start() {
 	}
 	o.running, o.idle = true, make(chan struct{})
 	o.ctx, o.cancel = context.WithCancel(context.Background())
+	if o.sink && o.tail == nil { // set once: a writer of the last run may still read it
+		o.tail = tailOf(o.d.job, o.d.rt)
+	}
 	go o.write(o.ctx, o.idle)
 }
 
@@ -137,7 +145,12 @@ func (o *syslogOutput) appendOne(buf []byte, m *syslogmsg.Message) []byte {
 		return o.fwd.append(buf, m, o.d.host)
 	}
 	buf = append(buf, o.prefix...)
-	return syslogmsg.AppendFormat(buf, m, o.cfg.Format, o.d.host)
+	start := len(buf)
+	buf = syslogmsg.AppendFormat(buf, m, o.cfg.Format, o.d.host)
+	if o.tail != nil {
+		o.tail.Append(time.Now(), o.stream, bytes.TrimSuffix(buf[start:], []byte{'\n'}))
+	}
+	return buf
 }
 
 // flush writes one batch of n messages; false means the output gave up (ctx ended), and

@@ -33,6 +33,7 @@ type clientOpts struct {
 	json   bool
 	follow bool
 	since  int64
+	lines  int       // logs -n
 	config pathsFlag // render: the socket comes from this configuration
 	out    io.Writer
 }
@@ -41,6 +42,7 @@ var clientCommands = map[string]clientCmd{
 	"ping":        {"", 0, 0, cmdPing},
 	"status":      {"[JOB]", 0, 1, cmdStatus},
 	"events":      {"[-f] [-since SEQ]", 0, 0, cmdEvents},
+	"logs":        {"[-f] [-n N] [JOB...]", 0, -1, cmdLogs},
 	"reload":      {"", 0, 0, cmdReload},
 	"maintenance": {"on|off", 1, 1, cmdMaintenance},
 	"putenv":      {"KEY=VALUE...", 1, -1, cmdPutenv},
@@ -68,6 +70,10 @@ func clientFlags(verb string, o *clientOpts) (*flag.FlagSet, *string) {
 	if verb == "events" {
 		fs.BoolVar(&o.follow, "f", false, "follow: print new events as they come")
 		fs.Int64Var(&o.since, "since", -1, "replay the events after sequence number `SEQ`")
+	}
+	if verb == "logs" {
+		fs.BoolVar(&o.follow, "f", false, "follow")
+		fs.IntVar(&o.lines, "n", client.DefaultLogLines, "lines to show; -1 for every line kept")
 	}
 	if verb == "render" {
 		fs.Var(&o.config, "config", "find the control socket in the configuration at `PATH` (a file or a directory; may be repeated)")
@@ -109,8 +115,8 @@ func runClient(verb string, cmd clientCmd, args []string) int {
 	out := &countingWriter{w: o.out}
 	o.out = out
 	err := cmd.run(ctx, c, o, pos)
-	if err == nil && o.json && out.n == 0 {
-		fmt.Fprintln(out, "{}") // -json always prints JSON
+	if err == nil && o.json && out.n == 0 && verb != "logs" {
+		fmt.Fprintln(out, "{}") // -json always prints JSON (logs: NDJSON, maybe no line)
 	}
 	var usageErr usageError
 	if errors.As(err, &usageErr) {
@@ -287,6 +293,44 @@ func cmdEvents(ctx context.Context, c *client.Client, o *clientOpts, _ []string)
 		_, err := fmt.Fprintf(o.out, "%6d %s %-20s %-16s %s\n", ev.Seq, ev.Time.Format("15:04:05.000"), ev.Source, ev.Code, strings.Join(attrs, " "))
 		return err
 	})
+}
+
+// logTime is the TIME of `pilotfish logs`: RFC 3339 with milliseconds, as pilotfish's
+// own log lines and `timestamps = true`.
+const logTime = "2006-01-02T15:04:05.000Z07:00"
+
+// cmdLogs prints `TIME [job] message` on stdout, oldest first, a job's stdout and stderr
+// lines together in the order they came, as pebble does (docs/cli.md#logs); with -json,
+// the NDJSON lines of GET /v1/logs. A closed stdout (| head) ends it quietly.
+func cmdLogs(ctx context.Context, c *client.Client, o *clientOpts, args []string) error {
+	if o.lines < -1 {
+		return usageError(fmt.Sprintf("-n takes a number of lines, or -1 for every line kept; not %d", o.lines))
+	}
+	var buf []byte
+	err := c.Logs(ctx, args, o.lines, o.follow, func(l client.LogLine) error {
+		buf = buf[:0]
+		if o.json {
+			b, err := json.Marshal(l)
+			if err != nil {
+				return err
+			}
+			buf = append(append(buf, b...), '\n')
+		} else {
+			buf = l.Time.AppendFormat(buf, logTime)
+			buf = fmt.Appendf(buf, " [%s] ", l.Job)
+			if l.Stream == client.StreamNotice {
+				buf = fmt.Appendf(buf, "(%s)\n", l.Message)
+			} else {
+				buf = append(append(buf, l.Message...), '\n')
+			}
+		}
+		_, err := o.out.Write(buf)
+		return err
+	})
+	if errors.Is(err, syscall.EPIPE) {
+		return nil
+	}
+	return err
 }
 
 func cmdReload(ctx context.Context, c *client.Client, o *clientOpts, _ []string) error {

@@ -31,7 +31,7 @@ const usage = `usage:
   pilotfish convert [-o FILE] CONTAINERPILOT.json5   a ContainerPilot v3 file as HCL
   pilotfish completion bash|zsh|fish             a shell completion script
 
-  pilotfish ping | status | events [-f] | reload | maintenance on|off
+  pilotfish ping | status | events [-f] | logs [-f] [-n N] [JOB...] | reload | maintenance on|off
   pilotfish putenv KEY=VALUE... | putmetric NAME=VALUE...
   pilotfish start|stop|restart JOB | signal JOB SIGNAL | stop
   pilotfish render [-config PATH]... TEMPLATE   what a template would write now

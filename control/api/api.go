@@ -57,6 +57,27 @@ type Event struct {
 	Attrs  map[string]string `json:"attrs,omitempty"`
 }
 
+// LogLine is one line of GET /v1/logs, which answers NDJSON: one object per line.
+type LogLine struct {
+	Time    time.Time `json:"time"`
+	Job     string    `json:"job"`
+	Stream  string    `json:"stream"` // StreamStdout, StreamStderr or StreamNotice
+	Message string    `json:"message"`
+	// Dropped is, in a notice, how many lines of Job this reader lost before it.
+	Dropped uint64 `json:"dropped,omitempty"`
+}
+
+// DefaultLogLines is how many lines GET /v1/logs gives when the request does not say.
+const DefaultLogLines = 30
+
+// The streams of a LogLine. A notice is pilotfish's own word to a follower that fell
+// behind: "N lines dropped: this reader fell behind", with Dropped N.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	StreamNotice = "pilotfish"
+)
+
 // Health is the answer of GET /v1/health.
 type Health struct {
 	Status      string          `json:"status"` // ok, unhealthy, maintenance

@@ -276,3 +276,36 @@ func (c *Client) Events(ctx context.Context, since *uint64, follow bool, fn func
 	}
 	return sc.Err()
 }
+
+// Logs reads GET /v1/logs: the newest n lines (-1: every line kept) of jobs (every job
+// when none), oldest first, then, if follow is set, new lines as they come until ctx
+// ends or fn returns an error. A follower that fell behind gets a line of stream
+// StreamNotice saying how many lines it lost (LogLine.Dropped).
+func (c *Client) Logs(ctx context.Context, jobs []string, n int, follow bool, fn func(LogLine) error) error {
+	q := url.Values{}
+	if len(jobs) > 0 {
+		q.Set("jobs", strings.Join(jobs, ","))
+	}
+	q.Set("n", strconv.Itoa(n))
+	if follow {
+		q.Set("follow", "true")
+	}
+	resp, err := c.request(ctx, http.MethodGet, "/v1/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var l LogLine
+		if err := dec.Decode(&l); err != nil {
+			if err == io.EOF || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("bad log line from the daemon: %w", err)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+}

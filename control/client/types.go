@@ -16,12 +16,22 @@ type (
 	Status        = api.Status
 	Reload        = api.Reload
 	Event         = api.Event
+	LogLine       = api.LogLine
 	Health        = api.Health
 	HealthProblem = api.HealthProblem
 	Signal        = api.Signal
 	Metric        = api.Metric
 	ErrorBody     = api.ErrorBody
 	ErrorDetail   = api.ErrorDetail
+)
+
+// The streams of a LogLine, and how many lines GET /v1/logs gives when not told, as in
+// package api.
+const (
+	DefaultLogLines = api.DefaultLogLines
+	StreamStdout    = api.StreamStdout
+	StreamStderr    = api.StreamStderr
+	StreamNotice    = api.StreamNotice
 )
 
 // Error kinds (APIError.Kind), as in package api.
