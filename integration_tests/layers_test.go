@@ -525,18 +525,18 @@ job "crash" {
 	}
 }
 
-// docs/operations-layers.md runs as written: its files are written, and what it shows of
+// The layers section of docs/operations.md runs as written: its files are written, and what it shows of
 // validate and plan is what they print.
 func TestOperationsLayersDoc(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../docs/operations-layers.md")
+	doc, err := os.ReadFile(operationsPage(t, "Configuration in layers", "CLI conveniences"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	blocks := regexp.MustCompile("(?s)```(sh|text)\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
 	if len(blocks) < 3 || blocks[0][1] != "sh" {
-		t.Fatalf("docs/operations-layers.md: want the setup in its first sh block, then text blocks; found %d blocks", len(blocks))
+		t.Fatalf("docs/operations.md: want the setup in its first sh block, then text blocks; found %d blocks", len(blocks))
 	}
 	if out, err := exec.Command("bash", "-ec", "cd "+dir+"\n"+blocks[0][2]).CombinedOutput(); err != nil {
 		t.Fatalf("the setup: %v\n%s", err, out)

@@ -694,7 +694,7 @@ func TestLogsFollowTakesStreamSlot(t *testing.T) {
 // what the page shows.
 func TestLogsDocsExample(t *testing.T) {
 	t.Parallel()
-	example := docExample(t, operationsPage(t, "Logs", "logs"), "logs")
+	example := docExample(t, operationsPage(t, "Logs"), "logs")
 	dir := t.TempDir()
 	p := start(t, opts{Dir: dir, ConfigName: "logs.hcl", ConfigArg: "logs.hcl", Config: example})
 	sock := filepath.Join(dir, "pilotfish.sock")

@@ -360,21 +360,35 @@ job "steady" {
 // the day-to-day operations page it is assembled into.
 func policyPage(t testing.TB) string {
 	t.Helper()
-	return operationsPage(t, "Restart and exit policies", "policy")
+	return operationsPage(t, "Restart and exit policies")
 }
 
-// operationsPage is the page with the section "## heading" of the day-to-day operations
-// page: docs/operations.md once the sections are assembled there, else its own file,
-// docs/operations-PART.md.
-func operationsPage(t testing.TB, heading, part string) string {
+// operationsPage returns a file holding the section "## heading" of docs/operations.md,
+// up to the next level-2 heading other than those in also, so that a test reads the
+// blocks of its own section only.
+func operationsPage(t testing.TB, heading string, also ...string) string {
 	t.Helper()
-	for _, p := range []string{"../docs/operations.md", "../docs/operations-" + part + ".md"} {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains("\n"+string(b), "\n## "+heading+"\n") {
-			return p
+	const page = "../docs/operations.md"
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in := false
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if h, ok := strings.CutPrefix(strings.TrimSpace(l), "## "); ok {
+			in = h == heading || in && slices.Contains(also, h)
+		}
+		if in {
+			out = append(out, l)
 		}
 	}
-	t.Fatalf("no page of docs/ has the section \"## %s\"", heading)
-	return ""
+	if len(out) == 0 {
+		t.Fatalf("%s has no section \"## %s\"", page, heading)
+	}
+	p := filepath.Join(t.TempDir(), "operations.md")
+	writeFile(t, p, strings.Join(out, ""), 0o644)
+	return p
 }
 
 // The documented example does what the page shows: the worker's exit 3 completes it, a
