@@ -146,6 +146,7 @@ func (j *Job) onExit(x runExit) {
 		return
 	}
 	delete(j.runs, x.id)
+	j.cpuDone += x.res.CPU
 	ar.cancel()
 	if ar.deadline != nil {
 		ar.deadline.Stop()
