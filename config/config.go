@@ -147,7 +147,8 @@ type Job struct {
 	Service *Service      `json:"service,omitempty"`
 	Logging JobLogging    `json:"logging"`
 	// Limits are resource limits of the job's processes by name (see Rlimits), soft and
-	// hard alike; RlimitUnlimited for "unlimited" (docs/configuration.md#limits).
+	// hard alike; RlimitUnlimited for "unlimited"
+	// (docs/configuration.md#limits-and-oom_score_adj).
 	Limits map[string]uint64 `json:"limits,omitempty"`
 	// OOMScoreAdj, when set, is the oom_score_adj of the job's processes.
 	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`

@@ -13,9 +13,10 @@ import (
 // RlimitUnlimited is a limit written "unlimited" (RLIM_INFINITY).
 const RlimitUnlimited = math.MaxUint64
 
-// Rlimit is one resource limit a job's `limits` block may set (docs/configuration.md#limits):
-// its name in the block, the setrlimit resource, and whether it is a size in bytes (then
-// "8MiB" is accepted too) rather than a count or a time.
+// Rlimit is one resource limit a job's `limits` block may set
+// (docs/configuration.md#limits-and-oom_score_adj): its name in the block, the setrlimit
+// resource, and whether it is a size in bytes (then "8MiB" is accepted too) rather than a
+// count or a time.
 type Rlimit struct {
 	Name     string
 	Resource int
@@ -32,7 +33,6 @@ func Rlimits() []Rlimit {
 		{"memlock", unix.RLIMIT_MEMLOCK, true},
 		{"as", unix.RLIMIT_AS, true},
 		{"data", unix.RLIMIT_DATA, true},
-		{"rss", unix.RLIMIT_RSS, true},
 		{"fsize", unix.RLIMIT_FSIZE, true},
 		{"msgqueue", unix.RLIMIT_MSGQUEUE, true},
 		{"cpu", unix.RLIMIT_CPU, false},

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"syscall"
 
@@ -25,7 +26,7 @@ func (d *Daemon) Bus() *events.Bus { return d.bus }
 func jobView(st jobs.Status, u jobs.Usage) api.Job {
 	return api.Job{Name: st.Name, Kind: st.Kind, State: string(st.State), Pid: st.Pid, Restarts: st.Restarts,
 		Health: string(st.Health), ExitCode: st.ExitCode, Since: st.Since, Status: st.Status,
-		CPUSeconds: u.CPU.Seconds(), MemoryBytes: u.Memory}
+		CPUSeconds: u.CPU.Seconds(), MemoryBytes: u.Memory, CPUPercent: math.Round(u.CPUPercent*10) / 10}
 }
 
 // jobViews shows jobs with what they use, read in one pass over /proc, and what their

@@ -86,6 +86,7 @@ type Job struct {
 	statusLine   string        // shown in /v1/status: a kind's STATUS= or why the job cannot run
 	prepared     bool          // the kind has opened what must exist before a run (Prepare)
 	shutdown     bool          // unhealthy with health.on_failure = "shutdown": pilotfish must end
+	startErr     string        // why the last start failed, shown as statusLine until a run starts
 	backoffT     timer         // only in Backoff
 	timeoutT     timer
 	intervalT    timer

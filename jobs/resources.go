@@ -20,6 +20,10 @@ type Usage struct {
 	// Memory is the resident memory (RSS) summed over the live processes of the job's
 	// process groups; pages shared between them count once per process.
 	Memory uint64
+	// CPUPercent is, as ps(1) %CPU, each live process's CPU time (with the children it
+	// waited for) divided by the time it has been running (at least one second), summed
+	// over the job's processes: 100 is one core.
+	CPUPercent float64
 }
 
 // procRef is where a run's processes are: the process group of the process pilotfish
@@ -74,10 +78,13 @@ func Usages(js []*Job) []Usage {
 				}
 			}
 		}
+		now := procfs.Uptime()
 		for _, p := range procs {
 			if i, ok := owner[p.Pgrp]; ok {
-				out[i].CPU += p.CPU + p.ChildCPU
+				cpu := p.CPU + p.ChildCPU
+				out[i].CPU += cpu
 				out[i].Memory += p.RSS
+				out[i].CPUPercent += 100 * cpu.Seconds() / max(now-p.Start, time.Second).Seconds()
 			}
 		}
 	}
@@ -100,6 +107,17 @@ func (j *Job) cpuHigh(cpu time.Duration) time.Duration {
 		if j.cpuSeen.CompareAndSwap(old, int64(cpu)) {
 			return cpu
 		}
+	}
+}
+
+// addCPU counts the CPU time of a run that ended. With no run left, what was last reported
+// is the floor: processes of the group that the run's process did not wait for (killed
+// with it by the stop signal) took their time with them, and the counter would otherwise
+// stand still until the next runs make up for it.
+func (j *Job) addCPU(d time.Duration) {
+	j.cpuDone += d
+	if len(j.runs) == 0 {
+		j.cpuDone = max(j.cpuDone, time.Duration(j.cpuSeen.Load()))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Proc is one process as /proc/PID/stat shows it.
@@ -20,6 +22,7 @@ type Proc struct {
 	CPU             time.Duration // utime+stime of all its threads
 	ChildCPU        time.Duration // cutime+cstime: of the children it has waited for
 	RSS             uint64        // resident memory in bytes
+	Start           time.Duration // when it started, after boot (see Uptime)
 }
 
 // userHZ is the unit of the times in /proc/PID/stat: USER_HZ is 100 on every Linux
@@ -90,7 +93,8 @@ func Parse(b []byte) (Proc, bool) {
 	}
 	p.Pid = int(pid)
 	// Fields after the name, counted from 0 (state): ppid 1, pgrp 2, utime 11, stime 12,
-	// cutime 13, cstime 14, rss 21 (proc(5) numbers them 3, 4, 5, 14–17, 24).
+	// cutime 13, cstime 14, starttime 19, rss 21 (proc(5) numbers them 3, 4, 5, 14–17, 22,
+	// 24).
 	rest := b[rp+1:]
 	var f [22]uint64
 	for i := 0; i < len(f); i++ {
@@ -104,7 +108,7 @@ func Parse(b []byte) (Proc, bool) {
 		field := bytes.TrimRight(rest[:end], "\n")
 		rest = rest[end:]
 		switch i {
-		case 1, 2, 11, 12, 13, 14, 21:
+		case 1, 2, 11, 12, 13, 14, 19, 21:
 			v, ok := num(field)
 			if !ok {
 				return Proc{}, false
@@ -120,7 +124,18 @@ func Parse(b []byte) (Proc, bool) {
 	p.CPU = time.Duration(f[11]+f[12]) * tick
 	p.ChildCPU = time.Duration(f[13]+f[14]) * tick
 	p.RSS = f[21] * pageSize
+	p.Start = time.Duration(f[19]) * tick
 	return p, true
+}
+
+// Uptime is the time since boot on the clock of Proc.Start (CLOCK_BOOTTIME, which the
+// kernel shifts for a time namespace as it shifts starttime).
+func Uptime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // num parses a decimal field that is never negative.

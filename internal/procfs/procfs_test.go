@@ -14,7 +14,7 @@ func TestParse(t *testing.T) {
 	if !ok {
 		t.Fatal("not parsed")
 	}
-	want := Proc{Pid: 4242, PPid: 1, Pgrp: 4240, CPU: 3800 * time.Millisecond, ChildCPU: 100 * time.Millisecond, RSS: 2560 * pageSize}
+	want := Proc{Pid: 4242, PPid: 1, Pgrp: 4240, CPU: 3800 * time.Millisecond, ChildCPU: 100 * time.Millisecond, RSS: 2560 * pageSize, Start: 1230 * time.Millisecond}
 	if p != want {
 		t.Fatalf("got %+v, want %+v", p, want)
 	}
@@ -51,6 +51,9 @@ func TestScanSeesAChild(t *testing.T) {
 			t.Fatal("the child is not in the scan")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if up := Uptime(); got.Start <= 0 || got.Start > up || up-got.Start > time.Minute {
+		t.Errorf("the child started at %s after boot, now is %s", got.Start, up)
 	}
 	if got.PPid != os.Getpid() || got.Pgrp != cmd.Process.Pid || got.RSS == 0 {
 		t.Fatalf("got %+v", got)
