@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,7 +310,7 @@ job "sig" {
     core = "unlimited"
   }
 }
-`, opts{Dir: dir})
+`, opts{Dir: dir, Launcher: []string{"/bin/sh", "-c", `trap '' HUP TTOU && exec "$@"`, "sh"}})
 
 	lim, limEnv := seen(t, k, "lim")
 	plain, plainEnv := seen(t, k, "plain")
@@ -356,6 +357,18 @@ job "sig" {
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err != nil || strings.TrimSpace(string(b)) != want {
 			t.Errorf("/proc/%d/oom_score_adj of %s: %q %v, want %s", pid, name, b, err, want)
 		}
+	}
+	// Signal dispositions and mask: pilotfish was started with SIGHUP and SIGTTOU ignored,
+	// which its jobs inherit, through the shim too.
+	limSt, plainSt := procStatus(k.hostPID(k.job("lim").Pid)), procStatus(k.hostPID(k.job("plain").Pid))
+	const hupTtou = 1<<(syscall.SIGHUP-1) | 1<<(syscall.SIGTTOU-1)
+	for _, f := range []string{"SigIgn", "SigBlk", "SigCgt"} {
+		if limSt[f] != plainSt[f] {
+			t.Errorf("%s of lim %x, of plain %x", f, limSt[f], plainSt[f])
+		}
+	}
+	if plainSt["SigIgn"]&hupTtou != hupTtou {
+		t.Errorf("plain does not ignore SIGHUP and SIGTTOU as pilotfish's parent set: SigIgn %x", plainSt["SigIgn"])
 	}
 	limits := readFile(t, fmt.Sprintf("/proc/%d/limits", k.hostPID(k.job("lim").Pid)))
 	if !regexp.MustCompile(`Max open files\s+64\s+64\s+files`).MatchString(limits) {
@@ -475,5 +488,60 @@ job "hook" {
 		if !strings.Contains(out, want) {
 			t.Errorf("validate did not print %q:\n%s", want, out)
 		}
+	}
+}
+
+// The exec shim execs the program from an early package init: the heavy packages of
+// pilotfish (the configuration language, Prometheus, Consul, pilotfish's own) never
+// initialise in it, which would cost every start with limits milliseconds of CPU.
+func TestResourcesShimSkipsHeavyInits(t *testing.T) {
+	cmd := exec.Command(plainBin, "__exec", "-rlimit", "nofile:"+strconv.Itoa(syscall.RLIMIT_NOFILE)+":64", "--", "/bin/sh", "sh", "-c", "ulimit -n")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != "64\n" {
+		t.Fatalf("the shim: %v, printed %q\n%s", err, stdout.String(), stderr.String())
+	}
+	inits := strings.Count(stderr.String(), "init ")
+	for _, heavy := range []string{"hashicorp/hcl", "prometheus/client_golang", "hashicorp/consul", "armon/go-metrics", "pilotfish/pilotfish/config"} {
+		if strings.Contains(stderr.String(), heavy) {
+			t.Errorf("%s initialised in the shim (%d packages did)", heavy, inits)
+		}
+	}
+}
+
+// docs/operations-resources.md: the example runs as the page shows.
+func TestResourcesDocExample(t *testing.T) {
+	const page = "../docs/operations-resources.md"
+	cfg := docExample(t, page, "resources")
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg = strings.ReplaceAll(cfg, `"/tmp/pilotfish-resources.sock"`, hclString(filepath.Join(dir, "pf.sock")))
+	cfg = strings.ReplaceAll(cfg, "127.0.0.1:9464", "127.0.0.1:"+strconv.Itoa(port))
+	if !strings.Contains(cfg, filepath.Join(dir, "pf.sock")) || !strings.Contains(cfg, strconv.Itoa(port)) {
+		t.Fatalf("the example's socket or port changed; update this test:\n%s", cfg)
+	}
+	p := start(t, opts{Dir: dir, Config: cfg})
+	sock := filepath.Join(dir, "pf.sock")
+	waitPing(t, p, sock, 10*time.Second)
+	k := &ctlPF{instance: p, sock: sock, c: client.New(sock)}
+	p.WaitStdout(10*time.Second, `^\[sidecar\] oom_score_adj=500$`)
+	for _, re := range []string{`Max open files\s+4096\s+4096`, `Max processes\s+4096\s+4096`, `Max core file size\s+0\s+0`,
+		`Max stack size\s+8388608\s+8388608`, `Max locked memory\s+65536\s+65536`} {
+		p.WaitStdout(10*time.Second, `^\[sidecar\] `+re)
+	}
+	k.waitJob(20*time.Second, "app", func(j client.Job) bool { return j.MemoryBytes >= 50*mib && j.CPUSeconds > 0 }, "50 MiB and some CPU")
+	r := k.cli("status")
+	if !regexp.MustCompile(`(?m)^app\s+exec\s+running\s+\d+\s+unknown\s+0\s+\S+\s+\d+\.\d\s+5\d\.\dM\s*$`).MatchString(r.stdout) {
+		t.Errorf("pilotfish status:\n%s", r.stdout)
+	}
+	out, err := exec.Command("curl", "-sS", "--max-time", "10", fmt.Sprintf("http://127.0.0.1:%d/metrics", port)).Output()
+	if err != nil || metricIn(string(out), "pilotfish_job_memory_bytes", map[string]string{"job": "app"}) < 50*mib {
+		t.Errorf("the scrape (%v):\n%s", err, out)
+	}
+	k.cli("stop", "app")
+	j := k.waitState(10*time.Second, "app", "stopped")
+	if j.MemoryBytes != 0 || j.CPUSeconds <= 0 {
+		t.Errorf("stopped app: %+v", j)
 	}
 }

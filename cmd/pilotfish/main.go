@@ -13,7 +13,9 @@ import (
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/core"
-	"github.com/pilotfish/pilotfish/internal/execshim"
+	// The exec shim (pilotfish __exec …, how jobs get limits) runs from its package's
+	// init, before the heavy packages initialise, and never reaches main.
+	_ "github.com/pilotfish/pilotfish/internal/execshim"
 	"github.com/pilotfish/pilotfish/internal/sigearly"
 )
 
@@ -50,9 +52,6 @@ func main() {
 }
 
 func dispatch(args []string) int {
-	if len(args) > 0 && args[0] == execshim.Verb {
-		return execshim.Main(args[1:])
-	}
 	verb := "run"
 	switch {
 	case len(args) == 0:

@@ -2,14 +2,15 @@
 // syscall.ForkExec cannot do it: set resource limits and oom_score_adj, set environment
 // variables to the process's own PID (LISTEN_PID, WATCHDOG_PID), drop to the job's user,
 // then exec the program, which keeps the PID. pilotfish starts such a process as its own
-// executable with the hidden verb Verb (docs/operations-resources.md, "How limits are set").
+// executable with the hidden verb Verb (docs/operations-resources.md#how-limits-are-set).
 //
 // The process reports a failure before exec on a status pipe, as ForkExec does for its
 // own exec: the parent reads it with ReadStatus and sees a start error, not an exit.
 //
 // Concurrency: Main runs alone in the new process; Spec.Args and ReadStatus keep no state.
-// Who calls it: package jobs builds the command line and reads the status; cmd/pilotfish
-// hands the verb to Main.
+// Who calls it: package jobs builds the command line and reads the status; this package's
+// init runs Main when the process was started with Verb (any binary that links it:
+// pilotfish, and the test binaries of the packages that start jobs).
 package execshim
 
 import (
@@ -144,6 +145,16 @@ func parse(args []string) (s Spec, path string, argv []string, err error) {
 		return s, "", nil, errors.New("no program after --")
 	}
 	return s, args[0], args[1:], nil
+}
+
+// The shim runs from this package's init, which Go runs before the packages that import
+// it or sort after it (docs/operations-resources.md#what-it-costs): the process execs the
+// program before the heavy packages of pilotfish (the configuration language, Consul,
+// Prometheus) have initialised, which would cost it several milliseconds.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == Verb {
+		os.Exit(Main(os.Args[2:]))
+	}
 }
 
 // Main is the shim, given the arguments after Verb. It returns only when it could not

@@ -12,14 +12,6 @@ import (
 	"testing"
 )
 
-// The test binary is the shim when started with Verb, as pilotfish is.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == Verb {
-		os.Exit(Main(os.Args[2:]))
-	}
-	os.Exit(m.Run())
-}
-
 func TestArgsRoundTrip(t *testing.T) {
 	adj := -500
 	s := Spec{
@@ -70,7 +62,8 @@ func TestReadStatus(t *testing.T) {
 	}
 }
 
-// shim runs script through the shim of this test binary with the spec's options, and
+// shim runs script through the shim of this test binary (which, started with Verb, runs
+// the shim from the package's init as pilotfish does) with the spec's options, and
 // returns the started process, its output and what the status pipe said. Words in pre
 // run first and exec the shim (a shell that sets limits).
 func shim(t *testing.T, s Spec, script string, pre ...string) (*exec.Cmd, string, error) {
