@@ -26,36 +26,10 @@ import (
 )
 
 func BenchmarkResourcesStart(b *testing.B) {
-	for name, extra := range map[string]string{
-		"plain":  "",
-		"limits": "\n  limits {\n    nofile = 1024\n    core   = 0\n  }\n  oom_score_adj = 100",
-	} {
-		b.Run(name, func(b *testing.B) {
-			addr := "127.0.0.1:" + strconv.Itoa(freePort(b))
-			p := start(b, opts{NoRace: true, Config: benchLogs + `
-job "bench" {
-  kind   = "inetd"
-  listen = "tcp://` + addr + `"
-  exec   = ["/bin/echo", "x"]` + extra + `
-}
-`})
-			p.WaitStarted()
-			if _, err := firstByte(addr); err != nil { // warm up
-				b.Fatal(err)
-			}
-			ds := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for range b.N {
-				d, err := firstByte(addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ds = append(ds, d)
-			}
-			b.StopTimer()
-			reportLatency(b, ds)
-		})
-	}
+	b.Run("plain", func(b *testing.B) { benchAccept(b, 1, "") })
+	b.Run("limits", func(b *testing.B) {
+		benchAccept(b, 1, "\n  limits {\n    nofile = 1024\n    core   = 0\n  }\n  oom_score_adj = 100")
+	})
 }
 
 func BenchmarkResourcesShim(b *testing.B) {

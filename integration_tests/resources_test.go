@@ -178,7 +178,7 @@ job "group" {
   exec = `+sh(hog+" 30 & "+hog+" 30 & while :; do :; done & wait")+`
 }
 `, opts{Dir: dir})
-	waitFor(t, 20*time.Second, func() bool { return strings.Count(k.Stdout.String(), "[group] allocated") == 2 }, "both children to allocate")
+	waitFor(t, 30*time.Second, func() bool { return strings.Count(k.Stdout.String(), "[group] allocated") == 2 }, "both children to allocate")
 	j := k.waitJob(10*time.Second, "group", func(j client.Job) bool { return j.MemoryBytes >= 60*mib && j.CPUSeconds >= 0.3 },
 		"memory_bytes >= 60 MiB and cpu_seconds >= 0.3")
 	if j.CPUPercent <= 0 {
@@ -237,11 +237,11 @@ func openTempDir(t *testing.T) string {
 
 // limitsScript prints what a job's process sees of its limits, identity and environment,
 // then becomes a sleep (same PID).
-const limitsScript = `echo "nofile=$(ulimit -n) hard=$(ulimit -Hn) core=$(ulimit -c) stack=$(ulimit -s) pid=$$ uid=$(id -u) dir=$(pwd) oom=$(cat /proc/self/oom_score_adj)"
+const limitsScript = `echo "nofile=$(ulimit -n) hard=$(ulimit -Hn) core=$(ulimit -c) stack=$(ulimit -s) pid=$$ uid=$(id -u) gids=$(id -G | tr ' ' ,) dir=$(pwd) oom=$(cat /proc/self/oom_score_adj)"
 env | grep -v '^PILOTFISH_JOB=' | sort | tr '\n' ' '; echo
 exec sleep 100000`
 
-var limitsLine = regexp.MustCompile(`^\[(\S+)\] nofile=(\S+) hard=(\S+) core=(\S+) stack=(\S+) pid=(\d+) uid=(\d+) dir=(\S+) oom=(-?\d+)$`)
+var limitsLine = regexp.MustCompile(`^\[(\S+)\] nofile=(\S+) hard=(\S+) core=(\S+) stack=(\S+) pid=(\d+) uid=(\d+) gids=(\S+) dir=(\S+) oom=(-?\d+)$`)
 
 // seen returns what the job printed with limitsScript: its fields and its environment.
 func seen(t *testing.T, k *ctlPF, job string) ([]string, string) {
@@ -294,6 +294,11 @@ job "nobody" {
     nofile = "128"
   }
 }
+job "nobody-plain" {
+  exec = `+sh(limitsScript)+`
+  user = "nobody"
+  dir  = `+hclString(work)+`
+}
 job "lower" {
   exec          = `+sh(limitsScript)+`
   oom_score_adj = -200
@@ -315,29 +320,33 @@ job "sig" {
 	lim, limEnv := seen(t, k, "lim")
 	plain, plainEnv := seen(t, k, "plain")
 	oomonly, _ := seen(t, k, "oomonly")
-	nobody, _ := seen(t, k, "nobody")
-	if want := []string{"64", "64", "0", "8192"}; !slices.Equal(lim[:4], want) || lim[7] != "500" {
-		t.Errorf("lim sees nofile, hard, core, stack %q and oom %s; want %q and 500", lim[:4], lim[7], want)
+	nobody, nobodyEnv := seen(t, k, "nobody")
+	nobodyPlain, nobodyPlainEnv := seen(t, k, "nobody-plain")
+	if want := []string{"64", "64", "0", "8192"}; !slices.Equal(lim[:4], want) || lim[8] != "500" {
+		t.Errorf("lim sees nofile, hard, core, stack %q and oom %s; want %q and 500", lim[:4], lim[8], want)
 	}
 	if limEnv != plainEnv {
 		t.Errorf("the environment differs with limits:\n  %s\nwithout:\n  %s", limEnv, plainEnv)
 	}
-	if plain[7] != "0" || plain[0] != strings.TrimSpace(string(base)) {
-		t.Errorf("plain sees nofile %s and oom %s; want %s and 0", plain[0], plain[7], base)
+	if plain[8] != "0" || plain[0] != strings.TrimSpace(string(base)) {
+		t.Errorf("plain sees nofile %s and oom %s; want %s and 0", plain[0], plain[8], base)
 	}
 	// Through the shim without a nofile limit: the soft limit of a job without one.
-	if oomonly[0] != plain[0] || oomonly[1] != plain[1] || oomonly[7] != "300" {
-		t.Errorf("oomonly sees nofile %s/%s and oom %s; want %s/%s and 300", oomonly[0], oomonly[1], oomonly[7], plain[0], plain[1])
+	if oomonly[0] != plain[0] || oomonly[1] != plain[1] || oomonly[8] != "300" {
+		t.Errorf("oomonly sees nofile %s/%s and oom %s; want %s/%s and 300", oomonly[0], oomonly[1], oomonly[8], plain[0], plain[1])
 	}
-	// Under its user, in its directory.
-	if nobody[0] != "128" || nobody[5] != "65534" || nobody[6] != work || nobody[7] != "200" {
-		t.Errorf("nobody sees nofile %s uid %s dir %s oom %s; want 128 65534 %s 200", nobody[0], nobody[5], nobody[6], nobody[7], work)
+	// Under its user and groups, in its directory, as without the shim.
+	if nobody[0] != "128" || nobody[5] != "65534" || nobody[7] != work || nobody[8] != "200" {
+		t.Errorf("nobody sees nofile %s uid %s dir %s oom %s; want 128 65534 %s 200", nobody[0], nobody[5], nobody[7], nobody[8], work)
+	}
+	if nobody[5] != nobodyPlain[5] || nobody[6] != nobodyPlain[6] || nobody[7] != nobodyPlain[7] || nobodyEnv != nobodyPlainEnv {
+		t.Errorf("user, groups, dir or environment differ with limits: %q %q, without: %q %q\n%s\n%s", nobody[5:8], nobody[6], nobodyPlain[5:8], nobodyPlain[6], nobodyEnv, nobodyPlainEnv)
 	}
 	// Below pilotfish's own oom_score_adj only with CAP_SYS_RESOURCE (not in Docker's
 	// default set); without it, a start error that says so.
 	if hasCapSysResource(t) {
-		if lower, _ := seen(t, k, "lower"); lower[7] != "-200" {
-			t.Errorf("lower sees oom %s, want -200", lower[7])
+		if lower, _ := seen(t, k, "lower"); lower[8] != "-200" {
+			t.Errorf("lower sees oom %s, want -200", lower[8])
 		}
 	} else {
 		j := k.waitState(10*time.Second, "lower", "failed")
