@@ -460,6 +460,16 @@ job "denied-plain" {
 		t.Fatalf("PID 1 after the start errors: %+v", r)
 	}
 	k.waitState(5*time.Second, "fits", "running")
+	// Once a run starts, the reason is gone from the status line.
+	if err := os.Chmod(private, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := k.cli("start", "denied"); r.code != 0 {
+		t.Fatalf("start denied: %+v", r)
+	}
+	if j := k.waitState(10*time.Second, "denied", "running"); j.Status != "" {
+		t.Errorf("denied runs, its status still says %q", j.Status)
+	}
 }
 
 // An invalid limit is a diagnostic at its position, with the others, from validate.
