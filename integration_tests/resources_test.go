@@ -22,9 +22,9 @@ import (
 )
 
 // hogScript allocates argv[1] MiB, writes every page, says so and sleeps.
-const hogScript = `import sys, time
+const hogScript = `import os, sys, time
 b = bytearray(b"x") * (int(sys.argv[1]) << 20)
-print("allocated", flush=True)
+os.write(1, b"allocated\n")  # one write: two hogs share the pipe
 time.sleep(3600)
 `
 
