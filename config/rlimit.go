@@ -65,7 +65,9 @@ func limitsSchema() *hcl.BodySchema {
 // decodeLimits reads `limits { nofile = 65536  stack = "8MiB"  core = "unlimited" }`.
 func (l *loader) decodeLimits(b *hcl.Block) map[string]uint64 {
 	d := l.d
-	content, diags := b.Body.Content(limitsSchema())
+	schema := limitsSchema()
+	content, diags := b.Body.Content(schema)
+	l.suggestKeys(diags, schema)
 	d.Diags = append(d.Diags, diags...)
 	out := map[string]uint64{}
 	for _, r := range Rlimits() {

@@ -49,7 +49,7 @@ func TestLimitErrors(t *testing.T) {
 		"fraction":        {`limits { nproc = 1.5 }`, "limits.nproc must be a whole number"},
 		"size for count":  {`limits { nofile = "64k" }`, "limits.nofile must be a whole number >= 0 or \"unlimited\""},
 		"bad size":        {`limits { stack = "8 parsecs" }`, "limits.stack must be a size"},
-		"unknown":         {`limits { nofiles = 10 }`, "nofiles"},
+		"unknown":         {`limits { nofiles = 10 }`, `Did you mean "nofile"?`},
 		"bool":            {`limits { core = true }`, "limits.core must be a size"},
 		"oom too high":    {`oom_score_adj = 1001`, `"oom_score_adj" must be a whole number from -1000 to 1000`},
 		"oom too low":     {`oom_score_adj = -1001`, `"oom_score_adj" must be a whole number from -1000 to 1000`},
