@@ -529,9 +529,10 @@ func TestResourcesShimSkipsHeavyInits(t *testing.T) {
 	}
 }
 
-// docs/operations-resources.md: the example runs as the page shows.
+// The example of the Resources section (docs/operations-resources.md, or docs/operations.md
+// once assembled) runs as the page shows.
 func TestResourcesDocExample(t *testing.T) {
-	const page = "../docs/operations-resources.md"
+	page := operationsPage(t, "Resources", "resources")
 	cfg := docExample(t, page, "resources")
 	dir := t.TempDir()
 	port := freePort(t)
