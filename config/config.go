@@ -146,6 +146,12 @@ type Job struct {
 	Health  *Health       `json:"health,omitempty"`
 	Service *Service      `json:"service,omitempty"`
 	Logging JobLogging    `json:"logging"`
+	// Limits are resource limits of the job's processes by name (see Rlimits), soft and
+	// hard alike; RlimitUnlimited for "unlimited"
+	// (docs/configuration.md#limits-and-oom_score_adj).
+	Limits map[string]uint64 `json:"limits,omitempty"`
+	// OOMScoreAdj, when set, is the oom_score_adj of the job's processes.
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
 	// Spec holds the kind's own settings (see Kind.Decode).
 	Spec Spec `json:"spec,omitempty"`
 	// Main marks the job given on the command line after `--`.

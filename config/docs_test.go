@@ -49,6 +49,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	for name, s := range map[string]*hcl.BodySchema{
 		"rootSchema": rootSchema, "commonJobSchema": commonJobSchema, "whenSchema": whenSchema,
 		"healthSchema": healthSchema, "serviceSchema": serviceSchema, "jobLoggingSchema": jobLoggingSchema,
+		"limitsSchema": limitsSchema(),
 	} {
 		found := schemaKeys(s)
 		if len(found) == 0 {

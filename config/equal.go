@@ -29,7 +29,12 @@ func (j *Job) Equal(o *Job) bool {
 		j.Backoff == o.Backoff && j.StopSignal == o.StopSignal && j.StopTimeout == o.StopTimeout &&
 		j.Timeout == o.Timeout && j.Overlap == o.Overlap && j.When.Equal(o.When) && j.Health.Equal(o.Health) &&
 		j.Service.Equal(o.Service) && j.Logging.Equal(o.Logging) && specEqual(j.Spec, o.Spec) && j.Main == o.Main &&
-		j.RestartOn == o.RestartOn && slices.Equal(j.SuccessCodes, o.SuccessCodes) && j.Autostart == o.Autostart
+		j.RestartOn == o.RestartOn && slices.Equal(j.SuccessCodes, o.SuccessCodes) && j.Autostart == o.Autostart &&
+		maps.Equal(j.Limits, o.Limits) && intPtrEqual(j.OOMScoreAdj, o.OOMScoreAdj)
+}
+
+func intPtrEqual(a, b *int) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }
 
 func specEqual(a, b Spec) bool {

@@ -19,8 +19,9 @@ var commonJobSchema = &hcl.BodySchema{
 		{Name: "kind"}, {Name: "exec"}, {Name: "dir"}, {Name: "user"}, {Name: "group"}, {Name: "env"},
 		{Name: "restarts"}, {Name: "backoff"}, {Name: "stop_signal"}, {Name: "stop_timeout"}, {Name: "overlap"},
 		{Name: "restart_on"}, {Name: "success_codes"}, {Name: "autostart"},
+		{Name: "oom_score_adj"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "when"}, {Type: "health"}, {Type: "service"}, {Type: "logging"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "when"}, {Type: "health"}, {Type: "service"}, {Type: "logging"}, {Type: "limits"}},
 }
 
 // runTimeoutSchema is `timeout` of a kind that has none of its own.
@@ -82,6 +83,9 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	d.Signal(attrs, "stop_signal", &j.StopSignal)
 	d.Duration(attrs, "stop_timeout", &j.StopTimeout)
 	d.String(attrs, "overlap", &j.Overlap)
+	if adj := 0; d.Int(attrs, "oom_score_adj", -1000, 1000, &adj) {
+		j.OOMScoreAdj = &adj
+	}
 	// `timeout` bounds a run; a kind with a `timeout` of its own (webhook: per attempt) keeps it.
 	var timeout *hcl.Attribute
 	if known && !hasAttr(kind.Schema(), "timeout") {
@@ -109,6 +113,8 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 			j.Service = l.decodeService(blk, j)
 		case "logging":
 			l.decodeJobLogging(blk, &j.Logging)
+		case "limits":
+			j.Limits = l.decodeLimits(blk)
 		}
 	}
 	if j.Service != nil && j.Service.TTL == 0 {
@@ -122,6 +128,7 @@ func (l *loader) decodeJob(b *hcl.Block) *Job {
 	}
 	l.checkExec(b, j, kind, attrs, timeout)
 	l.checkPolicies(j, kind, attrs)
+	l.checkResources(j, kind, attrs, content.Blocks)
 	kc, diags := remain.Content(kind.Schema())
 	l.suggestKeys(diags, commonJobSchema, kind.Schema(), runTimeoutSchema)
 	d.Diags = append(d.Diags, diags...)

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"syscall"
 
@@ -22,27 +23,29 @@ func (d *Daemon) Version() string { return d.opts.Version }
 func (d *Daemon) Bus() *events.Bus { return d.bus }
 
 // jobView is a job as the API shows it: the one place jobs.Status becomes api.Job.
-func jobView(st jobs.Status) api.Job {
+func jobView(st jobs.Status, u jobs.Usage) api.Job {
 	return api.Job{Name: st.Name, Kind: st.Kind, State: string(st.State), Pid: st.Pid, Restarts: st.Restarts,
-		Health: string(st.Health), ExitCode: st.ExitCode, Since: st.Since, Status: st.Status}
+		Health: string(st.Health), ExitCode: st.ExitCode, Since: st.Since, Status: st.Status,
+		CPUSeconds: u.CPU.Seconds(), MemoryBytes: u.Memory, CPUPercent: math.Round(u.CPUPercent*10) / 10}
 }
 
-// view is a job as the API shows it, with what its status snapshot does not hold: a cron
-// job's next run.
-func view(j *jobs.Job) api.Job {
-	v := jobView(j.Status())
-	if t := j.NextRun(); !t.IsZero() {
-		v.NextRun = &t
+// jobViews shows jobs with what they use, read in one pass over /proc, and what their
+// status snapshot does not hold: a cron job's next run.
+func jobViews(list []*jobs.Job) []api.Job {
+	use := jobs.Usages(list)
+	out := make([]api.Job, len(list))
+	for i, j := range list {
+		out[i] = jobView(j.Status(), use[i])
+		if t := j.NextRun(); !t.IsZero() {
+			out[i].NextRun = &t
+		}
 	}
-	return v
+	return out
 }
 
 // Status lists every job in configuration order.
 func (d *Daemon) Status() api.Status {
-	out := api.Status{Jobs: []api.Job{}, Watches: d.watchViews()}
-	for _, j := range d.jobList() {
-		out.Jobs = append(out.Jobs, view(j))
-	}
+	out := api.Status{Jobs: jobViews(d.jobList()), Watches: d.watchViews()}
 	d.mu.Lock()
 	out.Maintenance = d.maintenance
 	d.mu.Unlock()
@@ -62,7 +65,7 @@ func (d *Daemon) Job(name string) (api.Job, error) {
 	if err != nil {
 		return api.Job{}, err
 	}
-	return view(j), nil
+	return jobViews([]*jobs.Job{j})[0], nil
 }
 
 // StartJob starts a job now.
@@ -91,7 +94,7 @@ func (d *Daemon) jobCall(ctx context.Context, name string, fn func(*jobs.Job, co
 	if err := fn(j, ctx); err != nil {
 		return api.Job{}, err
 	}
-	return view(j), nil
+	return jobViews([]*jobs.Job{j})[0], nil
 }
 
 // SignalJob sends a signal to a job's processes.

@@ -20,16 +20,20 @@ var _ telemetry.Source = metricsSource{}
 
 func (s metricsSource) Jobs() []telemetry.JobSample {
 	list := s.d.jobList()
+	use := jobs.Usages(list)
 	out := make([]telemetry.JobSample, 0, len(list))
-	for _, j := range list {
+	for i, j := range list {
 		st := j.Status()
 		out = append(out, telemetry.JobSample{
-			Name:      st.Name,
-			State:     string(st.State),
-			Restarts:  st.Restarts,
-			HasHealth: st.HasHealth,
-			Healthy:   st.Health == jobs.HealthHealthy,
-			Counters:  counters(j.Counters()),
+			Name:        st.Name,
+			State:       string(st.State),
+			Restarts:    st.Restarts,
+			HasHealth:   st.HasHealth,
+			Healthy:     st.Health == jobs.HealthHealthy,
+			Counters:    counters(j.Counters()),
+			Processes:   j.RunsProcesses(),
+			CPUSeconds:  use[i].CPU.Seconds(),
+			MemoryBytes: use[i].Memory,
 		})
 	}
 	return out

@@ -83,7 +83,7 @@ job "done" {
 	// status: a table with the documented columns, one row per job.
 	r = c.want(c.run("status"), 0, "status")
 	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
-	header := []string{"JOB", "KIND", "STATE", "PID", "HEALTH", "RESTARTS", "UPTIME", "STATUS"}
+	header := []string{"JOB", "KIND", "STATE", "PID", "HEALTH", "RESTARTS", "UPTIME", "CPU%", "MEM", "STATUS"}
 	if len(lines) < 5 || !slices.Equal(strings.Fields(lines[0]), header) {
 		t.Fatalf("status printed:\n%s\nwant a header %q and four rows", r.stdout, header)
 	}
@@ -93,11 +93,12 @@ job "done" {
 		rows[f[0]] = f
 	}
 	steady := must[client.Job](t, "job steady")(a.Job("steady"))
-	if f := rows["steady"]; len(f) < 7 || f[1] != "exec" || f[2] != "running" || f[3] != strconv.Itoa(steady.Pid) || f[4] != "unknown" || f[5] != "0" {
-		t.Errorf("status row of steady: %q, want exec running %d unknown 0 UPTIME", f, steady.Pid)
+	if f := rows["steady"]; len(f) < 9 || f[1] != "exec" || f[2] != "running" || f[3] != strconv.Itoa(steady.Pid) || f[4] != "unknown" || f[5] != "0" ||
+		!regexp.MustCompile(`^\d+\.\d$`).MatchString(f[7]) || !regexp.MustCompile(`^\d+(\.\d)?[KMG]$`).MatchString(f[8]) {
+		t.Errorf("status row of steady: %q, want exec running %d unknown 0 UPTIME CPU%% MEM", f, steady.Pid)
 	}
-	if f := rows["done"]; len(f) < 4 || f[2] != "completed" || f[3] != "-" {
-		t.Errorf("status row of done: %q, want completed with pid -", f)
+	if f := rows["done"]; len(f) < 9 || f[2] != "completed" || f[3] != "-" || f[7] != "-" || f[8] != "-" {
+		t.Errorf("status row of done: %q, want completed with pid, CPU%% and MEM -", f)
 	}
 	// Columns line up: each header starts where its values start.
 	col := strings.Index(lines[0], "STATE")

@@ -128,13 +128,15 @@ func reportLatency(b *testing.B, ds []time.Duration) {
 	b.ReportMetric(0, "ns/op") // the per-op time is conns/s upside down; keep the table short
 }
 
-func benchAccept(b *testing.B, clients int) {
+// benchAccept measures an inetd job in accept mode that runs /bin/echo per connection;
+// extra is added to the job's block.
+func benchAccept(b *testing.B, clients int, extra string) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(b))
 	startBench(b, `
 job "bench" {
   kind   = "inetd"
   listen = "tcp://`+addr+`"
-  exec   = ["/bin/echo", "x"]
+  exec   = ["/bin/echo", "x"]`+extra+`
 }
 `)
 	if _, err := firstByte(addr); err != nil { // warm up
@@ -178,10 +180,10 @@ job "bench" {
 }
 
 // inetd accept mode, one client after the other: a process per connection.
-func BenchmarkInetdAcceptSequential(b *testing.B) { benchAccept(b, 1) }
+func BenchmarkInetdAcceptSequential(b *testing.B) { benchAccept(b, 1, "") }
 
 // inetd accept mode, four clients at once.
-func BenchmarkInetdAcceptConcurrent4(b *testing.B) { benchAccept(b, 4) }
+func BenchmarkInetdAcceptConcurrent4(b *testing.B) { benchAccept(b, 4, "") }
 
 // inetd activate mode, cold: every connection has to start the program (it exits after
 // one connection). Each connection is made once the previous program has exited and the

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/config"
+	"github.com/pilotfish/pilotfish/internal/procfs"
 	"github.com/pilotfish/pilotfish/internal/reaper"
 )
 
@@ -256,37 +257,14 @@ func listeningInodes(file string, port int, into map[string]bool) error {
 
 // processTree returns pid, its descendants, and the members of its process group.
 func processTree(root int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return []int{root}
-	}
 	children := map[int][]int{}
 	tree := map[int]bool{root: true}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	_ = procfs.Scan(func(p procfs.Proc) {
+		children[p.PPid] = append(children[p.PPid], p.Pid)
+		if p.Pgrp == root {
+			tree[p.Pid] = true
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 4 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		pgid, _ := strconv.Atoi(f[2])
-		children[ppid] = append(children[ppid], pid)
-		if pgid == root {
-			tree[pid] = true
-		}
-	}
+	})
 	queue := []int{root}
 	for len(queue) > 0 {
 		p := queue[0]

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ var apiEvent = events.Event{Code: "start", Source: "api"}
 type Job struct {
 	cfg       *config.Job
 	hasHealth bool // a health block, or a kind that reports readiness
+	runsProcs bool // the kind runs processes (see RunsProcesses)
 	drv       Driver
 	rt        *Runtime
 	log       *slog.Logger
@@ -54,6 +56,8 @@ type Job struct {
 	quit     chan struct{}
 	loopDone chan struct{}
 	closed   sync.Once
+
+	cpuSeen atomic.Int64 // the highest CPU time Usages reported, in nanoseconds
 
 	mu      sync.Mutex // guards status, changed and hooks
 	status  Status
@@ -78,10 +82,12 @@ type Job struct {
 	health       Health
 	succ, fails  int
 	exitCode     *int
-	statusLine   string // shown in /v1/status: a kind's STATUS= or why the job cannot run
-	prepared     bool   // the kind has opened what must exist before a run (Prepare)
-	shutdown     bool   // unhealthy with health.on_failure = "shutdown": pilotfish must end
-	backoffT     timer  // only in Backoff
+	cpuDone      time.Duration // CPU time of the runs that ended
+	statusLine   string        // shown in /v1/status: a kind's STATUS= or why the job cannot run
+	prepared     bool          // the kind has opened what must exist before a run (Prepare)
+	shutdown     bool          // unhealthy with health.on_failure = "shutdown": pilotfish must end
+	startErr     string        // why the last start failed, shown as statusLine until a run starts
+	backoffT     timer         // only in Backoff
 	timeoutT     timer
 	intervalT    timer
 	debounceT    timer
@@ -125,6 +131,7 @@ func newJob(cfg *config.Job, rt *Runtime, drv Driver) *Job {
 		health:   HealthUnknown,
 	}
 	j.hasHealth = slices.Contains(config.Emits(ConfigKinds(), cfg), events.Healthy)
+	j.runsProcs = runsProcesses(cfg)
 	j.status = j.snapshot()
 	return j
 }

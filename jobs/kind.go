@@ -106,6 +106,8 @@ type Result struct {
 	Code   int            // exit code; 128+N when killed by signal N
 	Signal syscall.Signal // the killing signal, or 0
 	Err    error          // set when the run could not start or the call failed
+	// CPU is the CPU time the run's process used, with the children it waited for.
+	CPU time.Duration
 }
 
 // Success reports a clean end: no error, no death by signal, and an exit code among codes

@@ -263,6 +263,16 @@ func (r *notifyRun) Pid() int {
 	return r.pid
 }
 
+func (r *notifyRun) procRef() procRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ref := procRef{group: r.pid}
+	if r.mainPID != r.pid {
+		ref.main = r.mainPID
+	}
+	return ref
+}
+
 // Signal signals the started process's group and the announced main PID (a daemon may
 // have left the group).
 func (r *notifyRun) Signal(sig syscall.Signal) error {
@@ -398,7 +408,7 @@ func (r *notifyRun) loop() {
 			if !ok {
 				r.finish(first)
 			} else {
-				r.finish(Result{Code: st.Code(), Signal: st.Signal})
+				r.finish(Result{Code: st.Code(), Signal: st.Signal, CPU: first.CPU + st.CPU})
 			}
 			return
 		}

@@ -115,6 +115,11 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if err := throughShim(job, rt, req, &spec, cleanup); err != nil {
+		cleanup.closeChildSide()
+		cleanup.closeAll()
+		return nil, fmt.Errorf("cannot start %s: %w", cleanup.program, err)
+	}
 	proc, err := rt.Spawner.Spawn(spec)
 	if err != nil && spec.Sys.Foreground {
 		// The terminal on stdin is not pilotfish's controlling terminal: run without it.
@@ -122,9 +127,14 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 		proc, err = rt.Spawner.Spawn(spec)
 	}
 	cleanup.closeChildSide()
+	if err == nil && cleanup.status != nil {
+		err = waitShim(cleanup.status, proc.Pid)
+		cleanup.status.Close()
+		cleanup.status = nil
+	}
 	if err != nil {
 		cleanup.closeAll()
-		return nil, fmt.Errorf("cannot start %s: %w", spec.Path, err)
+		return nil, fmt.Errorf("cannot start %s: %w", cleanup.program, err)
 	}
 	p := &procRun{pid: proc.Pid}
 	var copiers sync.WaitGroup
@@ -148,7 +158,7 @@ func startProcess(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) 
 		case <-drained:
 		case <-time.After(outputDrain):
 		}
-		req.Exit(Result{Code: st.Code(), Signal: st.Signal})
+		req.Exit(Result{Code: st.Code(), Signal: st.Signal, CPU: st.CPU})
 	}()
 	return p, nil
 }
@@ -159,8 +169,10 @@ type pendingCopy struct {
 }
 
 type spawnFiles struct {
+	program   string // the job's program, for messages (the process may start as the shim)
 	childSide []*os.File
 	copies    []pendingCopy
+	status    *os.File // the read end of the shim's status pipe, when it runs through the shim
 }
 
 func (s *spawnFiles) closeChildSide() {
@@ -172,6 +184,9 @@ func (s *spawnFiles) closeChildSide() {
 func (s *spawnFiles) closeAll() {
 	for _, c := range s.copies {
 		c.r.Close()
+	}
+	if s.status != nil {
+		s.status.Close()
 	}
 }
 
@@ -191,12 +206,8 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 		sys.Credential = cred
 		env = userEnv(env, home)
 	}
+	files.program = path
 	spec := reaper.Spec{Path: path, Args: job.Exec, Env: env, Dir: job.Dir, Sys: sys}
-	if vars := req.Activation.PidVars; len(vars) > 0 && rt.Self != "" {
-		// exec through pilotfish, which sets the variables to its PID (the program's, after
-		// exec) and then execs the program.
-		spec.Path, spec.Args = rt.Self, append([]string{rt.Self, PidShim, strings.Join(vars, ","), path}, job.Exec...)
-	}
 
 	if out.direct {
 		// docker run -it … -- bash: the main job owns the terminal.
@@ -242,10 +253,6 @@ func processSpec(job *config.Job, rt *Runtime, out *jobOutput, req RunRequest) (
 	spec.Files = append([]*os.File{stdin, stdout, ew}, req.Activation.Files...)
 	return spec, files, nil
 }
-
-// PidShim is the hidden command line verb that sets environment variables to its own PID
-// and execs a program, which keeps that PID: pilotfish __setpid VAR,VAR PATH ARGV0 ARGS...
-const PidShim = "__setpid"
 
 // lookPath finds name the way execvp would, using the job's own PATH.
 func lookPath(name, pathEnv, dir string) (string, error) {

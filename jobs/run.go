@@ -84,6 +84,8 @@ func (j *Job) run(ev events.Event, act Activation) {
 	if err != nil {
 		cancel()
 		j.log.Error("cannot start job", "err", err)
+		// The reason stays in the status line until a run starts.
+		j.statusLine, j.startErr = err.Error(), err.Error()
 		code := 127 // as a shell reports "not found"
 		if errors.Is(err, fs.ErrPermission) {
 			code = 126 // found but not executable
@@ -93,6 +95,10 @@ func (j *Job) run(ev events.Event, act Activation) {
 	}
 	ar.run = r
 	j.runs[id] = ar
+	if j.startErr != "" && j.statusLine == j.startErr {
+		j.statusLine = ""
+	}
+	j.startErr = ""
 	_ = j.setState(Running)
 	attrs := map[string]string{}
 	if pid := r.Pid(); pid > 0 {
@@ -146,6 +152,7 @@ func (j *Job) onExit(x runExit) {
 		return
 	}
 	delete(j.runs, x.id)
+	j.addCPU(x.res.CPU)
 	ar.cancel()
 	if ar.deadline != nil {
 		ar.deadline.Stop()

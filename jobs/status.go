@@ -34,6 +34,8 @@ type Status struct {
 	pending    []config.Trigger // the triggers still awaited while waiting
 	timerArmed bool             // a when.timeout, interval or debounce timer runs
 	runs       int              // active runs
+	procs      []procRef        // where the active runs' processes are (see Usages)
+	cpuDone    time.Duration    // CPU time of the runs that ended
 }
 
 // Status returns the latest snapshot.
@@ -161,6 +163,8 @@ func (j *Job) snapshot() Status {
 		paused:    j.mode == paused,
 		seen:      j.seen,
 		runs:      len(j.runs),
+		procs:     j.procRefs(),
+		cpuDone:   j.cpuDone,
 	}
 	if len(j.runs) == 1 {
 		for _, ar := range j.runs {
@@ -192,7 +196,8 @@ func (j *Job) setStatus(st Status) {
 		st.settling == j.status.settling && st.paused == j.status.paused &&
 		st.Health == j.status.Health && st.seen == j.status.seen && st.runs == j.status.runs &&
 		st.timerArmed == j.status.timerArmed && st.Status == j.status.Status && st.Shutdown == j.status.Shutdown &&
-		slices.Equal(st.pending, j.status.pending) && sameCode(st.ExitCode, j.status.ExitCode)
+		slices.Equal(st.pending, j.status.pending) && sameCode(st.ExitCode, j.status.ExitCode) &&
+		slices.Equal(st.procs, j.status.procs) && st.cpuDone == j.status.cpuDone
 	if !same {
 		j.status = st
 		close(j.changed)

@@ -9,6 +9,8 @@ var (
 	descJobState    = prometheus.NewDesc("pilotfish_job_state", "1 for the state the job is in (one series per job; the state label changes).", []string{"job", "state"}, nil)
 	descRestarts    = prometheus.NewDesc("pilotfish_job_restarts_total", "Automatic restarts of the job.", []string{"job"}, nil)
 	descExits       = prometheus.NewDesc("pilotfish_job_exits_total", "Runs of the job that ended, by result (success or failure).", []string{"job", "result"}, nil)
+	descCPU         = prometheus.NewDesc("pilotfish_job_cpu_seconds_total", "CPU time (user and system) of the job's processes over all its runs, read from /proc at scrape time.", []string{"job"}, nil)
+	descMemory      = prometheus.NewDesc("pilotfish_job_memory_bytes", "Resident memory (RSS) summed over the job's processes, read from /proc at scrape time.", []string{"job"}, nil)
 	descHealthy     = prometheus.NewDesc("pilotfish_job_healthy", "1 when the job's health check passes, 0 otherwise (jobs with a health check or readiness only).", []string{"job"}, nil)
 	descEvents      = prometheus.NewDesc("pilotfish_events_total", "Events published on the bus.", []string{"source", "code"}, nil)
 	descQueue       = prometheus.NewDesc("pilotfish_bus_queue_depth", "Events waiting in a subscriber's queue.", []string{"subscriber"}, nil)
@@ -67,6 +69,10 @@ func (b *builtin) Collect(ch chan<- prometheus.Metric) {
 		e := exits[j.Name]
 		ch <- prometheus.MustNewConstMetric(descExits, prometheus.CounterValue, e[0], j.Name, "success")
 		ch <- prometheus.MustNewConstMetric(descExits, prometheus.CounterValue, e[1], j.Name, "failure")
+		if j.Processes {
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, j.CPUSeconds, j.Name)
+			ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, float64(j.MemoryBytes), j.Name)
+		}
 		if j.HasHealth {
 			v := 0.0
 			if j.Healthy {

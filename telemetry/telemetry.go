@@ -21,6 +21,11 @@ type JobSample struct {
 	// Counters holds kind-specific counters by metric name and label value (cron runs,
 	// inetd connections, syslog messages…), see KindCounters.
 	Counters []CounterSample
+	// Processes: the job runs processes, whose CPU time (seconds, over all its runs) and
+	// resident memory (bytes, now) were read from /proc for this scrape.
+	Processes   bool
+	CPUSeconds  float64
+	MemoryBytes uint64
 }
 
 // CounterSample is one kind-specific counter of a job.

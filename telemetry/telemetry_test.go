@@ -32,7 +32,8 @@ func newTelemetry(t testing.TB, jobs int) (*Telemetry, *source) {
 	for i := 0; i < jobs; i++ {
 		name := fmt.Sprintf("job%d", i)
 		src.jobs = append(src.jobs, JobSample{Name: name, State: "running", Restarts: i, HasHealth: i%2 == 0, Healthy: true,
-			Counters: []CounterSample{{Metric: "pilotfish_cron_runs_total", Label: "result", Value: "success", N: 3}}})
+			Counters:  []CounterSample{{Metric: "pilotfish_cron_runs_total", Label: "result", Value: "success", N: 3}},
+			Processes: i%2 == 0, CPUSeconds: 1.5, MemoryBytes: 52428800})
 		src.bus.Publish(events.Started, name, nil)
 		src.bus.Publish(events.ExitFailed, name, nil)
 	}
@@ -78,6 +79,8 @@ func TestBuiltinMetrics(t *testing.T) {
 		`pilotfish_consul_errors_total{op="register"} 1`,
 		`pilotfish_health_check_duration_seconds_count{job="job0"} 1`,
 		`pilotfish_cron_runs_total{job="job0",result="success"} 3`,
+		`pilotfish_job_cpu_seconds_total{job="job0"} 1.5`,
+		`pilotfish_job_memory_bytes{job="job0"} 5.24288e+07`,
 		`queue_depth 0`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
@@ -91,6 +94,9 @@ func TestBuiltinMetrics(t *testing.T) {
 	}
 	if strings.Contains(out, `pilotfish_job_healthy{job="job1"}`) {
 		t.Error("a job without a health check reports pilotfish_job_healthy")
+	}
+	if strings.Contains(out, `pilotfish_job_memory_bytes{job="job1"}`) || strings.Contains(out, `pilotfish_job_cpu_seconds_total{job="job1"}`) {
+		t.Error("a job that runs no process reports its resources")
 	}
 	promtool(t, out)
 }

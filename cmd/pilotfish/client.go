@@ -210,7 +210,7 @@ func cmdStatus(ctx context.Context, c *client.Client, o *clientOpts, args []stri
 		jobs = st.Jobs
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tKIND\tSTATE\tPID\tHEALTH\tRESTARTS\tUPTIME\tSTATUS")
+	fmt.Fprintln(tw, "JOB\tKIND\tSTATE\tPID\tHEALTH\tRESTARTS\tUPTIME\tCPU%\tMEM\tSTATUS")
 	now := time.Now()
 	for _, j := range jobs {
 		pid, uptime := "-", "-"
@@ -230,7 +230,11 @@ func cmdStatus(ctx context.Context, c *client.Client, o *clientOpts, args []stri
 		case status == "" && j.ExitCode != nil && j.Pid == 0:
 			status = fmt.Sprintf("exit code %d", *j.ExitCode)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.Name, j.Kind, j.State, pid, j.Health, j.Restarts, uptime, status)
+		cpu, mem := "-", "-"
+		if j.Pid > 0 || j.MemoryBytes > 0 {
+			cpu, mem = strconv.FormatFloat(j.CPUPercent, 'f', 1, 64), humanBytes(j.MemoryBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Kind, j.State, pid, j.Health, j.Restarts, uptime, cpu, mem, status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -256,6 +260,22 @@ func nextRunText(t, now time.Time) string {
 		return fmt.Sprintf("next run %s (in %s)", t.Format("15:04:05"), humanDuration(in))
 	}
 	return fmt.Sprintf("next run %s (in %s)", t.Format("2006-01-02 15:04"), humanDuration(in))
+}
+
+// humanBytes writes a size as top(1) does, in powers of 1024: 812K, 52.4M, 1.2G.
+func humanBytes(n uint64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(units)-1 {
+		v, i = v/1024, i+1
+	}
+	if v >= 100 {
+		return fmt.Sprintf("%.0f%c", v, units[i])
+	}
+	return fmt.Sprintf("%.1f%c", v, units[i])
 }
 
 func humanDuration(d time.Duration) string {

@@ -9,15 +9,14 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/core"
+	// The exec shim (pilotfish __exec …, how jobs get limits) runs from its package's
+	// init, before the heavy packages initialise, and never reaches main.
+	_ "github.com/pilotfish/pilotfish/internal/execshim"
 	"github.com/pilotfish/pilotfish/internal/sigearly"
-	"github.com/pilotfish/pilotfish/jobs"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -53,9 +52,6 @@ func main() {
 }
 
 func dispatch(args []string) int {
-	if len(args) > 0 && args[0] == jobs.PidShim {
-		return pidShim(args[1:])
-	}
 	verb := "run"
 	switch {
 	case len(args) == 0:
@@ -232,26 +228,4 @@ func convertFlags() (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return fs, fs.String("o", "", "write the HCL to `FILE` (default: stdout)")
-}
-
-// pidShim sets the named variables to its own PID and execs the program, which keeps the
-// PID: LISTEN_PID and WATCHDOG_PID must name the program's PID, known only after fork.
-func pidShim(args []string) int {
-	if len(args) < 3 {
-		fmt.Fprintln(os.Stderr, "error: usage: pilotfish "+jobs.PidShim+" VAR[,VAR] PATH ARGV0 [ARGS...]")
-		return 2
-	}
-	vars := strings.Split(args[0], ",")
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(vars, k) {
-			env = append(env, kv)
-		}
-	}
-	for _, v := range vars {
-		env = append(env, v+"="+strconv.Itoa(os.Getpid()))
-	}
-	err := syscall.Exec(args[1], args[2:], env)
-	fmt.Fprintf(os.Stderr, "error: cannot run %s: %v\n", args[1], err)
-	return 127
 }

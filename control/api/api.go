@@ -25,6 +25,11 @@ type Job struct {
 	Status   string    `json:"status"`
 	// NextRun is when a cron job runs next (docs/api.md#status); absent for other jobs.
 	NextRun *time.Time `json:"next_run,omitempty"`
+	// CPUSeconds, MemoryBytes and CPUPercent are read from /proc when asked
+	// (docs/api.md#the-job-object).
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	MemoryBytes uint64  `json:"memory_bytes"`
+	CPUPercent  float64 `json:"cpu_percent"`
 }
 
 // Watch is one Consul watch in /v1/status.

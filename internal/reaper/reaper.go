@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +17,9 @@ type Status struct {
 	Pid    int
 	Exit   int            // exit code when it exited
 	Signal syscall.Signal // the signal that killed it, or 0
+	// CPU is the user and system time it used, with that of the children it waited for
+	// (wait4's rusage).
+	CPU time.Duration
 }
 
 // Code is the exit code a shell would report: the exit status, or 128+N for signal N.
@@ -162,14 +166,15 @@ func (r *Reaper) reap() {
 	r.mu.Lock()
 	for {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		var ru syscall.Rusage
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			break
 		}
-		st := Status{Pid: pid}
+		st := Status{Pid: pid, CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 		switch {
 		case ws.Exited():
 			st.Exit = ws.ExitStatus()

@@ -105,3 +105,12 @@ func zombies(t *testing.T) int {
 	}
 	return n
 }
+
+// The exit status carries the CPU time of the process and of the children it waited for.
+func TestStatusCarriesCPU(t *testing.T) {
+	r := newReaper(t)
+	st := wait(t, sh(t, r, `(i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done); exit 0`))
+	if st.CPU < 10*time.Millisecond {
+		t.Fatalf("a busy child (in a subshell) shows %s of CPU", st.CPU)
+	}
+}

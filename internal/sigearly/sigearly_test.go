@@ -16,7 +16,7 @@ func TestMayRun(t *testing.T) {
 		{[]string{"validate", "-config", "x"}, false},
 		{[]string{"-version"}, false},
 		{[]string{"--help"}, false},
-		{[]string{"__setpid", "LISTEN_PID", "/bin/app", "app"}, false},
+		{[]string{"__exec", "-pid", "LISTEN_PID", "--", "/bin/app", "app"}, false},
 	} {
 		if got := mayRun(c.args); got != c.want {
 			t.Errorf("mayRun(%q) = %v, want %v", c.args, got, c.want)
