@@ -690,7 +690,7 @@ func TestLogsFollowTakesStreamSlot(t *testing.T) {
 	}, "the slot of the follower that left to be free again")
 }
 
-// The example of the Logs section (docs/operations-logs.md) runs, and its commands print
+// The example of the Logs section (docs/operations.md#logs) runs, and its commands print
 // what the page shows.
 func TestLogsDocsExample(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 package integration
 
-// What per-job resources cost (docs/operations-resources.md#what-it-costs):
+// What per-job resources cost (docs/operations.md#what-it-costs):
 //
 //	go test -run '^$' -bench 'Resources' ./integration_tests/
 //

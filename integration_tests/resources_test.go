@@ -1,6 +1,6 @@
 package integration
 
-// Per-job resources (docs/operations-resources.md): cpu_seconds and memory_bytes in
+// Per-job resources (docs/operations.md#resources): cpu_seconds and memory_bytes in
 // /v1/status and as metrics, read from /proc over the job's process group; limits { } and
 // oom_score_adj set between fork and exec, as the job sees them.
 
@@ -529,10 +529,9 @@ func TestResourcesShimSkipsHeavyInits(t *testing.T) {
 	}
 }
 
-// The example of the Resources section (docs/operations-resources.md, or docs/operations.md
-// once assembled) runs as the page shows.
+// The example of the Resources section of docs/operations.md runs as the page shows.
 func TestResourcesDocExample(t *testing.T) {
-	page := operationsPage(t, "Resources", "resources")
+	page := operationsPage(t, "Resources")
 	cfg := docExample(t, page, "resources")
 	dir := t.TempDir()
 	port := freePort(t)
