@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,8 +67,7 @@ func Usages(js []*Job) []Usage {
 		}
 	}
 	if len(owner) > 0 {
-		var procs []procfs.Proc
-		_ = procfs.Scan(func(p procfs.Proc) { procs = append(procs, p) })
+		procs := scanProcs()
 		// A main PID brings its own process group along (a daemon that left the job's
 		// group with setsid leads a group of its own), but never pilotfish's.
 		self := syscall.Getpgrp()
@@ -92,6 +92,32 @@ func Usages(js []*Job) []Usage {
 		out[i].CPU = j.cpuHigh(out[i].CPU)
 	}
 	return out
+}
+
+// procsMaxAge is how long one pass over /proc answers: status and scrapes that come
+// closer together share it (a pass costs about 10 µs per process in the container), so
+// what /v1/status shows is at most this old (docs/operations.md#what-is-counted).
+const procsMaxAge = time.Second
+
+var procsCache struct {
+	sync.Mutex
+	at    time.Time
+	procs []procfs.Proc
+}
+
+// scanProcs returns the processes in /proc, read at most procsMaxAge ago. Nothing is read
+// when nobody asks. An older reading can only count less, never more: a run that ended
+// is no longer asked about, and a live process's counters only grow.
+func scanProcs() []procfs.Proc {
+	c := &procsCache
+	c.Lock()
+	defer c.Unlock()
+	if c.procs == nil || time.Since(c.at) >= procsMaxAge {
+		procs := make([]procfs.Proc, 0, len(c.procs)) // callers may still read the last one
+		_ = procfs.Scan(func(p procfs.Proc) { procs = append(procs, p) })
+		c.procs, c.at = procs, time.Now()
+	}
+	return c.procs
 }
 
 // cpuHigh returns the highest CPU time reported for the job so far, after taking cpu into

@@ -18,7 +18,7 @@ const shimTimeout = 10 * time.Second
 // throughShim makes spec start the program through pilotfish's exec shim when the job
 // needs what syscall.ForkExec cannot do between fork and exec: resource limits,
 // oom_score_adj, or variables holding the program's own PID. The shim then also takes the
-// job's user and working directory, after the limits (docs/operations-resources.md).
+// job's user and working directory, after the limits (docs/operations.md#resources).
 func throughShim(job *config.Job, rt *Runtime, req RunRequest, spec *reaper.Spec, files *spawnFiles) error {
 	sh := execshim.Spec{OOMScoreAdj: job.OOMScoreAdj}
 	for _, r := range config.Rlimits() {
