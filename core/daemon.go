@@ -107,6 +107,8 @@ type Daemon struct {
 	shutdownReq chan string
 	exitCode    int
 	failedExit  bool
+	gcPercent   int // the GC target to restore after start-up (startup.go)
+	startLeft   int // the first job that may not have forked its first run; -1: start-up is over
 }
 
 // Run is pilotfish's `run` command: it returns the process exit code. Start-up goes in
@@ -163,6 +165,7 @@ func isShutdownSignal(sig os.Signal) bool { return sig == syscall.SIGTERM || sig
 // New loads the configuration and builds the daemon without starting anything. On a
 // configuration error it prints the diagnostics and returns nil with exit code 2.
 func New(opts Options) (*Daemon, int) {
+	gc := startGC()
 	env := newEnviron(withoutNotifySocket(opts.Env))
 	copts := configOptions(env.Map())
 	copts.Main = opts.Main
@@ -181,6 +184,7 @@ func New(opts Options) (*Daemon, int) {
 	}
 	if cfg == nil {
 		fmt.Fprintf(opts.Stderr, "error: %s is not valid (%s)\n", strings.Join(opts.ConfigPaths, ", "), config.Plural(countErrors(diags), "error"))
+		debug.SetGCPercent(gc)
 		return nil, ExitConfigError
 	}
 	level := &slog.LevelVar{}
@@ -204,6 +208,7 @@ func New(opts Options) (*Daemon, int) {
 		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
 		wrapper:     wrapper,
+		gcPercent:   gc,
 	}
 	if wrapper {
 		// A drop-in for tini: the command's output reaches the log shipper as it wrote it.
@@ -255,6 +260,7 @@ func durationText(_ []string, a slog.Attr) slog.Attr {
 // Run starts everything, supervises until shutdown and returns the exit code.
 func (d *Daemon) Run() int {
 	defer d.flushLogs() // first in, so last out: after everything else has logged
+	defer d.endStartup()
 	d.reaper.OnOrphan = func(st reaper.Status) { d.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String()) }
 	if err := d.reaper.Start(); err != nil {
 		d.log.Error("cannot reap children", "err", err)
@@ -377,8 +383,6 @@ func (d *Daemon) startJobs(built []*jobs.Job) {
 	}
 	d.bus.Publish(events.Startup, events.Global, nil)
 	d.poke()
-	// Parsing and setting up leave garbage that a long-lived PID 1 should not keep resident.
-	debug.FreeOSMemory()
 }
 
 // buildJobs creates the jobs of cfg, reusing the ones in keep, and tells each which jobs
