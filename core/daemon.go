@@ -107,8 +107,9 @@ type Daemon struct {
 	shutdownReq chan string
 	exitCode    int
 	failedExit  bool
-	gcPercent   int // the GC target to restore after start-up (startup.go)
-	startLeft   int // the first job that may not have forked its first run; -1: start-up is over
+	gcPercent   int           // the GC target to restore after start-up (startup.go)
+	checkBuf    []jobs.Status // the snapshots check reads, reused (only the supervise loop checks)
+	startLeft   int           // the first job that may not have forked its first run; -1: start-up is over
 }
 
 // Run is pilotfish's `run` command: it returns the process exit code. Start-up goes in
