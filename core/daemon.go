@@ -276,6 +276,7 @@ func (d *Daemon) Run() int {
 		Stderr:     d.stderr,
 		Log:        d.log,
 		Environ:    d.env.List,
+		EnvGen:     d.env.Gen,
 		OnChange:   d.poke,
 		OnProbe:    d.tel.ObserveProbe,
 		Self:       selfExecutable(),
