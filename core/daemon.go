@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,7 +106,6 @@ type Daemon struct {
 	shutdownReq chan string
 	exitCode    int
 	failedExit  bool
-	gcPercent   int           // the GC target to restore after start-up (startup.go)
 	checkBuf    []jobs.Status // the snapshots check reads, reused (only the supervise loop checks)
 	startLeft   int           // the first job that may not have forked its first run; -1: start-up is over
 }
@@ -166,7 +164,6 @@ func isShutdownSignal(sig os.Signal) bool { return sig == syscall.SIGTERM || sig
 // New loads the configuration and builds the daemon without starting anything. On a
 // configuration error it prints the diagnostics and returns nil with exit code 2.
 func New(opts Options) (*Daemon, int) {
-	gc := startGC()
 	env := newEnviron(withoutNotifySocket(opts.Env))
 	copts := configOptions(env.Map())
 	copts.Main = opts.Main
@@ -185,7 +182,6 @@ func New(opts Options) (*Daemon, int) {
 	}
 	if cfg == nil {
 		fmt.Fprintf(opts.Stderr, "error: %s is not valid (%s)\n", strings.Join(opts.ConfigPaths, ", "), config.Plural(countErrors(diags), "error"))
-		debug.SetGCPercent(gc)
 		return nil, ExitConfigError
 	}
 	level := &slog.LevelVar{}
@@ -209,7 +205,6 @@ func New(opts Options) (*Daemon, int) {
 		signals:     make(chan os.Signal, 16),
 		shutdownReq: make(chan string, 1),
 		wrapper:     wrapper,
-		gcPercent:   gc,
 	}
 	if wrapper {
 		// A drop-in for tini: the command's output reaches the log shipper as it wrote it.
@@ -261,7 +256,6 @@ func durationText(_ []string, a slog.Attr) slog.Attr {
 // Run starts everything, supervises until shutdown and returns the exit code.
 func (d *Daemon) Run() int {
 	defer d.flushLogs() // first in, so last out: after everything else has logged
-	defer d.endStartup()
 	d.reaper.OnOrphan = func(st reaper.Status) { d.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String()) }
 	if err := d.reaper.Start(); err != nil {
 		d.log.Error("cannot reap children", "err", err)
