@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -83,7 +84,7 @@ func (l *loader) objectives(a *hcl.Attribute) map[float64]float64 {
 	return out
 }
 
-var ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]+(:inet6?|\[\d+\])?$`)
+var ifaceRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.@-]+(:inet6?|\[\d+\])?$`) })
 
 // CheckInterfaceSpec checks one entry of `service { interfaces }`: "eth0", "eth0:inet",
 // "eth0:inet6", "eth0[1]", "inet", "inet6", a CIDR, or "static:ADDRESS".
@@ -101,7 +102,7 @@ func CheckInterfaceSpec(spec string) error {
 			return fmt.Errorf("%q is not a CIDR such as \"10.0.0.0/8\"", spec)
 		}
 		return nil
-	case ifaceRE.MatchString(spec):
+	case ifaceRE().MatchString(spec):
 		return nil
 	}
 	return fmt.Errorf("%q is not an interface spec; use \"eth0\", \"eth0:inet\", \"eth0:inet6\", \"eth0[1]\", \"inet\", \"inet6\", a CIDR or \"static:ADDRESS\"", spec)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -428,7 +429,7 @@ var serviceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 const DefaultDeregisterCriticalAfter = 10 * time.Minute
 
 // serviceIDRE is what a service ID may hold: it goes into the paths of Consul's API.
-var serviceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
+var serviceIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`) })
 
 func (l *loader) decodeService(b *hcl.Block, j *Job) *Service {
 	d := l.d
@@ -437,7 +438,7 @@ func (l *loader) decodeService(b *hcl.Block, j *Job) *Service {
 	d.Diags = append(d.Diags, diags...)
 	attrs := content.Attributes
 	d.String(attrs, "name", &s.Name)
-	if d.String(attrs, "id", &s.ID) && (len(s.ID) > 256 || !serviceIDRE.MatchString(s.ID)) {
+	if d.String(attrs, "id", &s.ID) && (len(s.ID) > 256 || !serviceIDRE().MatchString(s.ID)) {
 		d.Errorf(attrs["id"].Expr.Range(), "service id %q must start with a letter or digit and hold only letters, digits and '.', '_', ':', '@', '-' (at most 256)", s.ID)
 	}
 	d.Int(attrs, "port", 0, 65535, &s.Port)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -412,8 +413,8 @@ func (l *loader) decodeConsul(b *hcl.Block) *Consul {
 	return c
 }
 
-var metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+var metricName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`) })
+var labelName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`) })
 
 // decodeTelemetry reads the telemetry blocks of every file: their metrics add up, and each
 // setting (listen, register) comes from one block.
@@ -433,7 +434,7 @@ func (l *loader) decodeTelemetry(blocks []*hcl.Block) *Telemetry {
 	names := map[string]*hcl.Block{}
 	for _, mb := range metrics {
 		m := &Metric{Name: mb.Labels[0], Range: mb.DefRange}
-		if !metricName.MatchString(m.Name) || strings.HasPrefix(m.Name, "__") {
+		if !metricName().MatchString(m.Name) || strings.HasPrefix(m.Name, "__") {
 			d.Errorf(mb.LabelRanges[0], "%q is not a valid Prometheus metric name", m.Name)
 		} else if p := reservedPrefix(m.Name); p != "" {
 			d.Errorf(mb.LabelRanges[0], "metric names starting with %q are reserved for built-in metrics", p)
@@ -455,7 +456,7 @@ func (l *loader) decodeTelemetry(blocks []*hcl.Block) *Telemetry {
 		}
 		if d.Strings(mc.Attributes, "labels", &m.Labels) {
 			for _, ln := range m.Labels {
-				if !labelName.MatchString(ln) || strings.HasPrefix(ln, "__") {
+				if !labelName().MatchString(ln) || strings.HasPrefix(ln, "__") {
 					d.Errorf(mc.Attributes["labels"].Expr.Range(), "%q is not a valid Prometheus label name", ln)
 				}
 			}
@@ -520,12 +521,12 @@ func reservedPrefix(name string) string {
 	return ""
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`) })
 
 func (l *loader) checkName(b *hcl.Block, what string) {
 	name := b.Labels[0]
 	switch {
-	case !nameRE.MatchString(name):
+	case !nameRE().MatchString(name):
 		l.d.Errorf(b.LabelRanges[0], "%s name %q must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", what, name)
 	case what == "job" && (name == "global" || strings.HasPrefix(name, "watch.") || strings.HasPrefix(name, "template.")):
 		l.d.Errorf(b.LabelRanges[0], "job name %q is reserved for event sources; rename the job", name)

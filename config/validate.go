@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/pilotfish/pilotfish/events"
@@ -218,7 +219,9 @@ func (l *loader) closest(name string, known []string) string {
 
 // unknownName finds the name in HCL's "Unsupported argument", "Unsupported block type" and
 // "Extraneous JSON object property" diagnostics, and any suggestion HCL made.
-var unknownName = regexp.MustCompile(`^(?:An argument named|Blocks of type|No argument or block type is named) ("(?:[^"\\]|\\.)*")`)
+var unknownName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:An argument named|Blocks of type|No argument or block type is named) ("(?:[^"\\]|\\.)*")`)
+})
 
 // suggestKeys gives HCL's diagnostics of unknown keys a "did you mean" drawn from every key
 // the body takes, not only those of the schema HCL was shown last (a job's keys are those
@@ -245,7 +248,7 @@ func (l *loader) suggestKeys(diags hcl.Diagnostics, schemas ...*hcl.BodySchema) 
 		default:
 			continue
 		}
-		m := unknownName.FindStringSubmatch(d.Detail)
+		m := unknownName().FindStringSubmatch(d.Detail)
 		if m == nil {
 			continue
 		}

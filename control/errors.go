@@ -1,10 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/internal/errdefs"
@@ -70,10 +73,31 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, code, body)
 }
 
+// jsonBufs keeps the buffers answers are encoded into: an answer is built whole, sent with
+// its Content-Length in one write, and leaves no garbage behind.
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf: a buffer that grew larger than this (a huge answer) is left to the GC.
+const maxPooledBuf = 256 << 10
+
+// writeJSON answers with v as compact JSON (docs/api.md: `| jq` indents it for a human).
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuf {
+			jsonBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		// Nothing is sent yet, so the client gets a clear error, not half an answer.
+		code = http.StatusInternalServerError
+		buf.Reset()
+		_ = json.NewEncoder(buf).Encode(api.ErrorBody{Error: api.ErrorDetail{Kind: api.KindInternal, Message: "cannot encode the answer: " + err.Error()}})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }

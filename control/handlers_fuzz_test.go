@@ -124,7 +124,7 @@ func TestFuzzFoundBodies(t *testing.T) {
 		{"/v1/maintenance/enable", `null`, `takes no parameters`},
 	} {
 		code, body := raw(t, s.Path(), "POST", c.path, c.body)
-		if code != 400 || !strings.Contains(body, c.want) || !strings.Contains(body, `"kind": "bad-request"`) {
+		if code != 400 || !strings.Contains(body, c.want) || !strings.Contains(body, `"kind":"bad-request"`) {
 			t.Errorf("POST %s %s: %d %s; want 400 with %q", c.path, c.body, code, body, c.want)
 		}
 	}

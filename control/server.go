@@ -255,16 +255,18 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
+		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+			next.ServeHTTP(w, r) // the recorder below only serves the debug line
+			return
+		}
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.code, "took", time.Since(start)}
-			if p, ok := PeerOf(r.Context()); ok {
-				attrs = append(attrs, "uid", p.Uid, "gid", p.Gid, "pid", p.Pid)
-			}
-			s.log.Debug("control request", attrs...)
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.code, "took", time.Since(start)}
+		if p, ok := PeerOf(r.Context()); ok {
+			attrs = append(attrs, "uid", p.Uid, "gid", p.Gid, "pid", p.Pid)
 		}
+		s.log.Debug("control request", attrs...)
 	})
 }
 

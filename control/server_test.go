@@ -221,16 +221,16 @@ func TestEndpoints(t *testing.T) {
 		code               int
 		want               string
 	}{
-		{"GET", "/v1/ping", "", 200, `"status": "ok"`},
-		{"GET", "/v3/ping", "", 200, `"version": "test"`},
-		{"POST", "/v3/ping", "", 200, `"status": "ok"`},
+		{"GET", "/v1/ping", "", 200, `"status":"ok"`},
+		{"GET", "/v3/ping", "", 200, `"version":"test"`},
+		{"POST", "/v3/ping", "", 200, `"status":"ok"`},
 		{"HEAD", "/v3/ping", "", 200, ``},
-		{"POST", "/v1/ping", "", 405, `"kind": "method-not-allowed"`},
-		{"GET", "/v1/status", "", 200, `"pid": 42`},
-		{"GET", "/v1/jobs/app", "", 200, `"name": "app"`},
-		{"GET", "/v1/jobs/nope", "", 404, `"kind": "not-found"`},
-		{"POST", "/v1/jobs/app/start", "{}", 409, `"kind": "conflict"`},
-		{"POST", "/v1/jobs/app/stop", "", 200, `"state": "stopped"`},
+		{"POST", "/v1/ping", "", 405, `"kind":"method-not-allowed"`},
+		{"GET", "/v1/status", "", 200, `"pid":42`},
+		{"GET", "/v1/jobs/app", "", 200, `"name":"app"`},
+		{"GET", "/v1/jobs/nope", "", 404, `"kind":"not-found"`},
+		{"POST", "/v1/jobs/app/start", "{}", 409, `"kind":"conflict"`},
+		{"POST", "/v1/jobs/app/stop", "", 200, `"state":"stopped"`},
 		{"POST", "/v1/jobs/app/stop", `{"force":true}`, 400, `takes no parameters`},
 		{"POST", "/v1/jobs/app/signal", `{"signal":"HUP"}`, 200, `{}`},
 		{"POST", "/v1/jobs/app/signal", `{"signal":"SIGNOPE"}`, 400, `not a signal name`},
@@ -238,8 +238,8 @@ func TestEndpoints(t *testing.T) {
 		{"POST", "/v1/jobs/app/signal", `{"signal":`, 400, `malformed JSON`},
 		{"POST", "/v1/jobs/app/signal", `{}`, 400, `must name a signal`},
 		{"POST", "/v1/jobs/nope/signal", `{"signal":"HUP"}`, 404, `there is no job`},
-		{"GET", "/v1/jobs/app/signal", "", 405, `"kind": "method-not-allowed"`},
-		{"POST", "/v1/reload", "{}", 200, `"added": [`},
+		{"GET", "/v1/jobs/app/signal", "", 405, `"kind":"method-not-allowed"`},
+		{"POST", "/v1/reload", "{}", 200, `"added":[`},
 		{"POST", "/v3/reload", "", 200, `"x"`},
 		{"POST", "/v1/environ", `{"A":"b=c d"}`, 200, `{}`},
 		{"POST", "/v1/environ", `{"A":1}`, 400, `JSON object of strings`},
@@ -257,7 +257,7 @@ func TestEndpoints(t *testing.T) {
 		{"POST", "/v3/metric", `{"orders_total":"lots"}`, 400, `is not a number`},
 		{"POST", "/v3/metric", `{"orders_total":true}`, 400, `must be a number or a string`},
 		{"POST", "/v3/metric", `{}`, 400, `JSON object`},
-		{"GET", "/v3/metric", "", 405, `"kind": "method-not-allowed"`},
+		{"GET", "/v3/metric", "", 405, `"kind":"method-not-allowed"`},
 		{"POST", "/v1/maintenance/enable", "", 200, `{}`},
 		{"GET", "/v1/health", "", 503, `"maintenance"`},
 		{"POST", "/v3/maintenance/disable", "", 200, `{}`},
@@ -265,14 +265,14 @@ func TestEndpoints(t *testing.T) {
 		{"GET", "/metrics", "", 200, "up 1"},
 		{"GET", "/v1/nothing", "", 404, `no endpoint /v1/nothing`},
 		{"GET", "/v1/events?since=abc", "", 400, `since must be`},
-		{"POST", "/v1/environ", `{"A":"` + strings.Repeat("x", MaxBody) + `"}`, 413, `"kind": "too-large"`},
+		{"POST", "/v1/environ", `{"A":"` + strings.Repeat("x", MaxBody) + `"}`, 413, `"kind":"too-large"`},
 	}
 	for _, c := range cases {
 		code, body := raw(t, s.Path(), c.method, c.path, c.body)
 		if code != c.code || !strings.Contains(body, c.want) {
 			t.Errorf("%s %s %.40q: %d %s; want %d with %q", c.method, c.path, c.body, code, body, c.code, c.want)
 		}
-		if code >= 400 && !strings.Contains(body, `"error": {`) && c.path != "/v1/health" {
+		if code >= 400 && !strings.Contains(body, `"error":{`) && c.path != "/v1/health" {
 			t.Errorf("%s %s: error body is not {\"error\":…}: %s", c.method, c.path, body)
 		}
 	}
@@ -294,7 +294,7 @@ func TestInvalidReloadCarriesDiagnostics(t *testing.T) {
 	s, b, c := serve(t, config.Control{})
 	b.reload = &ConfigError{Diagnostics: []string{"x.hcl:1:1: bad"}}
 	code, body := raw(t, s.Path(), "POST", "/v1/reload", "")
-	if code != 400 || !strings.Contains(body, `"diagnostics": [`) || !strings.Contains(body, "x.hcl:1:1: bad") {
+	if code != 400 || !strings.Contains(body, `"diagnostics":[`) || !strings.Contains(body, "x.hcl:1:1: bad") {
 		t.Fatalf("%d %s", code, body)
 	}
 	_, err := c.Reload(context.Background())
@@ -439,7 +439,7 @@ func TestCurl(t *testing.T) {
 	}
 	s, _, _ := serve(t, config.Control{})
 	out, err := exec.Command(curl, "-sS", "--unix-socket", s.Path(), "http://x/v1/ping").CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte(`"status": "ok"`)) {
+	if err != nil || !bytes.Contains(out, []byte(`"status":"ok"`)) {
 		t.Fatalf("curl ping: %v %s", err, out)
 	}
 	out, err = exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", s.Path(),

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +108,8 @@ type Daemon struct {
 	shutdownReq chan string
 	exitCode    int
 	failedExit  bool
+	checkBuf    []jobs.Status // the snapshots check reads, reused (only the supervise loop checks)
+	startLeft   int           // the first job that may not have forked its first run; -1: start-up is over
 }
 
 // Run is pilotfish's `run` command: it returns the process exit code. Start-up goes in
@@ -276,6 +277,7 @@ func (d *Daemon) Run() int {
 		Logs:       d.logs,
 		Log:        d.log,
 		Environ:    d.env.List,
+		EnvGen:     d.env.Gen,
 		OnChange:   d.poke,
 		OnProbe:    d.tel.ObserveProbe,
 		Self:       selfExecutable(),
@@ -384,8 +386,6 @@ func (d *Daemon) startJobs(built []*jobs.Job) {
 	}
 	d.bus.Publish(events.Startup, events.Global, nil)
 	d.poke()
-	// Parsing and setting up leave garbage that a long-lived PID 1 should not keep resident.
-	debug.FreeOSMemory()
 }
 
 // buildJobs creates the jobs of cfg, reusing the ones in keep, and tells each which jobs

@@ -15,6 +15,7 @@ type environ struct {
 	mu   sync.Mutex
 	base []string
 	set  map[string]string
+	gen  uint64 // counts the changes, for jobs.Runtime.EnvGen
 }
 
 func newEnviron(base []string) *environ {
@@ -48,6 +49,14 @@ func (e *environ) addBase(kv string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.base = append(e.base, kv)
+	e.gen++
+}
+
+// Gen changes whenever List would return something else.
+func (e *environ) Gen() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gen
 }
 
 // Set records run-time values, unless all of them together would pass control.MaxEnvTotal.
@@ -68,5 +77,6 @@ func (e *environ) Set(kv map[string]string) error {
 			"overwrite some with shorter values", total, control.MaxEnvTotal)
 	}
 	maps.Copy(e.set, kv)
+	e.gen++
 	return nil
 }

@@ -9,19 +9,27 @@ import (
 
 // check decides, after any job changed, whether pilotfish must end: the main job exited, a
 // job became unhealthy with health.on_failure = "shutdown", a job failed for good with
-// exit_on_failure, or nothing can ever run again.
+// exit_on_failure, or nothing can ever run again. It runs at every status change, so it
+// reads each job's snapshot once, into a slice, and stops at the first live job.
 func (d *Daemon) check() string {
 	if d.reloading.Load() {
 		return "" // jobs come and go during a reload; it pokes again when done
 	}
 	list := d.jobList()
 	d.outer.update(list)
-	status := make(map[string]jobs.Status, len(list))
+	status := d.checkBuf[:0]
 	for _, j := range list {
-		status[j.Name()] = j.Status()
+		status = append(status, j.Status())
 	}
-	if m, ok := status[config.MainJob]; ok && m.State.Final() && m.ExitCode != nil {
-		return fmt.Sprintf("the main job ended with exit code %d", *m.ExitCode)
+	d.checkBuf = status
+	defer clear(status) // keep no snapshot (nor its slices) alive until the next check
+	for i, j := range list {
+		if j.Name() == config.MainJob {
+			if m := status[i]; m.State.Final() && m.ExitCode != nil {
+				return fmt.Sprintf("the main job ended with exit code %d", *m.ExitCode)
+			}
+			break
+		}
 	}
 	for _, st := range status {
 		if st.Shutdown {
@@ -52,21 +60,22 @@ func (d *Daemon) check() string {
 // anyLive reports whether some job runs, or could still be started by an event that can
 // still come. Each job answers for itself (jobs.Job.Live, jobs.Status.CouldStart); core
 // only spreads liveness from the jobs that publish an event to the jobs that wait for it.
-func anyLive(list []*jobs.Job, status map[string]jobs.Status) bool {
-	live := map[string]bool{}
-	for _, j := range list {
-		if j.Live(status[j.Name()]) {
-			live[j.Name()] = true
+// status[i] is list[i]'s snapshot.
+//
+// Liveness spreads only from a live job, so some job is live if and only if one is live by
+// itself or could start with no other job live: the answer needs no fix-point, and the
+// first live job ends the search.
+func anyLive(list []*jobs.Job, status []jobs.Status) bool {
+	for i, j := range list {
+		if j.Live(status[i]) {
+			return true
 		}
 	}
-	isLive := func(job string) bool { return live[job] }
-	for changed := true; changed; {
-		changed = false
-		for _, j := range list {
-			if !live[j.Name()] && status[j.Name()].CouldStart(isLive) {
-				live[j.Name()], changed = true, true
-			}
+	none := func(string) bool { return false }
+	for _, st := range status {
+		if st.CouldStart(none) {
+			return true
 		}
 	}
-	return len(live) > 0
+	return false
 }

@@ -164,6 +164,7 @@ func (d *Daemon) supervise() string {
 			if reason := d.check(); reason != "" {
 				return reason
 			}
+			d.afterStartup()
 		}
 	}
 }

@@ -610,7 +610,7 @@ func TestControlAPIWithCurl(t *testing.T) {
 	fields := []string{"name", "kind", "state", "pid", "restarts", "health", "exit_code", "since", "status"}
 	waitFor(t, 10*time.Second, func() bool {
 		code, _, b := curlDo(t, sock, "GET", "/v1/status", nil)
-		return code == 200 && strings.Count(string(b), `"state": "running"`) == 4
+		return code == 200 && strings.Count(string(b), `"state":"running"`) == 4
 	}, "every job to run")
 	code, ctype, body := curlDo(t, sock, "GET", "/v1/status", nil)
 	if code != 200 || !strings.HasPrefix(ctype, "application/json") {
@@ -678,7 +678,7 @@ func TestControlAPIWithCurl(t *testing.T) {
 	if code != 200 {
 		t.Errorf("POST /v3/maintenance/enable: %d %s", code, body)
 	}
-	if c, _, b := curlDo(t, sock, "GET", "/v1/health", nil); c != 503 || !strings.Contains(string(b), `"maintenance": true`) {
+	if c, _, b := curlDo(t, sock, "GET", "/v1/health", nil); c != 503 || !strings.Contains(string(b), `"maintenance":true`) {
 		t.Errorf("/v1/health after /v3/maintenance/enable: %d %s", c, b)
 	}
 	code, _, body = curlDo(t, sock, "POST", "/v3/maintenance/disable", nil)

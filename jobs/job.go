@@ -48,6 +48,13 @@ type Job struct {
 	rt        *Runtime
 	log       *slog.Logger
 
+	// The merged base environment of the runs (env in run.go), for one generation of
+	// pilotfish's environment and one configuration; only the loop uses them.
+	envBase []string
+	envIdx  map[string]int
+	envGen  uint64
+	envCfg  *config.Job
+
 	sub      *events.Subscription
 	cmds     chan command
 	exits    chan runExit

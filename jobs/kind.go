@@ -141,6 +141,9 @@ type Runtime struct {
 	Log  *slog.Logger
 	// Environ returns the base environment of every run: pilotfish's own plus putenv values.
 	Environ func() []string
+	// EnvGen, if set, changes whenever what Environ returns changes: runs reuse their
+	// merged environment until it does.
+	EnvGen func() uint64
 	// OnChange is called after any job's status changed. It must not block.
 	OnChange func()
 	// PreStop, if set, runs when a job starts stopping, before its processes get the stop

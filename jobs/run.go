@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -142,7 +143,30 @@ func (j *Job) env(ev events.Event, act Activation) []string {
 		k, v, _ := splitKV(kv)
 		trig[k] = v
 	}
-	return mergeEnv(j.rt.Environ(), j.cfg.Env, trig)
+	if j.rt.EnvGen == nil {
+		return mergeEnv(j.rt.Environ(), j.cfg.Env, trig)
+	}
+	// pilotfish's environment and the job's env change rarely (putenv, a reload): merge them
+	// once per change, then add only the trigger, as mergeEnv would.
+	if gen := j.rt.EnvGen(); j.envBase == nil || gen != j.envGen || j.envCfg != j.cfg {
+		j.envBase = mergeEnv(j.rt.Environ(), j.cfg.Env)
+		j.envGen, j.envCfg = gen, j.cfg
+		j.envIdx = make(map[string]int, len(j.envBase))
+		for i, kv := range j.envBase {
+			k, _, _ := strings.Cut(kv, "=")
+			j.envIdx[k] = i
+		}
+	}
+	out := make([]string, len(j.envBase), len(j.envBase)+len(trig))
+	copy(out, j.envBase)
+	for _, k := range sortedKeys(trig) {
+		if i, ok := j.envIdx[k]; ok {
+			out[i] = k + "=" + trig[k]
+		} else {
+			out = append(out, k+"="+trig[k])
+		}
+	}
+	return out
 }
 
 // onExit is a run's end, as its kind delivered it.

@@ -212,3 +212,7 @@ func (j *Job) setStatus(st Status) {
 func sameCode(a, b *int) bool {
 	return a == b || (a != nil && b != nil && *a == *b)
 }
+
+// CaughtUp reports whether the job, as of its snapshot st, has handled every event queued
+// for it: a job started by the startup event has forked its first run by then.
+func (j *Job) CaughtUp(st Status) bool { return !j.behind(st) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/pilotfish/pilotfish/discovery"
 )
@@ -71,14 +72,16 @@ func snippets(list []discovery.CatalogService) []*CatalogSnippet {
 
 // The arguments of the catalog functions, as consul-template writes them.
 var (
-	serviceArg = regexp.MustCompile(`^(?:([[:word:]=:\-./]+)\.)?([[:word:]\-/]+)(?:@([[:word:].\-]+))?$`)
-	keyArg     = regexp.MustCompile(`^([^@]*)(?:@([[:word:].\-]+))?$`)
-	dcArg      = regexp.MustCompile(`^(?:@([[:word:].\-]+))?$`)
+	serviceArg = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:([[:word:]=:\-./]+)\.)?([[:word:]\-/]+)(?:@([[:word:].\-]+))?$`)
+	})
+	keyArg = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([^@]*)(?:@([[:word:].\-]+))?$`) })
+	dcArg  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:@([[:word:].\-]+))?$`) })
 )
 
 // serviceQuery reads "name", "tag.name", "name@dc" or "tag.name@dc".
 func serviceQuery(s string) (discovery.ViewKey, error) {
-	m := serviceArg.FindStringSubmatch(s)
+	m := serviceArg().FindStringSubmatch(s)
 	if m == nil {
 		return discovery.ViewKey{}, fmt.Errorf("service %q: write NAME, TAG.NAME, NAME@DC or TAG.NAME@DC", s)
 	}
@@ -87,7 +90,7 @@ func serviceQuery(s string) (discovery.ViewKey, error) {
 
 // kvQuery reads "path" or "path@dc".
 func kvQuery(kind discovery.ViewKind, s string) (discovery.ViewKey, error) {
-	m := keyArg.FindStringSubmatch(s)
+	m := keyArg().FindStringSubmatch(s)
 	if m == nil || m[1] == "" && kind == discovery.ViewKVKey {
 		return discovery.ViewKey{}, fmt.Errorf("key %q: write PATH or PATH@DC", s)
 	}
@@ -103,7 +106,7 @@ func servicesQuery(args []string) (discovery.ViewKey, error) {
 	if len(args) == 1 {
 		s = args[0]
 	}
-	m := dcArg.FindStringSubmatch(s)
+	m := dcArg().FindStringSubmatch(s)
 	if m == nil {
 		return discovery.ViewKey{}, fmt.Errorf("services %q: write @DC, or nothing", s)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	syslog "github.com/leodido/go-syslog/v4"
@@ -70,7 +71,7 @@ func (p *Parser) Parse(b []byte) (Message, error) {
 			break
 		}
 		// No timestamp, as Python's SysLogHandler sends: "<PRI>tag[pid]: text".
-		if t := bareTag.FindSubmatch(rest); t != nil {
+		if t := bareTag().FindSubmatch(rest); t != nil {
 			m.Program, m.PID, m.Text = string(t[1]), string(t[2]), string(t[3])
 			break
 		}
@@ -141,7 +142,7 @@ func controlIndex[T string | []byte](b T) int {
 	return len(b)
 }
 
-var bareTag = regexp.MustCompile(`^([^\s\[\]:]{1,48})(?:\[(\d{1,10})\])?: ?((?s).*)$`)
+var bareTag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([^\s\[\]:]{1,48})(?:\[(\d{1,10})\])?: ?((?s).*)$`) })
 
 // priority reads "<N>" with 0 <= N <= 191.
 func priority(b []byte) (int, []byte, bool) {

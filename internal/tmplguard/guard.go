@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	ttemplate "text/template"
 	"text/template/parse"
 	"time"
@@ -329,13 +330,13 @@ func (m *Meter) checkArgs(args []any, factor int) error {
 	return nil
 }
 
-var verbRE = regexp.MustCompile(`%[-+# 0]*(\*|\d*)(?:\.(\*|\d*))?`)
+var verbRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`%[-+# 0]*(\*|\d*)(?:\.(\*|\d*))?`) })
 
 // checkFormat bounds the widths and precisions of a format, which fmt honours up to a
 // million each.
 func (m *Meter) checkFormat(format string, args []any) error {
 	n := len(format)
-	for _, mt := range verbRE.FindAllStringSubmatch(format, -1) {
+	for _, mt := range verbRE().FindAllStringSubmatch(format, -1) {
 		for _, w := range mt[1:] {
 			if w == "*" {
 				return errors.New("printf: * widths are not allowed here")
@@ -390,14 +391,14 @@ func hasWord(b []byte, w string) bool {
 	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_')
 }
 
-var errorRE = regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`)
+var errorRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`) })
 
 // Position reads the line (from 1) and column (from 1, 0 when not given) text/template names
 // in an error, and the message without them. Parse errors name a line, run-time errors a
 // line and a column (in bytes).
 func Position(err error) (line, col int, msg string) {
 	msg = err.Error()
-	m := errorRE.FindStringSubmatch(msg)
+	m := errorRE().FindStringSubmatch(msg)
 	if m == nil {
 		return 0, 0, msg
 	}

@@ -1,0 +1,22 @@
+package core
+
+import "runtime/debug"
+
+// afterStartup runs at each quiet check of the supervise loop until every job has handled
+// the events queued for it at start-up (so the first runs are forked); then it gives back
+// to the OS what parsing and setting up left behind, which a long-lived PID 1 should not
+// keep resident. Before, the forced GC would stop the goroutines that fork. Pokes drive
+// it: no timer, no idle wake-up.
+func (d *Daemon) afterStartup() {
+	if d.startLeft < 0 || len(d.pokes) > 0 {
+		return
+	}
+	list := d.jobList()
+	for ; d.startLeft < len(list); d.startLeft++ {
+		if j := list[d.startLeft]; !j.CaughtUp(j.Status()) {
+			return
+		}
+	}
+	d.startLeft = -1
+	debug.FreeOSMemory()
+}
