@@ -2,7 +2,7 @@
 // syscall.ForkExec cannot do it: set resource limits and oom_score_adj, set environment
 // variables to the process's own PID (LISTEN_PID, WATCHDOG_PID), drop to the job's user,
 // then exec the program, which keeps the PID. pilotfish starts such a process as its own
-// executable with the hidden verb Verb (docs/operations-resources.md#how-limits-are-set).
+// executable with the hidden verb Verb (docs/operations.md#how-limits-are-set).
 //
 // The process reports a failure before exec on a status pipe, as ForkExec does for its
 // own exec: the parent reads it with ReadStatus and sees a start error, not an exit.
@@ -148,7 +148,7 @@ func parse(args []string) (s Spec, path string, argv []string, err error) {
 }
 
 // The shim runs from this package's init, which Go runs before the packages that import
-// it or sort after it (docs/operations-resources.md#what-it-costs): the process execs the
+// it or sort after it (docs/operations.md#what-it-costs): the process execs the
 // program before the heavy packages of pilotfish (the configuration language, Consul,
 // Prometheus) have initialised, which would cost it several milliseconds.
 func init() {
