@@ -2,24 +2,29 @@ package telemetry
 
 import (
 	"github.com/pilotfish/pilotfish/events"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
+// desc names and describes a built-in family; its labels are given with each sample.
+type desc struct {
+	name, help string
+	typ        metricType
+}
+
 var (
-	descJobState    = prometheus.NewDesc("pilotfish_job_state", "1 for the state the job is in (one series per job; the state label changes).", []string{"job", "state"}, nil)
-	descRestarts    = prometheus.NewDesc("pilotfish_job_restarts_total", "Automatic restarts of the job.", []string{"job"}, nil)
-	descExits       = prometheus.NewDesc("pilotfish_job_exits_total", "Runs of the job that ended, by result (success or failure).", []string{"job", "result"}, nil)
-	descCPU         = prometheus.NewDesc("pilotfish_job_cpu_seconds_total", "CPU time (user and system) of the job's processes over all its runs, read from /proc at scrape time.", []string{"job"}, nil)
-	descMemory      = prometheus.NewDesc("pilotfish_job_memory_bytes", "Resident memory (RSS) summed over the job's processes, read from /proc at scrape time.", []string{"job"}, nil)
-	descHealthy     = prometheus.NewDesc("pilotfish_job_healthy", "1 when the job's health check passes, 0 otherwise (jobs with a health check or readiness only).", []string{"job"}, nil)
-	descEvents      = prometheus.NewDesc("pilotfish_events_total", "Events published on the bus.", []string{"source", "code"}, nil)
-	descQueue       = prometheus.NewDesc("pilotfish_bus_queue_depth", "Events waiting in a subscriber's queue.", []string{"subscriber"}, nil)
-	descReloads     = prometheus.NewDesc("pilotfish_reloads_total", "Configuration reloads by result: ok, invalid (refused) or failed.", []string{"result"}, nil)
-	descOrphans     = prometheus.NewDesc("pilotfish_orphans_reaped_total", "Processes reaped that pilotfish did not start itself.", nil, nil)
-	descConsulError = prometheus.NewDesc("pilotfish_consul_errors_total", "Failed Consul calls by operation.", []string{"op"}, nil)
-	descQueries     = prometheus.NewDesc("pilotfish_consul_queries", "Catalog queries followed with blocking queries, by kind (service, services, key, prefix; agent: the agent monitor). Watches and templates that read the same thing share one.", []string{"kind"}, nil)
-	descRenders     = prometheus.NewDesc("pilotfish_template_renders_total", "Writes of the template's file (a render whose text did not change writes nothing).", []string{"template"}, nil)
-	descTmplErrors  = prometheus.NewDesc("pilotfish_template_errors_total", "Renders of the template that failed (run-time errors, files that could not be written); the file keeps its last text.", []string{"template"}, nil)
+	descJobState    = desc{"pilotfish_job_state", "1 for the state the job is in (one series per job; the state label changes).", gaugeType}
+	descRestarts    = desc{"pilotfish_job_restarts_total", "Automatic restarts of the job.", counterType}
+	descExits       = desc{"pilotfish_job_exits_total", "Runs of the job that ended, by result (success or failure).", counterType}
+	descCPU         = desc{"pilotfish_job_cpu_seconds_total", "CPU time (user and system) of the job's processes over all its runs, read from /proc at scrape time.", counterType}
+	descMemory      = desc{"pilotfish_job_memory_bytes", "Resident memory (RSS) summed over the job's processes, read from /proc at scrape time.", gaugeType}
+	descHealthy     = desc{"pilotfish_job_healthy", "1 when the job's health check passes, 0 otherwise (jobs with a health check or readiness only).", gaugeType}
+	descEvents      = desc{"pilotfish_events_total", "Events published on the bus.", counterType}
+	descQueue       = desc{"pilotfish_bus_queue_depth", "Events waiting in a subscriber's queue.", gaugeType}
+	descReloads     = desc{"pilotfish_reloads_total", "Configuration reloads by result: ok, invalid (refused) or failed.", counterType}
+	descOrphans     = desc{"pilotfish_orphans_reaped_total", "Processes reaped that pilotfish did not start itself.", counterType}
+	descConsulError = desc{"pilotfish_consul_errors_total", "Failed Consul calls by operation.", counterType}
+	descQueries     = desc{"pilotfish_consul_queries", "Catalog queries followed with blocking queries, by kind (service, services, key, prefix; agent: the agent monitor). Watches and templates that read the same thing share one.", gaugeType}
+	descRenders     = desc{"pilotfish_template_renders_total", "Writes of the template's file (a render whose text did not change writes nothing).", counterType}
+	descTmplErrors  = desc{"pilotfish_template_errors_total", "Renders of the template that failed (run-time errors, files that could not be written); the file keeps its last text.", counterType}
 )
 
 // kindCounters describes the kind-specific counters jobs report in JobSample.Counters.
@@ -42,11 +47,27 @@ type builtin struct {
 	src Source
 }
 
-// Describe sends nothing: the label sets change with the configuration, so this is an
-// unchecked collector.
-func (b *builtin) Describe(chan<- *prometheus.Desc) {}
+// families collects the families of one scrape, each once, in the order first seen.
+type families struct {
+	list []family
+	at   map[string]int
+}
 
-func (b *builtin) Collect(ch chan<- prometheus.Metric) {
+func (fs *families) emit(d desc, v float64, labels ...label) {
+	i, ok := fs.at[d.name]
+	if !ok {
+		if fs.at == nil {
+			fs.at = map[string]int{}
+		}
+		i = len(fs.list)
+		fs.at[d.name] = i
+		fs.list = append(fs.list, family{name: d.name, help: d.help, typ: d.typ})
+	}
+	fs.list[i].series = append(fs.list[i].series, sample{labels: labels, value: v})
+}
+
+func (b *builtin) collect(fams []family) []family {
+	var fs families
 	bus := b.src.Bus()
 	exits := map[string][2]float64{}
 	for _, c := range bus.Counts() {
@@ -60,44 +81,36 @@ func (b *builtin) Collect(ch chan<- prometheus.Metric) {
 			e[1] = float64(c.N)
 			exits[c.Source] = e
 		}
-		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(c.N), c.Source, string(c.Code))
+		fs.emit(descEvents, float64(c.N), label{"source", c.Source}, label{"code", string(c.Code)})
 	}
-	kinds := map[string]*prometheus.Desc{}
 	for _, j := range b.src.Jobs() {
-		ch <- prometheus.MustNewConstMetric(descJobState, prometheus.GaugeValue, 1, j.Name, j.State)
-		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(j.Restarts), j.Name)
+		job := label{"job", j.Name}
+		fs.emit(descJobState, 1, job, label{"state", j.State})
+		fs.emit(descRestarts, float64(j.Restarts), job)
 		e := exits[j.Name]
-		ch <- prometheus.MustNewConstMetric(descExits, prometheus.CounterValue, e[0], j.Name, "success")
-		ch <- prometheus.MustNewConstMetric(descExits, prometheus.CounterValue, e[1], j.Name, "failure")
+		fs.emit(descExits, e[0], job, label{"result", "success"})
+		fs.emit(descExits, e[1], job, label{"result", "failure"})
 		if j.Processes {
-			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, j.CPUSeconds, j.Name)
-			ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, float64(j.MemoryBytes), j.Name)
+			fs.emit(descCPU, j.CPUSeconds, job)
+			fs.emit(descMemory, float64(j.MemoryBytes), job)
 		}
 		if j.HasHealth {
 			v := 0.0
 			if j.Healthy {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, v, j.Name)
+			fs.emit(descHealthy, v, job)
 		}
 		for _, c := range j.Counters {
 			spec, ok := kindCounters[c.Metric]
 			if !ok {
 				continue
 			}
-			d := kinds[c.Metric]
-			if d == nil {
-				labels := []string{"job"}
-				if spec.label != "" {
-					labels = append(labels, spec.label)
-				}
-				d = prometheus.NewDesc(c.Metric, spec.help, labels, nil)
-				kinds[c.Metric] = d
-			}
+			d := desc{c.Metric, spec.help, counterType}
 			if spec.label != "" {
-				ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, c.N, j.Name, c.Value)
+				fs.emit(d, c.N, job, label{spec.label, c.Value})
 			} else {
-				ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, c.N, j.Name)
+				fs.emit(d, c.N, job)
 			}
 		}
 	}
@@ -106,22 +119,24 @@ func (b *builtin) Collect(ch chan<- prometheus.Metric) {
 		depths[d.Subscriber] += d.Depth
 	}
 	for sub, n := range depths {
-		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(n), sub)
+		fs.emit(descQueue, float64(n), label{"subscriber", sub})
 	}
 	for result, n := range withDefaults(b.src.Reloads(), "ok", "invalid", "failed") {
-		ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(n), result)
+		fs.emit(descReloads, float64(n), label{"result", result})
 	}
-	ch <- prometheus.MustNewConstMetric(descOrphans, prometheus.CounterValue, float64(b.src.Orphans()))
+	fs.emit(descOrphans, float64(b.src.Orphans()))
 	for op, n := range b.src.ConsulErrors() {
-		ch <- prometheus.MustNewConstMetric(descConsulError, prometheus.CounterValue, float64(n), op)
+		fs.emit(descConsulError, float64(n), label{"op", op})
 	}
 	for kind, n := range b.src.ConsulQueries() {
-		ch <- prometheus.MustNewConstMetric(descQueries, prometheus.GaugeValue, float64(n), kind)
+		fs.emit(descQueries, float64(n), label{"kind", kind})
 	}
 	for _, t := range b.src.Templates() {
-		ch <- prometheus.MustNewConstMetric(descRenders, prometheus.CounterValue, float64(t.Renders), t.Name)
-		ch <- prometheus.MustNewConstMetric(descTmplErrors, prometheus.CounterValue, float64(t.Errors), t.Name)
+		tl := label{"template", t.Name}
+		fs.emit(descRenders, float64(t.Renders), tl)
+		fs.emit(descTmplErrors, float64(t.Errors), tl)
 	}
+	return append(fams, fs.list...)
 }
 
 func withDefaults(m map[string]uint64, keys ...string) map[string]uint64 {

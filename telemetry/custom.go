@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/pilotfish/pilotfish/config"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // UpdateError is a refused custom metric update; the control API answers 404 when the
@@ -37,31 +36,27 @@ type Update struct {
 }
 
 type customMetric struct {
-	def       *config.Metric
-	collector prometheus.Collector
-	counter   *prometheus.CounterVec
-	gauge     *prometheus.GaugeVec
-	observer  interface {
-		GetMetricWith(prometheus.Labels) (prometheus.Observer, error)
-	}
+	def *config.Metric
+	vec *vec
 }
 
-// customMetrics lives in a registry of its own, rebuilt by every Apply: a Prometheus
-// registry never forgets a name's help and labels, so a redefined metric needs a new one.
+// customMetrics is the declared metrics, replaced as a whole by every Apply.
 type customMetrics struct {
-	mu  sync.Mutex
-	reg *prometheus.Registry
-	by  map[string]*customMetric
+	mu sync.Mutex
+	by map[string]*customMetric
 }
 
 func newCustomMetrics() *customMetrics {
-	return &customMetrics{reg: prometheus.NewRegistry(), by: map[string]*customMetric{}}
+	return &customMetrics{by: map[string]*customMetric{}}
 }
 
-func (c *customMetrics) registry() *prometheus.Registry {
+func (c *customMetrics) families(fams []family) []family {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.reg
+	for _, m := range c.by {
+		fams = append(fams, m.vec.family())
+	}
+	return fams
 }
 
 // Apply installs the custom metrics of a configuration. A metric whose definition is
@@ -70,16 +65,19 @@ func (t *Telemetry) Apply(defs []*config.Metric) error {
 	c := t.custom
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	reg := prometheus.NewRegistry()
 	by := map[string]*customMetric{}
 	var errs []error
 	for _, d := range defs {
 		m, ok := c.by[d.Name]
 		if !ok || !sameDefinition(m.def, d) {
-			m = build(d)
+			var err error
+			if m, err = build(d); err != nil {
+				errs = append(errs, fmt.Errorf("cannot register metric %q: %w", d.Name, err))
+				continue
+			}
 		}
-		if err := reg.Register(m.collector); err != nil {
-			errs = append(errs, fmt.Errorf("cannot register metric %q: %w", d.Name, err))
+		if _, dup := by[d.Name]; dup {
+			errs = append(errs, fmt.Errorf("cannot register metric %q: it is declared twice", d.Name))
 			continue
 		}
 		by[d.Name] = m
@@ -87,7 +85,7 @@ func (t *Telemetry) Apply(defs []*config.Metric) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	c.reg, c.by = reg, by
+	c.by = by
 	return nil
 }
 
@@ -96,39 +94,18 @@ func sameDefinition(a, b *config.Metric) bool {
 		slices.Equal(a.Buckets, b.Buckets) && reflect.DeepEqual(a.Objectives, b.Objectives)
 }
 
-func build(d *config.Metric) *customMetric {
-	m := &customMetric{def: d}
-	labels := d.Labels
-	switch d.Type {
-	case "counter":
-		m.counter = prometheus.NewCounterVec(prometheus.CounterOpts{Name: d.Name, Help: d.Help}, labels)
-		m.collector = m.counter
-	case "gauge":
-		m.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, labels)
-		m.collector = m.gauge
-	case "histogram":
-		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: d.Name, Help: d.Help, Buckets: d.Buckets}, labels)
-		m.observer, m.collector = h, h
-	case "summary":
-		objectives := d.Objectives
-		if len(objectives) == 0 {
-			objectives = map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}
-		}
-		s := prometheus.NewSummaryVec(prometheus.SummaryOpts{Name: d.Name, Help: d.Help, Objectives: objectives}, labels)
-		m.observer, m.collector = s, s
+var metricTypes = map[string]metricType{"counter": counterType, "gauge": gaugeType, "histogram": histogramType, "summary": summaryType}
+
+func build(d *config.Metric) (*customMetric, error) {
+	typ, ok := metricTypes[d.Type]
+	if !ok {
+		return nil, fmt.Errorf("unknown type %q", d.Type)
 	}
-	if len(labels) == 0 {
-		// Show a metric without labels from the start, at zero.
-		switch {
-		case m.counter != nil:
-			m.counter.WithLabelValues()
-		case m.gauge != nil:
-			m.gauge.WithLabelValues()
-		default:
-			_, _ = m.observer.GetMetricWith(prometheus.Labels{})
-		}
+	v, err := newVec(d.Name, d.Help, typ, d.Labels, d.Buckets, d.Objectives)
+	if err != nil {
+		return nil, err
 	}
-	return m
+	return &customMetric{def: d, vec: v}, nil
 }
 
 // Put applies updates in order. It checks them all first: one bad update rejects the
@@ -182,22 +159,16 @@ func (c *customMetrics) check(u Update) error {
 
 func (c *customMetrics) apply(u Update) {
 	m := c.by[u.Name]
-	labels := prometheus.Labels(u.Labels)
-	if labels == nil {
-		labels = prometheus.Labels{}
+	values := make([]string, len(m.def.Labels))
+	for i, l := range m.def.Labels {
+		values[i] = u.Labels[l]
 	}
 	switch {
-	case m.counter != nil:
-		m.counter.With(labels).Add(u.Value)
-	case m.gauge != nil:
-		if u.Add {
-			m.gauge.With(labels).Add(u.Value)
-		} else {
-			m.gauge.With(labels).Set(u.Value)
-		}
+	case m.vec.typ == counterType, m.vec.typ == gaugeType && u.Add:
+		m.vec.add(values, u.Value)
+	case m.vec.typ == gaugeType:
+		m.vec.set(values, u.Value)
 	default:
-		if o, err := m.observer.GetMetricWith(labels); err == nil {
-			o.Observe(u.Value)
-		}
+		m.vec.observe(values, u.Value)
 	}
 }

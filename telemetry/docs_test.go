@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/events"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // The documentation files these tests hold to the code.
@@ -62,32 +60,17 @@ func newDocsSource(t *testing.T) docsSource {
 	return docsSource{bus: bus}
 }
 
-var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
-
-// descName reads a descriptor's name from its String() form.
-func descName(t *testing.T, d *prometheus.Desc) string {
-	t.Helper()
-	m := fqNameRE.FindStringSubmatch(d.String())
-	if m == nil {
-		t.Fatalf("no fqName in %s", d)
-	}
-	return m[1]
-}
-
 var builtinLiteral = regexp.MustCompile(`^pilotfish_[a-z0-9_]*[a-z0-9]$`)
 
 // builtinMetricNames is every built-in metric name: the descriptors the built-in collector
-// emits (read through Desc.String()), the names of kindCounters, the health-check histogram,
+// emits, the names of kindCounters, the health-check histogram,
 // and every "pilotfish_…" string literal in the package's own sources, so that a descriptor
 // declared in builtin.go but not emitted for docsSource is not missed either.
 func builtinMetricNames(t *testing.T) []string {
 	t.Helper()
 	names := map[string]bool{"pilotfish_health_check_duration_seconds": true}
-	ch := make(chan prometheus.Metric, 1024)
-	(&builtin{src: newDocsSource(t)}).Collect(ch)
-	close(ch)
-	for m := range ch {
-		names[descName(t, m.Desc())] = true
+	for _, f := range (&builtin{src: newDocsSource(t)}).collect(nil) {
+		names[f.name] = true
 	}
 	for name := range kindCounters {
 		names[name] = true
@@ -160,21 +143,17 @@ func exposedMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	tel := New(newDocsSource(t))
 	tel.ObserveProbe("web", time.Millisecond)
-	families, err := tel.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := map[string]bool{}
-	for _, f := range families {
-		names[f.GetName()] = true
-		switch f.GetType() {
-		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+	for _, f := range tel.gather() {
+		names[f.name] = true
+		switch f.typ {
+		case histogramType:
 			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				names[f.GetName()+s] = true
+				names[f.name+s] = true
 			}
-		case dto.MetricType_SUMMARY:
+		case summaryType:
 			for _, s := range []string{"_sum", "_count"} {
-				names[f.GetName()+s] = true
+				names[f.name+s] = true
 			}
 		}
 	}

@@ -5,10 +5,6 @@ import (
 	"time"
 
 	"github.com/pilotfish/pilotfish/events"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // JobSample is what a scrape reads about one job.
@@ -56,42 +52,44 @@ type Source interface {
 	Templates() []TemplateSample
 }
 
-// Telemetry is the daemon's registries and what feeds them.
+// Telemetry is the daemon's metrics and what feeds them.
 type Telemetry struct {
-	reg     *prometheus.Registry // built-in metrics
-	probes  *prometheus.HistogramVec
+	builtin builtin
+	probes  *vec
 	custom  *customMetrics
-	handler http.Handler
 }
 
-// New builds the registry: the built-in collector, the health-check histogram, the Go and
-// process collectors, and no custom metric yet (see Apply).
+// New builds the built-in metrics, the health-check histogram, the Go and process families,
+// and no custom metric yet (see Apply).
 func New(src Source) *Telemetry {
-	t := &Telemetry{reg: prometheus.NewRegistry()}
-	t.probes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "pilotfish_health_check_duration_seconds",
-		Help:    "Time taken by each health check.",
-		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-	}, []string{"job"})
-	t.reg.MustRegister(&builtin{src: src}, t.probes,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	t.custom = newCustomMetrics()
-	gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		return prometheus.Gatherers{t.reg, t.custom.registry()}.Gather()
-	})
-	t.handler = promhttp.HandlerFor(gather, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError})
-	return t
+	probes, _ := newVec("pilotfish_health_check_duration_seconds", "Time taken by each health check.", histogramType,
+		[]string{"job"}, []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, nil)
+	return &Telemetry{builtin: builtin{src: src}, probes: probes, custom: newCustomMetrics()}
+}
+
+// gather reads every family for one scrape, sorted.
+func (t *Telemetry) gather() []family {
+	fams := make([]family, 0, 64)
+	fams = t.builtin.collect(fams)
+	fams = append(fams, t.probes.family())
+	fams = goFamilies(fams)
+	fams = processFamilies(fams)
+	fams = t.custom.families(fams)
+	sortFamilies(fams)
+	return fams
 }
 
 // Handler serves the exposition, in OpenMetrics to scrapers that ask for it.
-func (t *Telemetry) Handler() http.Handler { return t.handler }
+func (t *Telemetry) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, t.gather()) })
+}
 
 // ObserveProbe records one health check's duration.
 func (t *Telemetry) ObserveProbe(job string, d time.Duration) {
-	t.probes.WithLabelValues(job).Observe(d.Seconds())
+	t.probes.observe([]string{job}, d.Seconds())
 }
 
 // ForgetJob drops the per-job series a removed job leaves in stateful metrics.
 func (t *Telemetry) ForgetJob(job string) {
-	t.probes.DeleteLabelValues(job)
+	t.probes.delete([]string{job})
 }
