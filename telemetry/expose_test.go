@@ -318,15 +318,5 @@ func BenchmarkScrape50Jobs(b *testing.B) {
 	for i := 0; i < 100; i++ { // with the 3 unlabelled ones, 20 custom series
 		_ = tel.Put([]Update{{Name: "size_bytes", Value: float64(i)}, {Name: "latency_seconds", Value: float64(i) / 100}})
 	}
-	req := httptest.NewRequest("GET", "/metrics", nil)
-	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
-	var size int
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		rec := httptest.NewRecorder()
-		tel.Handler().ServeHTTP(rec, req)
-		size = rec.Body.Len()
-	}
-	b.ReportMetric(float64(size), "bytes/scrape")
+	benchScrape(b, tel, "application/openmetrics-text; version=1.0.0")
 }

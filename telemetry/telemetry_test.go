@@ -184,8 +184,17 @@ func TestApplyKeepsUnchangedMetrics(t *testing.T) {
 // BenchmarkScrape200Jobs measures one scrape of a daemon with 200 jobs.
 func BenchmarkScrape200Jobs(b *testing.B) {
 	tel, _ := newTelemetry(b, 200)
+	benchScrape(b, tel, "")
+}
+
+// benchScrape measures scrapes of tel in the format accept asks for.
+func benchScrape(b *testing.B, tel *Telemetry, accept string) {
 	req := httptest.NewRequest("GET", "/metrics", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	var size int
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rec := httptest.NewRecorder()
