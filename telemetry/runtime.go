@@ -8,8 +8,11 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pilotfish/pilotfish/internal/procfs"
 )
 
 // The go_* and process_* families client_golang's Go and process collectors showed, with
@@ -128,30 +131,25 @@ func goFamilies(fams []family) []family {
 	return fams
 }
 
-// Linux fixes the clock tick of /proc at 100 Hz for user space (USER_HZ).
-const userHZ = 100
+// startTime is when the process started, in seconds since the epoch to the clock tick,
+// computed once so that it never moves between scrapes.
+var (
+	startOnce sync.Once
+	startTime float64
+)
 
 // processFamilies reads /proc/self; a file that cannot be read leaves its families out.
 func processFamilies(fams []family) []family {
 	if stat, err := os.ReadFile("/proc/self/stat"); err == nil {
-		// The fields after the command name, which is in parentheses and may hold spaces.
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
-			f := strings.Fields(string(stat[i+1:]))
-			num := func(k int) float64 { // k is the field's number in proc(5)
-				if k-3 < len(f) {
-					if v, err := strconv.ParseFloat(f[k-3], 64); err == nil {
-						return v
-					}
-				}
-				return 0
-			}
+		if p, ok := procfs.Parse(stat); ok {
+			startOnce.Do(func() { startTime = float64(time.Now().Add(p.Start-procfs.Uptime()).UnixNano()/1e7) / 100 })
 			fams = append(fams,
-				counter("process_cpu_seconds_total", `Total user and system CPU time spent in seconds.`, (num(14)+num(15))/userHZ),
-				gauge("process_virtual_memory_bytes", `Virtual memory size in bytes.`, num(23)),
-				gauge("process_resident_memory_bytes", `Resident memory size in bytes.`, num(24)*float64(os.Getpagesize())))
-			if boot := bootTime(); boot > 0 {
-				fams = append(fams, gauge("process_start_time_seconds", `Start time of the process since unix epoch in seconds.`, boot+num(22)/userHZ))
-			}
+				counter("process_cpu_seconds_total", `Total user and system CPU time spent in seconds.`, p.CPU.Seconds()),
+				gauge("process_resident_memory_bytes", `Resident memory size in bytes.`, float64(p.RSS)),
+				gauge("process_start_time_seconds", `Start time of the process since unix epoch in seconds.`, startTime))
+		}
+		if vsize, ok := statField(stat, 23); ok {
+			fams = append(fams, gauge("process_virtual_memory_bytes", `Virtual memory size in bytes.`, vsize))
 		}
 	}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
@@ -172,19 +170,19 @@ func processFamilies(fams []family) []family {
 	return fams
 }
 
-// bootTime is the btime line of /proc/stat, in seconds since the epoch.
-func bootTime() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
+// statField is field k (numbered as in proc(5)) of /proc/PID/stat; procfs.Parse does not
+// read the virtual memory size (23).
+func statField(stat []byte, k int) (float64, bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "btime "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
-		}
+	f := strings.Fields(string(stat[i+1:]))
+	if k-3 >= len(f) {
+		return 0, false
 	}
-	return 0
+	v, err := strconv.ParseFloat(f[k-3], 64)
+	return v, err == nil
 }
 
 // netDev sums the bytes received and sent over every interface of the process's network
