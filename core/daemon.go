@@ -314,7 +314,11 @@ func (d *Daemon) Run() int {
 		d.log.Error("cannot set up jobs", "err", err)
 		return ExitJobFailed
 	}
-	// Phase 4, socket: the control API answers before the first job starts; calls that
+	// Phase 4, jobs installed: the API sees them from its first answer.
+	d.mu.Lock()
+	d.jobs = built
+	d.mu.Unlock()
+	// Phase 5, socket: the control API answers before the first job starts; calls that
 	// change something get 503 "still starting" until phase 6 (startJobs).
 	ctl, err := control.Listen(d.cfg.Control, d, d.log)
 	switch {
@@ -342,10 +346,6 @@ func (d *Daemon) Run() int {
 		return ExitJobFailed
 	}
 
-	// Phase 5, jobs installed: the API sees them.
-	d.mu.Lock()
-	d.jobs = built
-	d.mu.Unlock()
 	// A SIGTERM that came while setting up ends pilotfish before any job starts.
 	reason := d.takeSignals()
 	if reason == "" {

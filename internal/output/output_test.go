@@ -240,3 +240,30 @@ func TestLogWriterNeverBlocks(t *testing.T) {
 }
 
 func tail(s string) string { return s[max(0, len(s)-40):] }
+
+// The copier may write what the pipe still held after the job's output was closed: a
+// rotation then compresses before Write returns, so that nothing is left half-compressed
+// (path.1.tmp, path.1.gz.part) when pilotfish exits right after.
+func TestRotationAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	r := &RotatingFile{Path: path, Size: 1000, Keep: 2, Compress: true, OnError: func(err error) { t.Error(err) }}
+	line := strings.Repeat("z", 99) + "\n"
+	for range 5 {
+		r.Write([]byte(line))
+	}
+	r.Close()
+	for range 20 {
+		if _, err := r.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); got != "app.log app.log.1.gz app.log.2.gz" {
+		t.Errorf("files right after the last write: %s", got)
+	}
+}

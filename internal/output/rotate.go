@@ -23,6 +23,9 @@ type RotatingFile struct {
 	f    *os.File
 	size int64
 	gz   sync.WaitGroup
+	// closed: Close ran, yet the copier may still write what the pipe held when the job
+	// ended. Nobody waits for a background compression any more, so it runs in Write.
+	closed bool
 	// OnError reports write and rotation errors (they never stop the job).
 	OnError func(error)
 }
@@ -142,13 +145,20 @@ func (r *RotatingFile) rotateLocked() error {
 		if err := os.Rename(r.Path, tmp); err != nil {
 			return err
 		}
-		r.gz.Add(1)
-		go func() {
-			defer r.gz.Done()
+		compress := func() {
 			if err := gzipFile(tmp, r.name(1)); err != nil {
 				r.report(fmt.Errorf("cannot compress %s: %w", tmp, err))
 			}
-		}()
+		}
+		if r.closed {
+			compress()
+		} else {
+			r.gz.Add(1)
+			go func() {
+				defer r.gz.Done()
+				compress()
+			}()
+		}
 	} else if err := os.Rename(r.Path, r.name(1)); err != nil {
 		return err
 	}
@@ -188,6 +198,7 @@ func (r *RotatingFile) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gz.Wait()
+	r.closed = true
 	if r.f == nil {
 		return nil
 	}
