@@ -30,36 +30,46 @@ func waitid(si *siginfo, options int) error {
 }
 
 // loop blocks in waitid until a child has exited, then reaps. No SIGCHLD handler runs and no
-// other goroutine is woken on the way: one thread wakes per batch.
+// other goroutine is woken on the way: one thread wakes per batch. During a burst of orphans
+// it does not go back to waitid between batches (which would wake it at the next orphan):
+// it gathers the next batch at once, until a batch brings no orphan.
 func (r *Reaper) loop() {
 	defer close(r.done)
 	defer r.closeFds()
 	r.tid.Store(int32(unix.Gettid()))
 	var last time.Time
+	burst := false
 	for {
-		var si siginfo
-		switch err := waitid(&si, 0); err {
-		case nil:
-		case unix.EINTR:
-			continue
-		default: // ECHILD: no child at all
-			if !r.idle() {
-				return
+		if !burst {
+			var si siginfo
+			switch err := waitid(&si, 0); err {
+			case nil:
+			case unix.EINTR:
+				continue
+			default: // ECHILD: no child at all
+				if !r.idle() {
+					return
+				}
+				continue
 			}
-			continue
+			r.mu.Lock()
+			_, job := r.waiters[int(si.pid)]
+			r.mu.Unlock()
+			burst = !job && time.Since(last) < burstGap
 		}
+		if burst {
+			r.gather()
+		}
+		before := r.orphans.Load()
+		r.reap()
+		last = time.Now()
+		burst = burst && r.orphans.Load() > before
 		r.mu.Lock()
-		_, job := r.waiters[int(si.pid)]
 		stopped := r.stopped
 		r.mu.Unlock()
 		if stopped {
 			return
 		}
-		if !job && time.Since(last) < burstGap {
-			r.gather()
-		}
-		r.reap()
-		last = time.Now()
 	}
 }
 
