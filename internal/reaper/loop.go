@@ -141,7 +141,16 @@ func (r *Reaper) gather() {
 	r.pollfds = fds
 	r.gathering = true
 	r.mu.Unlock()
-	_, _ = unix.Poll(fds, int(batchWindow/time.Millisecond))
+	for end := time.Now().Add(batchWindow); ; {
+		left := time.Until(end)
+		if left <= 0 {
+			break
+		}
+		// A signal handler run on this thread ends poll with EINTR: wait out the window.
+		if _, err := unix.Poll(fds, int((left+time.Millisecond-1)/time.Millisecond)); err != unix.EINTR {
+			break
+		}
+	}
 	r.mu.Lock()
 	r.gathering = false
 	if fds[0].Revents != 0 {

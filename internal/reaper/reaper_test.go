@@ -25,13 +25,18 @@ func newReaper(t *testing.T) *Reaper {
 	t.Cleanup(func() {
 		r.Stop()
 		// The loop may be blocked in waitid: a child's exit wakes it, and it ends without
-		// reaping (os/exec reaps its own child), so the next test gets the main thread.
-		_ = exec.Command("true").Run()
+		// reaping, so the next test gets the main thread. The child is reaped here after.
+		pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case <-r.done:
 		case <-time.After(10 * time.Second):
 			t.Error("the reaper's loop did not end after Stop")
 		}
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, 0, nil)
 	})
 	return r
 }
