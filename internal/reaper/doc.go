@@ -20,7 +20,9 @@
 //     for SIGCHLD: the kernel can reparent an orphan to PID 1 (a `docker exec` leftover)
 //     without any Spawn, and its exit must still wake the loop.
 //   - Orphans are reaped in batches: an orphan that exits within burstGap of the previous
-//     reap waits up to batchWindow for the rest of its burst. Registered processes never
+//     reap waits up to batchWindow for the rest of its burst; until a batch brings no orphan,
+//     the next batch is gathered at once, without waking at each orphan in waitid. Registered
+//     processes never
 //     wait: the batch window is a poll on their pidfds (and on an eventfd that Spawn and
 //     Adopt write to), so it ends the moment one of them exits or is registered.
 //
