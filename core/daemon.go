@@ -112,6 +112,10 @@ type Daemon struct {
 	startLeft   int           // the first job that may not have forked its first run; -1: start-up is over
 }
 
+// ServeMainThread runs fn, which ends the process, on another goroutine and lends the
+// calling thread, the main one, to the reaper (internal/reaper/doc.go).
+func ServeMainThread(fn func()) { reaper.ServeMain(fn) }
+
 // Run is pilotfish's `run` command: it returns the process exit code. Start-up goes in
 // phases, each commented where it happens: signals and config here, then (Daemon.Run) the
 // jobs are built, the control socket opens, the jobs are installed, and startup is
@@ -259,7 +263,11 @@ func durationText(_ []string, a slog.Attr) slog.Attr {
 // Run starts everything, supervises until shutdown and returns the exit code.
 func (d *Daemon) Run() int {
 	defer d.flushLogs() // first in, so last out: after everything else has logged
-	d.reaper.OnOrphan = func(st reaper.Status) { d.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String()) }
+	d.reaper.OnOrphan = func(st reaper.Status) {
+		if d.log.Enabled(context.Background(), slog.LevelDebug) { // no formatting per orphan at info
+			d.log.Debug("reaped orphan", "pid", st.Pid, "status", st.String())
+		}
+	}
 	if err := d.reaper.Start(); err != nil {
 		d.log.Error("cannot reap children", "err", err)
 		return ExitJobFailed

@@ -102,18 +102,7 @@ job "burst" {
 	t.Logf("inside the namespace after the burst: %d processes, %d zombies", last.procs, last.zombies)
 
 	// A job exiting all the while kept its exit status: none was taken by the orphan reaping.
-	coder := 0
-	for _, e := range p.Logs() {
-		if is("exited", "coder")(e) {
-			coder++
-			if e.str("status") != "exit status 7" {
-				t.Errorf("job coder (always exit 7) ended with %q during the burst", e.str("status"))
-			}
-		}
-	}
-	if coder < 10 {
-		t.Errorf("job coder ran only %d times", coder)
-	}
+	coderKeptStatus(t, p)
 
 	// Seen from the host too: no zombie below pilotfish.
 	waitFor(t, 10*time.Second, func() bool { return len(zombiesBelow(p.PID())) == 0 }, "no zombie below pilotfish (host view)")
@@ -137,6 +126,55 @@ job "burst" {
 	p.Signal(syscall.SIGTERM)
 	if code := p.Wait(10 * time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// docs/guarantees.md#12: a job's sh loop leaves 2,000 orphans one after the other; pilotfish
+// reaps them in batches, counts each exactly once, leaves no zombie, and a job exiting all
+// the while keeps its exit status.
+func TestOrphanBurstCountedExactly(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	k := startPF(t, fmt.Sprintf(`
+job "burst" {
+  exec = ["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do (true &); i=$((i+1)); done; exit 3"]
+}
+job "coder" {
+  exec     = ["/bin/sh", "-c", "exit 7"]
+  restarts = "unlimited"
+  backoff  = { initial = "10ms", max = "20ms" }
+}
+`, n))
+	if e := k.WaitLog(120*time.Second, is("exited", "burst"), "burst exited"); e.str("status") != "exit status 3" {
+		t.Fatalf("burst ended with %s", e.str("status"))
+	}
+	orphans := func() float64 { return k.sumMetric("pilotfish_orphans_reaped_total") }
+	waitFor(t, 30*time.Second, func() bool { return orphans() >= n }, "%d orphans counted", n)
+	waitFor(t, 10*time.Second, func() bool { return len(zombiesBelow(k.PID())) == 0 }, "no zombie below pilotfish")
+	if got := orphans(); got != n {
+		t.Fatalf("pilotfish_orphans_reaped_total is %v, want %d", got, n)
+	}
+	coderKeptStatus(t, k.instance)
+	if code, took := k.SignalWait(syscall.SIGTERM, 15*time.Second); code != 0 || took > 11*time.Second {
+		t.Fatalf("exit code %d after %s", code, took)
+	}
+}
+
+// coderKeptStatus checks that job coder (`exit 7`, restarting) ran at least 10 times and
+// always ended with its own status, none taken by the reaping of orphans.
+func coderKeptStatus(t *testing.T, p *instance) {
+	t.Helper()
+	coder := 0
+	for _, e := range p.Logs() {
+		if is("exited", "coder")(e) {
+			coder++
+			if e.str("status") != "exit status 7" {
+				t.Errorf("job coder (always exit 7) ended with %q during the burst", e.str("status"))
+			}
+		}
+	}
+	if coder < 10 {
+		t.Errorf("job coder ran only %d times", coder)
 	}
 }
 

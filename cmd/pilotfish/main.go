@@ -47,8 +47,12 @@ separated by ':'), then $CONTAINERPILOT, then ` + config.DefaultPath + ` and ` +
 pilotfish VERB -h prints the help of a verb.
 `
 
+// The main thread is kept for the reaper, which waits for children on it
+// (internal/reaper/doc.go); LockOSThread in init is what keeps main on it.
+func init() { runtime.LockOSThread() }
+
 func main() {
-	os.Exit(dispatch(os.Args[1:]))
+	core.ServeMainThread(func() { os.Exit(dispatch(os.Args[1:])) })
 }
 
 func dispatch(args []string) int {

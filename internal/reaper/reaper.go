@@ -56,14 +56,25 @@ type Process struct {
 	Done <-chan Status // receives exactly one Status
 }
 
-// Reaper reaps children. Create with New and call Start before the first Spawn.
+// Reaper reaps children. Create with New and call Start before the first Spawn. One
+// Reaper runs at a time in a process (it sets the process's SIGCHLD disposition).
 type Reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan Status
 	orphans atomic.Uint64
-	sigs    chan os.Signal
+	sigs    chan os.Signal // SIGCHLD, delivered only while pilotfish has no child (idle)
+	kick    chan struct{}  // a child was started or adopted
 	quit    chan struct{}
 	done    chan struct{}
+	stopped bool // under mu: the loop reaps nothing more
+	// Batching of orphans, see gather. Under mu.
+	pidfds    map[int]int // pidfd of a registered pid, opened when first needed
+	efd       int         // eventfd that ends a gather early; -1 when batching is off
+	gathering bool
+	idling    bool // for tests
+	pollfds   []unix.PollFd
+	sigchld   sigchldState
+	tid       atomic.Int32 // the thread the loop runs on, for tests
 	// OnOrphan, if set before Start, is called (without the lock) for each reaped orphan.
 	OnOrphan func(Status)
 }
@@ -73,29 +84,45 @@ func New() *Reaper {
 	return &Reaper{
 		waiters: map[int]chan Status{},
 		sigs:    make(chan os.Signal, 1),
+		kick:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
+		pidfds:  map[int]int{},
+		efd:     -1,
 	}
 }
 
 // Start makes pilotfish a child subreaper when it is not PID 1 (so orphans of its jobs come
-// back to it) and starts reaping on SIGCHLD.
+// back to it) and starts reaping, on the main thread when ServeMain lent it.
 func (r *Reaper) Start() error {
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("cannot become a child subreaper: %w", err)
 		}
 	}
+	if fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err == nil {
+		r.efd = fd
+	}
+	// Go's handler delivers SIGCHLD to r.sigs while it is installed (idle); the rest of the
+	// time the disposition is SIG_DFL and the kernel drops the signal.
 	signal.Notify(r.sigs, syscall.SIGCHLD)
-	go r.loop()
+	r.sigchld.init()
+	r.sigchld.set(false)
+	runLoop(r.loop)
 	return nil
 }
 
-// Stop ends reaping. Processes still running are not waited for.
+// Stop ends reaping: nothing is reaped after it returns. Processes still running are not
+// waited for. The loop may stay blocked in waitid until the next child exits (no signal
+// can interrupt it), but it reaps nothing more.
 func (r *Reaper) Stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.sigchld.set(true)
+	r.wakeGather()
+	r.mu.Unlock()
 	signal.Stop(r.sigs)
 	close(r.quit)
-	<-r.done
 }
 
 // Orphans is the number of processes reaped that pilotfish did not start itself.
@@ -113,6 +140,7 @@ func (r *Reaper) Adopt(pid int) <-chan Status {
 		return ch
 	}
 	r.waiters[pid] = ch
+	r.wakeGather()
 	return ch
 }
 
@@ -133,8 +161,15 @@ func (r *Reaper) Spawn(s Spec) (*Process, error) {
 	pid, err := syscall.ForkExec(s.Path, s.Args, attr)
 	if err == nil {
 		r.waiters[pid] = ch
+		r.wakeGather()
 	}
 	r.mu.Unlock()
+	if err == nil {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
 	for _, f := range s.Files {
 		if f != nil {
 			// ForkExec read the descriptors; keep the files alive until here.
@@ -147,24 +182,11 @@ func (r *Reaper) Spawn(s Spec) (*Process, error) {
 	return &Process{Pid: pid, Done: ch}, nil
 }
 
-func (r *Reaper) loop() {
-	defer close(r.done)
-	r.reap()
-	for {
-		select {
-		case <-r.sigs:
-			r.reap()
-		case <-r.quit:
-			return
-		}
-	}
-}
-
 // reap collects every exited child. SIGCHLD coalesces, so one signal may stand for many.
 func (r *Reaper) reap() {
 	var orphans []Status
 	r.mu.Lock()
-	for {
+	for !r.stopped {
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
 		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
@@ -185,6 +207,7 @@ func (r *Reaper) reap() {
 		}
 		if ch, ok := r.waiters[pid]; ok {
 			delete(r.waiters, pid)
+			r.forget(pid)
 			ch <- st
 		} else {
 			r.orphans.Add(1)
