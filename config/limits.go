@@ -92,6 +92,17 @@ func checkSource(path string, src []byte, isJSON bool) hcl.Diagnostics {
 	if len(src) > MaxFileSize {
 		return tooLarge(path, int64(len(src)))
 	}
+	// HCL reads a malformed UTF-8 sequence as one character, swallowing the byte after a
+	// lead byte (a quote, a bracket): the depth scanner would no longer see what HCL sees.
+	if bad := invalidUTF8(src); bad >= 0 {
+		pos := posAt(src, bad)
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid UTF-8",
+			Detail:   fmt.Sprintf("a configuration file is UTF-8 text; the byte 0x%02x here is not part of a valid character; see docs/configuration.md#limits", src[bad]),
+			Subject:  &hcl.Range{Filename: path, Start: pos, End: pos},
+		}}
+	}
 	var err *scanError
 	if isJSON {
 		_, err = scanJSON(src)
@@ -131,6 +142,21 @@ func syntaxErrorsBefore(path string, src []byte, broken int) hcl.Diagnostics {
 		}
 	}
 	return out
+}
+
+// invalidUTF8 is the offset of the first byte of src that is not part of valid UTF-8, or -1.
+func invalidUTF8(src []byte) int {
+	if utf8.Valid(src) {
+		return -1
+	}
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // posAt turns a byte offset into a line and column (counted in characters, from 1).

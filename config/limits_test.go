@@ -353,3 +353,16 @@ func TestValidationBounded(t *testing.T) {
 		t.Fatalf("%d cycles reported, want %d: %q", cycles, maxCycles, diags[:min(3, len(diags))])
 	}
 }
+
+// HCL reads "\xda\"" as one character: without the UTF-8 check the depth scanner would take
+// the quote for the start of a string and miss every bracket after it.
+func TestInvalidUTF8Refused(t *testing.T) {
+	src := []byte("x = 1\ny = \xda\"" + strings.Repeat("[", 10*MaxDepth) + "\n")
+	diags := checkSource("f.hcl", src, false)
+	if !diags.HasErrors() || diags[0].Summary != "Invalid UTF-8" || diags[0].Subject.Start.Line != 2 || diags[0].Subject.Start.Column != 5 {
+		t.Fatalf("diags = %v", diags)
+	}
+	if d := checkSource("f.hcl", []byte("x = \"é ✓\"\n"), false); d.HasErrors() {
+		t.Fatalf("valid UTF-8 refused: %v", d)
+	}
+}

@@ -102,10 +102,13 @@ func FuzzScan(f *testing.F) {
 		if _, err := scan([]byte(deep + src)); err == nil || err.limit != overDepth {
 			t.Fatalf("%d levels open before the input, and not refused: %v", MaxDepth+1, err)
 		}
-		// A syntax error the scanner sees keeps levels counted: a valid file has none. (Not
-		// checked for invalid UTF-8, which HCL reads as a name character where the scanner
-		// sees a syntax error: its count then only errs on the safe side.)
-		if !asJSON && utf8.ValidString(src) {
+		// Invalid UTF-8 is refused before the scanner runs (checkSource): HCL reads a
+		// malformed sequence as one character, swallowing the byte after its lead byte.
+		if !utf8.ValidString(src) {
+			return
+		}
+		// A syntax error the scanner sees keeps levels counted: a valid file has none.
+		if !asJSON {
 			if s := scanFile([]byte(src)); s.err == nil && s.broken >= 0 {
 				if _, diags := hclparse.NewParser().ParseHCL([]byte(src), "fuzz.hcl"); !diags.HasErrors() {
 					t.Fatalf("a syntax error at offset %d of a valid file", s.broken)
