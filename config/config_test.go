@@ -451,3 +451,14 @@ job "task" {
 		t.Errorf("plan does not show the timeout:\n%s", plan)
 	}
 }
+
+// A job with autostart = false and no trigger is not shown as starting at startup.
+func TestPlanWhenAutostartFalse(t *testing.T) {
+	c := mustParse(t, "job \"a\" {\n  exec = \"x\"\n  autostart = false\n}\njob \"b\" {\n  exec = \"x\"\n}\n", nil)
+	if got := planWhen(c.Jobs[0]); got != "when started by hand" {
+		t.Errorf("autostart = false: %q", got)
+	}
+	if got := planWhen(c.Jobs[1]); got != "at startup" {
+		t.Errorf("default: %q", got)
+	}
+}

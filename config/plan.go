@@ -311,6 +311,9 @@ func NewPlan(c *Config, kinds map[string]Kind) *Plan {
 
 // planWhen says when a job runs: its trigger, then its schedule if it has one.
 func planWhen(j *Job) string {
+	if !j.Autostart && j.When == nil {
+		return "when started by hand" // not at startup: `pilotfish start`
+	}
 	s, ok := j.Spec.(Scheduler)
 	if !ok {
 		return DescribeWhen(j)
