@@ -30,6 +30,9 @@ const (
 	// of instances behind one address stay within Consul's per-client limit
 	// (limits.http_max_conns_per_client, 200 by default).
 	restIdle = 2 * time.Second
+	// blockIdle is how long a connection of the blocking queries may sit unused: longer than
+	// the longest backoff between two queries of a watch.
+	blockIdle = 8 * time.Second
 	// maxAnswer bounds the answer to a blocking query (a service of 100,000 instances).
 	maxAnswer = 512 << 20
 )
@@ -57,8 +60,11 @@ func NewConsul(cfg *config.Consul) (*Consul, error) {
 		return nil, err
 	}
 	_, blockConf, err := newClient(cfg, func(t *http.Transport) {
-		// A blocking query follows the previous one on the same connection.
-		t.MaxIdleConnsPerHost, t.IdleConnTimeout = 16, 2*blockingWait
+		// A blocking query follows the previous one on the same connection, idle between
+		// them for a moment (a backoff at most, 5 s). A connection idle longer is a spare
+		// opened while every other was busy (the agent's identity asked as the queries
+		// started): it is closed rather than held for minutes.
+		t.MaxIdleConnsPerHost, t.IdleConnTimeout = 16, blockIdle
 	})
 	if err != nil {
 		return nil, err

@@ -568,12 +568,13 @@ func TestTemplatesShareTheirQueries(t *testing.T) {
 		t.Errorf("the agent monitor runs beside the templates' queries: %v", q)
 	}
 	// The connections pilotfish holds to the agent: one per blocking query, plus the one for
-	// calls and, on a loaded machine, one more the pool opened while the queries started (12
-	// seen in CI runs). What matters: 100 templates do not hold 100 connections.
+	// calls and, on a loaded machine, one more the pool opened while the queries started.
+	// Spares opened while every connection was busy (14 seen in a CI run) close after 8 s
+	// unused. What matters: 100 templates do not hold 100 connections.
 	port := a.Addr()[strings.LastIndexByte(a.Addr(), ':')+1:]
 	n := 0
 	var seen []int
-	if !poll(15*time.Second, func() bool {
+	if !poll(30*time.Second, func() bool {
 		n = connectionsTo(t, r.PID(), port)
 		seen = append(seen, n)
 		return n >= 10 && n <= 12
