@@ -1,9 +1,12 @@
 package containerpilot_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/config/containerpilot"
@@ -28,8 +31,15 @@ func FuzzRead(f *testing.F) {
 		for _, convert := range []bool{false, true} {
 			var diags []string
 			if convert {
-				_, d := containerpilot.Convert("f.json5", []byte(src), opts(env))
+				c, d := containerpilot.Convert("f.json5", []byte(src), opts(env))
 				diags = config.FormatDiagnostics(d)
+				// The converter lays out its file itself: it must be what hclwrite.Format
+				// (terraform fmt) would make of it.
+				if c != nil && len(c.HCL) > 0 {
+					if f := hclwrite.Format(c.HCL); !bytes.Equal(f, c.HCL) {
+						t.Fatalf("the converted file is not formatted:\n%s\nformatted:\n%s", c.HCL, f)
+					}
+				}
 			} else {
 				_, d := containerpilot.Read("f.json5", []byte(src), opts(env))
 				diags = config.FormatDiagnostics(d)

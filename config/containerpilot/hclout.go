@@ -5,15 +5,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
-	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/text/unicode/norm"
 )
 
 // The converter builds the HCL file as a small tree of items, each with the position in the
-// original file it came from; hclwrite writes it. Reading the written file back tells on
+// original file it came from; write lays it out. Reading the written file back tells on
 // which line each item landed, so that a diagnostic of the HCL loader points at the line of
 // the ContainerPilot file the item came from.
 
@@ -60,18 +61,19 @@ func (b *hBody) block(typ string, labels []string, pos hcl.Pos, comments ...stri
 func (b *hBody) comment(lines ...string) { b.pending = append(b.pending, lines...) }
 
 // write renders the tree as formatted HCL, with the header comment lines first, and maps
-// each line of the result to the position of the item written there.
+// each line of the result to the position of the item written there. The layout is that
+// of `terraform fmt` (hclwrite.Format): two spaces per level, the "=" of consecutive
+// attributes aligned, and the comments at the ends of consecutive lines aligned.
 func write(header []string, body *hBody) ([]byte, map[int]hcl.Pos, error) {
-	f := hclwrite.NewEmptyFile()
-	root := f.Body()
+	var w hclWriter
 	for _, h := range header {
-		root.AppendUnstructuredTokens(commentTokens(h))
+		w.comment(0, h)
 	}
 	if len(header) > 0 {
-		root.AppendNewline()
+		w.blank()
 	}
-	writeBody(root, body, true)
-	out := hclwrite.Format(f.Bytes())
+	w.body(body, 0, true)
+	out := w.bytes()
 	syn, diags := hclsyntax.ParseConfig(out, "converted.hcl", hcl.InitialPos)
 	if diags.HasErrors() {
 		return out, nil, fmt.Errorf("the converted file does not parse: %s", diags.Error())
@@ -81,39 +83,101 @@ func write(header []string, body *hBody) ([]byte, map[int]hcl.Pos, error) {
 	return out, lines, nil
 }
 
-func commentTokens(text string) hclwrite.Tokens {
+// hLine is one line of the output: an attribute (name, "= expr", a note) or text as it is.
+type hLine struct {
+	indent     int
+	name, expr string // an attribute when expr != ""
+	note       string // "# …" at the end of an attribute's line
+	text       string // anything else, indent included
+}
+
+type hclWriter struct{ lines []hLine }
+
+func (w *hclWriter) blank() { w.lines = append(w.lines, hLine{}) }
+
+func (w *hclWriter) comment(indent int, text string) {
 	line := "#"
 	if text != "" {
 		line += " " + text
 	}
-	return hclwrite.Tokens{{Type: hclsyntax.TokenComment, Bytes: []byte(line + "\n")}}
+	w.lines = append(w.lines, hLine{text: strings.Repeat("  ", indent) + line})
 }
 
-func writeBody(b *hclwrite.Body, body *hBody, top bool) {
+func (w *hclWriter) body(body *hBody, indent int, top bool) {
+	pad := strings.Repeat("  ", indent)
 	for i, it := range body.items {
 		if it.blank || top && i > 0 && it.block != nil {
-			b.AppendNewline()
+			w.blank()
 		}
 		for _, c := range it.comments {
 			for _, line := range strings.Split(c, "\n") {
-				b.AppendUnstructuredTokens(commentTokens(line))
+				w.comment(indent, line)
 			}
 		}
 		switch {
 		case it.attr != nil:
-			toks := hclwrite.Tokens{{Type: hclsyntax.TokenIdent, Bytes: []byte(it.attr.expr)}}
+			l := hLine{indent: indent, name: it.attr.name, expr: it.attr.expr}
 			if it.attr.note != "" {
-				toks = append(toks, &hclwrite.Token{Type: hclsyntax.TokenComment, Bytes: []byte("# " + it.attr.note), SpacesBefore: 1})
+				l.note = "# " + it.attr.note
 			}
-			b.SetAttributeRaw(it.attr.name, toks)
+			w.lines = append(w.lines, l)
 		case it.block != nil:
-			nb := b.AppendNewBlock(it.block.typ, it.block.labels)
-			writeBody(nb.Body(), &it.block.body, false)
+			head := pad + it.block.typ
+			for _, label := range it.block.labels {
+				head += " " + quote(label)
+			}
+			w.lines = append(w.lines, hLine{text: head + " {"})
+			w.body(&it.block.body, indent+1, false)
+			w.lines = append(w.lines, hLine{text: pad + "}"})
 		}
 	}
 	for _, c := range body.pending {
-		b.AppendUnstructuredTokens(commentTokens(c))
+		w.comment(indent, c)
 	}
+}
+
+// bytes lays the lines out. A run of attribute lines aligns its "="; a run of lines that
+// end in a comment aligns the comments, as hclwrite.Format does.
+func (w *hclWriter) bytes() []byte {
+	cols := make([]int, len(w.lines)) // where "=" goes on an attribute line
+	for i := 0; i < len(w.lines); {
+		j, width := i, 0
+		for ; j < len(w.lines) && w.lines[j].expr != ""; j++ {
+			width = max(width, 2*w.lines[j].indent+len(w.lines[j].name))
+		}
+		for k := i; k < j; k++ {
+			cols[k] = width + 1
+		}
+		i = max(j, i+1)
+	}
+	var b strings.Builder
+	for i := 0; i < len(w.lines); {
+		j, width := i, 0
+		for ; j < len(w.lines) && w.lines[j].note != ""; j++ {
+			width = max(width, cols[j]+2+len(w.lines[j].expr))
+		}
+		for k := i; k < max(j, i+1); k++ {
+			l := w.lines[k]
+			if l.expr == "" {
+				b.WriteString(l.text)
+				b.WriteByte('\n')
+				continue
+			}
+			start := b.Len()
+			b.WriteString(strings.Repeat("  ", l.indent))
+			b.WriteString(l.name)
+			b.WriteString(strings.Repeat(" ", cols[k]-b.Len()+start))
+			b.WriteString("= ")
+			b.WriteString(l.expr)
+			if l.note != "" {
+				b.WriteString(strings.Repeat(" ", width+1-b.Len()+start))
+				b.WriteString(l.note)
+			}
+			b.WriteByte('\n')
+		}
+		i = max(j, i+1)
+	}
+	return []byte(b.String())
 }
 
 func mapBody(syn *hclsyntax.Body, body *hBody, lines map[int]hcl.Pos) {
@@ -143,7 +207,37 @@ func mapBody(syn *hclsyntax.Body, body *hBody, lines map[int]hcl.Pos) {
 // Expressions, as HCL source text.
 
 func quote(s string) string {
-	return strings.TrimSpace(string(hclwrite.TokensForValue(cty.StringVal(s)).Bytes()))
+	s = norm.NFC.String(s) // as a cty string holds it
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i, r := range s {
+		switch r {
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '"', '\\':
+			b = append(b, '\\', byte(r))
+		case '$', '%':
+			// "${" and "%{" would open a template sequence: doubled, they are the text.
+			b = append(b, byte(r))
+			if strings.HasPrefix(s[i+1:], "{") {
+				b = append(b, byte(r))
+			}
+		default:
+			switch {
+			case unicode.IsPrint(r):
+				b = utf8.AppendRune(b, r)
+			case r < 1<<16:
+				b = fmt.Appendf(b, "\\u%04x", r)
+			default:
+				b = fmt.Appendf(b, "\\U%08x", r)
+			}
+		}
+	}
+	return string(append(b, '"'))
 }
 
 func list(exprs []string) string { return "[" + strings.Join(exprs, ", ") + "]" }
