@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/control"
 	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/events"
 	"github.com/pilotfish/pilotfish/internal/errdefs"
+	"github.com/pilotfish/pilotfish/internal/memtrim"
 	"github.com/pilotfish/pilotfish/jobs"
 )
 
@@ -48,8 +48,8 @@ func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 		}
 		d.countReload(ReloadInvalid)
 		// A refused file may have taken much memory to read and evaluate: give it back now,
-		// not at the runtime's leisure.
-		debug.FreeOSMemory()
+		// not at the runtime's leisure, with the parser's pages.
+		memtrim.Trim()
 		return api.Reload{}, &control.ConfigError{Diagnostics: config.FormatDiagnostics(diags), Errors: countErrors(diags)}
 	}
 	res := api.Reload{Changed: []string{}, Added: []string{}, Removed: []string{}}
@@ -144,6 +144,7 @@ func (d *Daemon) Reload(ctx context.Context) (api.Reload, error) {
 	d.log.Info("configuration reloaded", "changed", res.Changed, "added", res.Added, "removed", res.Removed)
 	d.bus.Publish(events.Reload, events.Global, nil)
 	d.bus.Publish(events.Startup, events.Global, nil)
+	memtrim.Trim() // the parser's pages, and what the old configuration held
 	return res, nil
 }
 

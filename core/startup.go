@@ -1,11 +1,12 @@
 package core
 
-import "runtime/debug"
+import "github.com/pilotfish/pilotfish/internal/memtrim"
 
 // afterStartup runs at each quiet check of the supervise loop until every job has handled
 // the events queued for it at start-up (so the first runs are forked); then it gives back
 // to the OS what parsing and setting up left behind, which a long-lived PID 1 should not
-// keep resident. Before, the forced GC would stop the goroutines that fork. Pokes drive
+// keep resident: the freed heap, and the mappings of the binary's start-up code
+// (docs/operations.md#memory). Before, the forced GC would stop the goroutines that fork. Pokes drive
 // it: no timer, no idle wake-up.
 func (d *Daemon) afterStartup() {
 	if d.startLeft < 0 || len(d.pokes) > 0 {
@@ -18,5 +19,5 @@ func (d *Daemon) afterStartup() {
 		}
 	}
 	d.startLeft = -1
-	debug.FreeOSMemory()
+	memtrim.Trim()
 }

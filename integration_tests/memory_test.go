@@ -1,0 +1,52 @@
+package integration
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The example of docs/operations.md#memory, run as written (its /tmp/ paths in a test
+// directory): once the job has started, PID 1 holds few of its binary's pages (without the
+// trim, about 11 MiB of them stay mapped), and a status call afterwards works, mapping
+// back what it runs.
+func TestMemoryDocExample(t *testing.T) {
+	t.Parallel()
+	requirePID1(t)
+	page := operationsPage(t, "Memory")
+	blocks := docBlocks(t, page, "sh")
+	if len(blocks) != 1 {
+		t.Fatalf("%s: %d sh blocks, want 1", page, len(blocks))
+	}
+	dir := t.TempDir()
+	script := strings.ReplaceAll(blocks[0].body, "/tmp/", dir+"/")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Dir, cmd.Env = dir, withBinOnPath()
+	// A pilotfish the script failed to stop would hold the output open: do not wait on it,
+	// and stop it.
+	cmd.WaitDelay = 5 * time.Second
+	t.Cleanup(func() { _ = exec.Command("pkill", "-KILL", "-f", "pilotfish run -config "+dir).Run() })
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the example failed: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`(?m)^RssFile:\s+(\d+) kB`).FindAllSubmatch(out, -1)
+	if len(m) != 2 {
+		t.Fatalf("want two RssFile lines:\n%s", out)
+	}
+	idle, _ := strconv.Atoi(string(m[0][1]))
+	after, _ := strconv.Atoi(string(m[1][1]))
+	t.Logf("RssFile idle %d kB, after a status call %d kB", idle, after)
+	if idle > 6<<10 {
+		t.Errorf("%d kB of the binary stay mapped after start-up, want at most 6 MiB:\n%s", idle, out)
+	}
+	if !strings.Contains(string(out), "pilotfish started") {
+		t.Errorf("no start-up line:\n%s", out)
+	}
+}
