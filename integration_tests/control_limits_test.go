@@ -150,7 +150,7 @@ job "steady" {
 }
 `, Launcher: []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}, NoRace: true})
 	pid := p.PID()
-	before := vmRSS(pid)
+	before := rssAnon(pid)
 
 	flood := exec.Command(python, "-c", floodPy, sock, strconv.Itoa(clients))
 	stdin, err := flood.StdinPipe()
@@ -204,7 +204,7 @@ job "steady" {
 			t.Fatalf("the flood's clients were not all answered within 60s")
 		}
 	}
-	peak := vmRSS(pid)
+	peak := rssAnon(pid)
 	t.Logf("%d clients: %s; ping and status answered %d times meanwhile", clients, strings.TrimSpace(summary), pings)
 	if code, _, body := curlDo(t, sock, "GET", "/v1/ping", nil); code != 200 {
 		t.Fatalf("ping while the flood holds its connections: %d %s", code, body)
@@ -225,10 +225,10 @@ job "steady" {
 	}, "a stream slot after the flood left")
 	var after int64
 	settled := poll(30*time.Second, func() bool {
-		after = vmRSS(pid)
+		after = rssAnon(pid)
 		return after < before+12<<20
 	})
-	t.Logf("RSS: %d MiB before, %d MiB with the flood connected, %d MiB after it left", before>>20, peak>>20, after>>20)
+	t.Logf("anonymous RSS: %d MiB before, %d MiB with the flood connected, %d MiB after it left", before>>20, peak>>20, after>>20)
 	if !settled {
 		t.Errorf("RSS stays at %d MiB after the flood left (%d MiB before)", after>>20, before>>20)
 	}
