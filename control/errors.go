@@ -80,6 +80,9 @@ var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledBuf: a buffer that grew larger than this (a huge answer) is left to the GC.
 const maxPooledBuf = 256 << 10
 
+// jsonAppender is an answer that writes its own JSON (the status: control/api/encode.go).
+type jsonAppender interface{ AppendJSON([]byte) []byte }
+
 // writeJSON answers with v as compact JSON (docs/api.md: `| jq` indents it for a human).
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	buf := jsonBufs.Get().(*bytes.Buffer)
@@ -89,7 +92,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		}
 	}()
 	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	if a, ok := v.(jsonAppender); ok {
+		buf.Write(a.AppendJSON(buf.AvailableBuffer()))
+		buf.WriteByte('\n') // as an Encoder ends a value
+	} else if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Nothing is sent yet, so the client gets a clear error, not half an answer.
 		code = http.StatusInternalServerError
 		buf.Reset()

@@ -27,7 +27,8 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.Status())
+	st := s.b.Status()
+	writeJSON(w, http.StatusOK, &st)
 }
 
 func (s *Server) job(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +37,7 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, j)
+	writeJSON(w, http.StatusOK, &j)
 }
 
 func (s *Server) jobVerb(fn func(Backend, context.Context, string) (api.Job, error)) http.HandlerFunc {
@@ -50,7 +51,7 @@ func (s *Server) jobVerb(fn func(Backend, context.Context, string) (api.Job, err
 			writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, j)
+		writeJSON(w, http.StatusOK, &j)
 	}
 }
 
