@@ -10,32 +10,14 @@ import (
 	"time"
 )
 
-// The example of docs/operations.md#memory, run as written (its /tmp/ paths in a test
-// directory): once the job has started, PID 1 holds few of its binary's pages (without the
-// trim, about 11 MiB of them stay mapped), and a status call afterwards works, mapping
-// back what it runs.
+// The first example of docs/operations.md#memory-and-cpu, run as written (its /tmp/ paths
+// in a test directory): once the job has started, PID 1 holds few of its binary's pages
+// (without the trim, about 11 MiB of them stay mapped), and a status call afterwards works,
+// mapping back what it runs.
 func TestMemoryDocExample(t *testing.T) {
 	t.Parallel()
 	requirePID1(t)
-	page := operationsPage(t, "Memory")
-	blocks := docBlocks(t, page, "sh")
-	if len(blocks) != 1 {
-		t.Fatalf("%s: %d sh blocks, want 1", page, len(blocks))
-	}
-	dir := t.TempDir()
-	script := strings.ReplaceAll(blocks[0].body, "/tmp/", dir+"/")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", script)
-	cmd.Dir, cmd.Env = dir, withBinOnPath()
-	// A pilotfish the script failed to stop would hold the output open: do not wait on it,
-	// and stop it.
-	cmd.WaitDelay = 5 * time.Second
-	t.Cleanup(func() { _ = exec.Command("pkill", "-KILL", "-f", "pilotfish run -config "+dir).Run() })
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the example failed: %v\n%s", err, out)
-	}
+	out := runFootprintExample(t, 0)
 	m := regexp.MustCompile(`(?m)^RssFile:\s+(\d+) kB`).FindAllSubmatch(out, -1)
 	if len(m) != 2 {
 		t.Fatalf("want two RssFile lines:\n%s", out)
@@ -49,4 +31,43 @@ func TestMemoryDocExample(t *testing.T) {
 	if !strings.Contains(string(out), "pilotfish started") {
 		t.Errorf("no start-up line:\n%s", out)
 	}
+}
+
+// The second: once started, pilotfish runs on one P; GOMAXPROCS in its environment wins.
+func TestCPUDocExample(t *testing.T) {
+	t.Parallel()
+	requireCurl(t)
+	if out := runFootprintExample(t, 1); !strings.Contains(string(out), "go_sched_gomaxprocs_threads 1\n") {
+		t.Errorf("want go_sched_gomaxprocs_threads 1:\n%s", out)
+	}
+	if out := runFootprintExample(t, 1, "GOMAXPROCS=2"); !strings.Contains(string(out), "go_sched_gomaxprocs_threads 2\n") {
+		t.Errorf("with GOMAXPROCS=2, want go_sched_gomaxprocs_threads 2:\n%s", out)
+	}
+}
+
+// runFootprintExample runs the i-th sh block of docs/operations.md#memory-and-cpu with its
+// /tmp/ paths in a test directory and its port a free one, and returns what it printed.
+func runFootprintExample(t *testing.T, i int, env ...string) []byte {
+	t.Helper()
+	page := operationsPage(t, "Memory and CPU")
+	blocks := docBlocks(t, page, "sh")
+	if len(blocks) != 2 {
+		t.Fatalf("%s: %d sh blocks, want 2", page, len(blocks))
+	}
+	dir := t.TempDir()
+	script := strings.ReplaceAll(blocks[i].body, "/tmp/", dir+"/")
+	script = strings.ReplaceAll(script, "127.0.0.1:9191", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Dir, cmd.Env = dir, withBinOnPath(env...)
+	// A pilotfish the script failed to stop would hold the output open: do not wait on it,
+	// and stop it.
+	cmd.WaitDelay = 5 * time.Second
+	t.Cleanup(func() { _ = exec.Command("pkill", "-KILL", "-f", "pilotfish run -config "+dir).Run() })
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the example failed: %v\n%s", err, out)
+	}
+	return out
 }
