@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,7 @@ type Daemon struct {
 	failedExit  bool
 	checkBuf    []jobs.Status // the snapshots check reads, reused (only the supervise loop checks)
 	startLeft   int           // the first job that may not have forked its first run; -1: start-up is over
+	startGC     int           // the GC percent to restore when start-up is over; -1: none set
 }
 
 // ServeMainThread runs fn, which ends the process, on another goroutine and lends the
@@ -379,6 +381,12 @@ func (d *Daemon) startJobs(built []*jobs.Job) {
 	defer d.reloadMu.Unlock()
 	if d.ctl != nil {
 		d.ctl.Started()
+	}
+	d.startGC = -1
+	if os.Getenv("GOGC") == "" {
+		// While the jobs fork, collect less often: a collection stops the goroutines that
+		// fork. afterStartup restores the target before it gives memory back.
+		d.startGC = debug.SetGCPercent(startupGCPercent)
 	}
 	for _, j := range built {
 		j.Start()

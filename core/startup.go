@@ -3,9 +3,13 @@ package core
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/pilotfish/pilotfish/internal/memtrim"
 )
+
+// startupGCPercent is the GC target while the jobs of start-up fork.
+const startupGCPercent = 400
 
 // afterStartup runs at each quiet check of the supervise loop until every job has handled
 // the events queued for it at start-up (so the first runs are forked); then it gives back
@@ -27,6 +31,9 @@ func (d *Daemon) afterStartup() {
 		}
 	}
 	d.startLeft = -1
+	if d.startGC >= 0 {
+		debug.SetGCPercent(d.startGC)
+	}
 	memtrim.Trim()
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)

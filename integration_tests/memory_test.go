@@ -33,15 +33,24 @@ func TestMemoryDocExample(t *testing.T) {
 	}
 }
 
-// The second: once started, pilotfish runs on one P; GOMAXPROCS in its environment wins.
+// The second: once started, pilotfish runs on one P with the GC target back at 100%;
+// GOMAXPROCS and GOGC in its environment win.
 func TestCPUDocExample(t *testing.T) {
 	t.Parallel()
 	requireCurl(t)
-	if out := runFootprintExample(t, 1); !strings.Contains(string(out), "go_sched_gomaxprocs_threads 1\n") {
-		t.Errorf("want go_sched_gomaxprocs_threads 1:\n%s", out)
-	}
-	if out := runFootprintExample(t, 1, "GOMAXPROCS=2"); !strings.Contains(string(out), "go_sched_gomaxprocs_threads 2\n") {
-		t.Errorf("with GOMAXPROCS=2, want go_sched_gomaxprocs_threads 2:\n%s", out)
+	for _, c := range []struct {
+		env  []string
+		want []string
+	}{
+		{nil, []string{"go_sched_gomaxprocs_threads 1\n", "go_gc_gogc_percent 100\n"}},
+		{[]string{"GOMAXPROCS=2", "GOGC=50"}, []string{"go_sched_gomaxprocs_threads 2\n", "go_gc_gogc_percent 50\n"}},
+	} {
+		out := runFootprintExample(t, 1, c.env...)
+		for _, w := range c.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("with %v, want %q:\n%s", c.env, w, out)
+			}
+		}
 	}
 }
 
