@@ -271,6 +271,9 @@ func (l *loader) checkPolicies(j *Job, kind Kind, attrs hcl.Attributes) {
 	if h == nil || h.OnFailure != OnFailureRestart {
 		return
 	}
+	if a, ok := kind.(Armed); ok && a.Armed() {
+		return // the kind refuses it
+	}
 	switch {
 	case j.RegistrationOnly():
 		d.Errorf(j.Range, "job %q runs no command: health.on_failure = \"restart\" has no process to restart; use \"ignore\" or \"shutdown\"", j.Name)

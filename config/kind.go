@@ -31,6 +31,11 @@ type Kind interface {
 	Emits(job *Job) []events.Code
 }
 
+// Armed is implemented by the kinds whose runs are started by a trigger of their own (a
+// schedule, a connection). Such a kind refuses health.on_failure = "restart" itself, in its
+// own words, so the common checks say nothing more of it.
+type Armed interface{ Armed() bool }
+
 // Emits lists every code the job can publish.
 func Emits(kinds map[string]Kind, job *Job) []events.Code {
 	out := []events.Code{events.Stopping, events.Stopped}

@@ -30,6 +30,7 @@ func (cronKind) Schema() *hcl.BodySchema {
 	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "schedule", Required: true}, {Name: "timezone"}, {Name: "run_on_start"}}}
 }
 func (cronKind) ExecRule() config.ExecRule       { return config.ExecRequired }
+func (cronKind) Armed() bool                     { return true }
 func (cronKind) Emits(*config.Job) []events.Code { return processCodes }
 
 func (cronKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) {

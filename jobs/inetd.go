@@ -47,6 +47,7 @@ func (inetdKind) Schema() *hcl.BodySchema {
 	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "listen", Required: true}, {Name: "mode"}, {Name: "max_connections"}}}
 }
 func (inetdKind) ExecRule() config.ExecRule       { return config.ExecRequired }
+func (inetdKind) Armed() bool                     { return true }
 func (inetdKind) Emits(*config.Job) []events.Code { return processCodes }
 
 func (inetdKind) Decode(d *config.Decoder, j *config.Job, c *hcl.BodyContent) {

@@ -461,6 +461,10 @@ autostart = false`, `remove autostart = false`},
 			if cfg != nil || !strings.Contains(strings.Join(config.FormatDiagnostics(diags), "\n"), c.want) {
 				t.Fatalf("want an error with %q: %v", c.want, config.FormatDiagnostics(diags))
 			}
+			// The kind's error says it all: no warning about restarts beside it.
+			if len(diags) != 1 {
+				t.Errorf("want the one error, got %v", config.FormatDiagnostics(diags))
+			}
 		})
 	}
 	for _, ok := range []string{
