@@ -109,9 +109,9 @@ type Daemon struct {
 	shutdownReq chan string
 	exitCode    int
 	failedExit  bool
-	checkBuf    []jobs.Status // the snapshots check reads, reused (only the supervise loop checks)
-	startLeft   int           // the first job that may not have forked its first run; -1: start-up is over
-	startGC     int           // the GC percent to restore when start-up is over; -1: none set
+	checked     checkCache // the snapshots check read (only the supervise loop checks)
+	startLeft   int        // the first job that may not have forked its first run; -1: start-up is over
+	startGC     int        // the GC percent to restore when start-up is over; -1: none set
 }
 
 // ServeMainThread runs fn, which ends the process, on another goroutine and lends the

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pilotfish/pilotfish/config"
 	"github.com/pilotfish/pilotfish/jobs"
@@ -10,19 +11,16 @@ import (
 // check decides, after any job changed, whether pilotfish must end: the main job exited, a
 // job became unhealthy with health.on_failure = "shutdown", a job failed for good with
 // exit_on_failure, or nothing can ever run again. It runs at every status change, so it
-// reads each job's snapshot once, into a slice, and stops at the first live job.
+// keeps the snapshots it read and takes a new one only of a job whose status changed since
+// (at start-up, 200 jobs change 400 times: 80,000 snapshots otherwise), and stops at the
+// first live job.
 func (d *Daemon) check() string {
 	if d.reloading.Load() {
 		return "" // jobs come and go during a reload; it pokes again when done
 	}
 	list := d.jobList()
 	d.outer.update(list)
-	status := d.checkBuf[:0]
-	for _, j := range list {
-		status = append(status, j.Status())
-	}
-	d.checkBuf = status
-	defer clear(status) // keep no snapshot (nor its slices) alive until the next check
+	status := d.checkSnapshots(list)
 	for i, j := range list {
 		if j.Name() == config.MainJob {
 			if m := status[i]; m.State.Final() && m.ExitCode != nil {
@@ -78,4 +76,37 @@ func anyLive(list []*jobs.Job, status []jobs.Status) bool {
 		}
 	}
 	return false
+}
+
+// checkSnapshots returns a snapshot of each job of list, reusing those of the last check
+// whose job has not changed since. Only the supervise loop calls it.
+func (d *Daemon) checkSnapshots(list []*jobs.Job) []jobs.Status {
+	c := &d.checked
+	if !slices.Equal(c.jobs, list) {
+		clear(c.status) // nothing of a removed job kept alive
+		c.jobs = append(c.jobs[:0], list...)
+		c.status = slices.Grow(c.status[:0], len(list))[:len(list)]
+		c.version = slices.Grow(c.version[:0], len(list))[:len(list)]
+		for i, j := range list {
+			c.version[i] = j.StatusVersion()
+			c.status[i] = j.Status()
+		}
+		return c.status
+	}
+	for i, j := range list {
+		// The version first: a change in between gives a newer snapshot under an older
+		// version, read again next time; never the reverse.
+		if v := j.StatusVersion(); v != c.version[i] {
+			c.version[i] = v
+			c.status[i] = j.Status()
+		}
+	}
+	return c.status
+}
+
+// checkCache holds, for each job of the last check, its snapshot and status version.
+type checkCache struct {
+	jobs    []*jobs.Job
+	status  []jobs.Status
+	version []uint64
 }

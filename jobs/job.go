@@ -69,6 +69,7 @@ type Job struct {
 	mu      sync.Mutex // guards status, changed and hooks
 	status  Status
 	changed chan struct{}
+	version atomic.Uint64 // bumped at each change of status, read without mu
 	hooks   []*Job
 
 	// Owned by the loop.

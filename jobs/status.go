@@ -45,6 +45,10 @@ func (j *Job) Status() Status {
 	return j.status
 }
 
+// StatusVersion counts the changes of status. Read before Status, it tells a reader that
+// kept an older snapshot whether it must take a new one; it takes no lock.
+func (j *Job) StatusVersion() uint64 { return j.version.Load() }
+
 // Changed returns a channel closed at the next status change.
 func (j *Job) Changed() <-chan struct{} {
 	j.mu.Lock()
@@ -200,6 +204,7 @@ func (j *Job) setStatus(st Status) {
 		slices.Equal(st.procs, j.status.procs) && st.cpuDone == j.status.cpuDone
 	if !same {
 		j.status = st
+		j.version.Add(1)
 		close(j.changed)
 		j.changed = make(chan struct{})
 	}
