@@ -12,8 +12,8 @@ import (
 
 	"github.com/pilotfish/pilotfish/control/api"
 	"github.com/pilotfish/pilotfish/internal/errdefs"
+	"github.com/pilotfish/pilotfish/internal/jsonstr"
 	"github.com/pilotfish/pilotfish/internal/logtail"
-	"github.com/pilotfish/pilotfish/internal/output"
 )
 
 // Log stream settings (docs/api.md#get-v1logs).
@@ -168,11 +168,11 @@ func AppendLogLine(dst []byte, l logtail.Line) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = l.Time.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","job":`...)
-	dst = output.AppendJSONString(dst, []byte(l.Job))
+	dst = jsonstr.Append(dst, l.Job, false)
 	dst = append(dst, `,"stream":"`...)
 	dst = append(dst, l.Stream.String()...)
 	dst = append(dst, `","message":`...)
-	dst = output.AppendJSONString(dst, l.Message)
+	dst = jsonstr.Append(dst, l.Message, false)
 	if l.Dropped > 0 {
 		dst = append(dst, `,"dropped":`...)
 		dst = strconv.AppendUint(dst, l.Dropped, 10)

@@ -4,7 +4,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/pilotfish/pilotfish/internal/jsonstr"
 )
 
 // The status answer is the API's hottest: it is written by hand, byte for byte what
@@ -36,7 +37,7 @@ func (s *Status) AppendJSON(b []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"name":`...)
-			b = appendString(b, w.Name)
+			b = jsonstr.Append(b, w.Name, true)
 			b = append(b, `,"healthy":`...)
 			b = strconv.AppendBool(b, w.Healthy)
 			b = append(b, `,"instances":`...)
@@ -53,17 +54,17 @@ func (s *Status) AppendJSON(b []byte) []byte {
 // AppendJSON appends j as JSON, as encoding/json's Marshal writes it.
 func (j *Job) AppendJSON(b []byte) []byte {
 	b = append(b, `{"name":`...)
-	b = appendString(b, j.Name)
+	b = jsonstr.Append(b, j.Name, true)
 	b = append(b, `,"kind":`...)
-	b = appendString(b, j.Kind)
+	b = jsonstr.Append(b, j.Kind, true)
 	b = append(b, `,"state":`...)
-	b = appendString(b, j.State)
+	b = jsonstr.Append(b, j.State, true)
 	b = append(b, `,"pid":`...)
 	b = strconv.AppendInt(b, int64(j.Pid), 10)
 	b = append(b, `,"restarts":`...)
 	b = strconv.AppendInt(b, int64(j.Restarts), 10)
 	b = append(b, `,"health":`...)
-	b = appendString(b, j.Health)
+	b = jsonstr.Append(b, j.Health, true)
 	b = append(b, `,"exit_code":`...)
 	if j.ExitCode == nil {
 		b = append(b, "null"...)
@@ -73,7 +74,7 @@ func (j *Job) AppendJSON(b []byte) []byte {
 	b = append(b, `,"since":`...)
 	b = appendTime(b, j.Since)
 	b = append(b, `,"status":`...)
-	b = appendString(b, j.Status)
+	b = jsonstr.Append(b, j.Status, true)
 	if j.NextRun != nil {
 		b = append(b, `,"next_run":`...)
 		b = appendTime(b, *j.NextRun)
@@ -112,60 +113,4 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s quoted as encoding/json does: <, > and & escaped for HTML, invalid
-// UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -87,18 +87,6 @@ func TestAppendFloatRefusedValues(t *testing.T) {
 	}
 }
 
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "a\"b", "<&>", "\u2028", "\xff", "\x00\x1f"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Fatalf("appendString(%q) = %s, encoding/json: %s", s, got, want)
-		}
-	})
-}
-
 func BenchmarkStatusJSON(b *testing.B) {
 	s := Status{Jobs: make([]Job, 50), Watches: []Watch{}}
 	for i := range s.Jobs {

@@ -27,8 +27,8 @@ func TestParseMapsLine(t *testing.T) {
 	}
 }
 
-// After Trim, the test binary's resident file pages drop, and code still runs: every page
-// comes back on use.
+// After Trim, the test binary's resident file pages drop; the test running on is the proof
+// that the pages it needs come back.
 func TestTrimDropsBinaryPages(t *testing.T) {
 	if len(binaryMappings()) == 0 {
 		t.Fatal("no read-only mapping of the executable found in /proc/self/maps")
@@ -39,9 +39,6 @@ func TestTrimDropsBinaryPages(t *testing.T) {
 	t.Logf("dropped %d KiB of mappings; RssFile %d → %d kB", n>>10, before, after)
 	if n == 0 || after >= before {
 		t.Errorf("RssFile %d → %d kB after dropping %d bytes of mappings", before, after, n)
-	}
-	if s := strings.Repeat("x", 3); s != "xxx" {
-		t.Fatal("code after the trim misbehaves")
 	}
 }
 

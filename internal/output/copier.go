@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pilotfish/pilotfish/internal/jsonstr"
 	"github.com/pilotfish/pilotfish/internal/logtail"
 )
 
@@ -80,7 +81,7 @@ func (c *Copier) Copy(r io.Reader) {
 				batch = append(batch, `{"time":"`...)
 				batch = append(batch, stamp...)
 				batch = append(batch, c.JSON...)
-				batch = AppendJSONString(batch, part)
+				batch = jsonstr.Append(batch, part, false) // a log line is not HTML
 				batch = append(batch, "}\n"...)
 			} else {
 				if c.Time {

@@ -10,29 +10,6 @@ import (
 	"github.com/pilotfish/pilotfish/internal/logtail"
 )
 
-// AppendJSONString reads back as encoding/json's encoding of the same bytes.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "quote \" back\\slash", "ctl \x00\x01\x1f\x7f\t\r\n", "<html> & more",
-		"bad \xff\xfe utf8 \xe2\x82", "é ü 日本", "sep \u2028 \u2029", "\b\f"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, s []byte) {
-		ours := AppendJSONString(nil, s)
-		var got, want string
-		if err := json.Unmarshal(ours, &got); err != nil {
-			t.Fatalf("%q encodes to invalid JSON %s: %v", s, ours, err)
-		}
-		ref, _ := json.Marshal(string(s))
-		_ = json.Unmarshal(ref, &want)
-		if got != want {
-			t.Fatalf("%q reads back as %q, encoding/json's as %q", s, got, want)
-		}
-		if bytes.ContainsAny(ours[1:len(ours)-1], "\n\r") {
-			t.Fatalf("%q: a raw newline in %s", s, ours)
-		}
-	})
-}
-
 // With JSON set, each line is one JSON object with the job, the stream and the time.
 func TestCopierJSONLines(t *testing.T) {
 	var buf bytes.Buffer
