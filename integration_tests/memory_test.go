@@ -17,7 +17,13 @@ import (
 func TestMemoryDocExample(t *testing.T) {
 	t.Parallel()
 	requirePID1(t)
-	out := runFootprintExample(t, 0)
+	// Instead of the example's sleep: until the trim shows, 10 s at most.
+	out := runFootprintExample(t, 0, `for i in $(seq 100); do
+  pf=$(pgrep -xf 'pilotfish run -config /tmp/one.hcl')
+  [ -n "$pf" ] && [ "$(awk '/^RssFile/ {print $2}' /proc/$pf/status)" -lt 6144 ] && break
+  sleep 0.1
+done
+`)
 	m := regexp.MustCompile(`(?m)^RssFile:\s+(\d+) kB`).FindAllSubmatch(out, -1)
 	if len(m) != 2 {
 		t.Fatalf("want two RssFile lines:\n%s", out)
@@ -45,7 +51,12 @@ func TestCPUDocExample(t *testing.T) {
 		{nil, []string{"go_sched_gomaxprocs_threads 1\n", "go_gc_gogc_percent 100\n"}},
 		{[]string{"GOMAXPROCS=2", "GOGC=50"}, []string{"go_sched_gomaxprocs_threads 2\n", "go_gc_gogc_percent 50\n"}},
 	} {
-		out := runFootprintExample(t, 1, c.env...)
+		// Instead of the example's sleep: until the metrics show the setting, 10 s at most.
+		out := runFootprintExample(t, 1, `for i in $(seq 100); do
+  curl -s http://127.0.0.1:9191/metrics | grep -qx '`+strings.TrimSuffix(c.want[0], "\n")+`' && break
+  sleep 0.1
+done
+`, c.env...)
 		for _, w := range c.want {
 			if !strings.Contains(string(out), w) {
 				t.Errorf("with %v, want %q:\n%s", c.env, w, out)
@@ -55,16 +66,21 @@ func TestCPUDocExample(t *testing.T) {
 }
 
 // runFootprintExample runs the i-th sh block of docs/operations.md#memory-and-cpu with its
-// /tmp/ paths in a test directory and its port a free one, and returns what it printed.
-func runFootprintExample(t *testing.T, i int, env ...string) []byte {
+// "sleep 1" replaced by wait (a loop on a condition), its /tmp/ paths in a test directory
+// and its port a free one, and returns what it printed.
+func runFootprintExample(t *testing.T, i int, wait string, env ...string) []byte {
 	t.Helper()
 	page := operationsPage(t, "Memory and CPU")
 	blocks := docBlocks(t, page, "sh")
 	if len(blocks) != 2 {
 		t.Fatalf("%s: %d sh blocks, want 2", page, len(blocks))
 	}
+	if !strings.Contains(blocks[i].body, "sleep 1\n") {
+		t.Fatalf("%s: the example has no \"sleep 1\" line to replace", page)
+	}
 	dir := t.TempDir()
-	script := strings.ReplaceAll(blocks[i].body, "/tmp/", dir+"/")
+	script := strings.Replace(blocks[i].body, "sleep 1\n", wait, 1)
+	script = strings.ReplaceAll(script, "/tmp/", dir+"/")
 	script = strings.ReplaceAll(script, "127.0.0.1:9191", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
